@@ -1,0 +1,42 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"time"
+
+	"github.com/kmodtest/kmodtest/vm"
+)
+
+// DetectAccel picks KVM when /dev/kvm opens and QEMU can really start a
+// KVM vCPU with it, and TCG otherwise, with the reason. An openable
+// /dev/kvm is not enough: under nested virtualisation QEMU may abort on
+// its first MSR write, which the probe run catches in a fraction of a
+// second.
+func DetectAccel(qemuBin string) (vm.Accel, string) {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return vm.AccelTCG, "no usable /dev/kvm (" + err.Error() + ")"
+	}
+	f.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, qemuBin, "-accel", "kvm", "-cpu", "host", "-S",
+		"-nodefaults", "-display", "none", "-monitor", "none", "-serial", "none")
+	out, err := cmd.CombinedOutput()
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// Still running after the wait: KVM works.
+		return vm.AccelKVM, "/dev/kvm works"
+	}
+	msg := string(out)
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	if err == nil {
+		err = errors.New("exited at once")
+	}
+	return vm.AccelTCG, "/dev/kvm is present but QEMU cannot use it: " + err.Error() + ": " + msg
+}

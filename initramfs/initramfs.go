@@ -1,0 +1,202 @@
+// Package initramfs builds the guest's initramfs in two layers: a base
+// u-root image (core init plus the prober as uinit), built once and cached
+// by the content of the guest sources, and a small per-run archive with the
+// module and the prober's configuration. Linux unpacks concatenated cpio
+// archives in order, so the two are simply joined; that way a kernel or a
+// module change never pays for the ~20 s Go build of the base image.
+package initramfs
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kmodtest/kmodtest/internal/atomicfile"
+	"github.com/kmodtest/kmodtest/probe"
+	"github.com/u-root/gobusybox/src/pkg/golang"
+	"github.com/u-root/mkuimage/uimage"
+	"github.com/u-root/u-root/pkg/cpio"
+	"github.com/u-root/uio/llog"
+)
+
+// Commands go into the base image. The prober's package path is relative
+// to the repository's module.
+const (
+	initCmd   = "github.com/u-root/u-root/cmds/core/init"
+	proberCmd = "github.com/kmodtest/kmodtest/guest/prober"
+)
+
+// guestSources are the repository paths whose content decides the base
+// image: the prober and everything it imports from this repository.
+var guestSources = []string{"guest", "probe", "greet", "go.mod", "go.sum"}
+
+// ModuleDir is where the per-run archive puts module files in the guest.
+const ModuleDir = "/lib/modules/kmodtest"
+
+// A Builder makes initramfs images for one repository checkout.
+type Builder struct {
+	// RepoDir is the repository root (where go.mod is).
+	RepoDir string
+	// CacheDir holds base images, named by content hash.
+	CacheDir string
+	// Logf reports progress; nil is silent.
+	Logf func(format string, args ...any)
+}
+
+// Base is a built base image.
+type Base struct {
+	Path     string
+	Duration time.Duration
+	Cached   bool
+}
+
+func (b *Builder) logf(format string, args ...any) {
+	if b.Logf != nil {
+		b.Logf(format, args...)
+	}
+}
+
+// Base returns the base image for the current guest sources, building it
+// if no image with their hash is cached.
+func (b *Builder) Base() (*Base, error) {
+	start := time.Now()
+	key, err := b.sourceHash()
+	if err != nil {
+		return nil, fmt.Errorf("hash guest sources: %w", err)
+	}
+	dir := filepath.Join(b.CacheDir, "initramfs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create initramfs cache: %w", err)
+	}
+	path := filepath.Join(dir, "base-"+key[:16]+".cpio")
+	if _, err := os.Stat(path); err == nil {
+		return &Base{Path: path, Duration: time.Since(start), Cached: true}, nil
+	}
+
+	b.logf("initramfs: building u-root base image (init + prober)…")
+	tmpDir, err := os.MkdirTemp(dir, ".build-*")
+	if err != nil {
+		return nil, fmt.Errorf("create build dir: %w", err)
+	}
+	defer os.RemoveAll(tmpDir)
+	tmpOut := filepath.Join(tmpDir, "base.cpio")
+
+	env := golang.Default(
+		golang.DisableCGO(),
+		golang.WithGOARCH("amd64"),
+		golang.WithGOOS("linux"),
+		golang.WithWorkingDir(b.RepoDir),
+	)
+	var log strings.Builder
+	l := llog.New(slog.LevelInfo, func(format string, args ...any) {
+		fmt.Fprintf(&log, format+"\n", args...)
+	})
+	err = uimage.Create(l,
+		uimage.WithReplaceEnv(env),
+		uimage.WithTempDir(tmpDir),
+		uimage.WithBusyboxCommands(initCmd, proberCmd),
+		uimage.WithInit("init"),
+		uimage.WithUinit("prober"),
+		uimage.WithCPIOOutput(tmpOut),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("build u-root image: %w\n%s", err, log.String())
+	}
+	if err := os.Rename(tmpOut, path); err != nil {
+		return nil, fmt.Errorf("store base image: %w", err)
+	}
+	took := time.Since(start)
+	b.logf("initramfs: base image built in %.1fs", took.Seconds())
+	return &Base{Path: path, Duration: took}, nil
+}
+
+// sourceHash hashes the guest sources and the Go version that compiles them.
+func (b *Builder) sourceHash() (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "go %s\n", runtime.Version())
+	for _, rel := range guestSources {
+		root := filepath.Join(b.RepoDir, rel)
+		var files []string
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() && !strings.HasSuffix(path, "_test.go") {
+				files = append(files, path)
+			}
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+		sort.Strings(files)
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return "", err
+			}
+			name, _ := filepath.Rel(b.RepoDir, f)
+			fmt.Fprintf(h, "%s %d\n", name, len(data))
+			h.Write(data)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// File is one file of the per-run archive.
+type File struct {
+	// Source is a path on the host.
+	Source string
+	// Target is the absolute path in the guest.
+	Target string
+}
+
+// Compose writes out: the base image followed by an archive that holds
+// files and the prober's configuration.
+func Compose(out, base string, cfg probe.Config, files []File) error {
+	cfgJSON, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode prober config: %w", err)
+	}
+	records := []cpio.Record{cpio.StaticFile(strings.TrimPrefix(probe.ConfigPath, "/"), string(cfgJSON), 0o644)}
+	for _, f := range files {
+		data, err := os.ReadFile(f.Source)
+		if err != nil {
+			return fmt.Errorf("read %s for the initramfs: %w", f.Source, err)
+		}
+		records = append(records, cpio.StaticFile(strings.TrimPrefix(f.Target, "/"), string(data), 0o644))
+	}
+
+	return atomicfile.Write(out, 0o644, func(w io.Writer) error {
+		in, err := os.Open(base)
+		if err != nil {
+			return fmt.Errorf("open base image: %w", err)
+		}
+		defer in.Close()
+		n, err := io.Copy(w, in)
+		if err != nil {
+			return fmt.Errorf("copy base image: %w", err)
+		}
+		// Each archive must start 4-byte aligned.
+		if pad := (4 - n%4) % 4; pad != 0 {
+			if _, err := w.Write(make([]byte, pad)); err != nil {
+				return err
+			}
+		}
+		rw := cpio.Newc.Writer(w)
+		if err := cpio.WriteRecordsAndDirs(rw, records); err != nil {
+			return fmt.Errorf("write module archive: %w", err)
+		}
+		return cpio.WriteTrailer(rw)
+	})
+}

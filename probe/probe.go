@@ -1,0 +1,180 @@
+// Package probe is the contract between the guest prober and the host: the
+// configuration the host puts into the initramfs, the names of the steps, and
+// the JSON event lines the prober writes to its result port.
+//
+// It is imported by both sides, so it holds data and encoding only: nothing
+// that runs a VM and nothing that talks netlink.
+package probe
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// ConfigPath is where the host places the prober's configuration inside the
+// initramfs.
+const ConfigPath = "/etc/kmodtest/probe.json"
+
+// ResultPort is the serial device the prober writes its events to. The host
+// gives the guest a second UART for it so that kernel messages on the
+// console (ttyS0) never interleave with results.
+const ResultPort = "/dev/ttyS1"
+
+// Config tells the prober what to load and which steps to run.
+type Config struct {
+	// ModulePath is the module file inside the initramfs.
+	ModulePath string `json:"module_path"`
+	// ModuleName is the name the kernel knows the module by (for rmmod).
+	ModuleName string `json:"module_name"`
+	// Protocol is the netlink protocol number the module listens on.
+	Protocol int `json:"protocol"`
+	// Steps lists the steps to run, in order. Empty means DefaultSteps.
+	Steps []string `json:"steps,omitempty"`
+}
+
+// Step names. Each is a subtest name on the host, so they are short,
+// stable and free of slashes.
+const (
+	StepInsmod            = "insmod"
+	StepReply             = "reply"
+	StepAck               = "ack"
+	StepNoReplyWithoutAck = "no-reply-without-ack"
+	StepOriginalClient    = "original-client"
+	StepRmmod             = "rmmod"
+	StepSocketGone        = "socket-gone"
+)
+
+// Scenario steps: hostile input, concurrency, memory and lifecycle. They
+// run between StepOriginalClient and StepRmmod with the module loaded,
+// except the lifecycle ones that load and unload it themselves.
+const (
+	StepShortDatagrams   = "short-datagrams"    // 0 to 15 byte datagrams: dropped, no answer
+	StepBadLength        = "bad-length"         // nlmsg_len < header or > datagram: dropped
+	StepEmptyGreeting    = "empty-greeting"     // no text: -EINVAL, with and without NLM_F_ACK
+	StepTextLimits       = "text-limits"        // 1024 bytes served, 1025: -EINVAL
+	StepHugePayload      = "huge-payload"       // payload far beyond NLMSG_GOODSIZE: -EINVAL
+	StepNoNUL            = "no-nul"             // text without a NUL: served whole
+	StepControlTypes     = "control-types"      // types < NLMSG_MIN_TYPE: acked if asked, else nothing
+	StepUnknownType      = "unknown-type"       // other types: -EOPNOTSUPP
+	StepBatch            = "batch"              // several messages in one datagram, answered in order
+	StepSpoofedPid       = "spoofed-pid"        // nlmsg_pid 0 or another port: reply to the real port
+	StepConcurrentSocket = "concurrent-sockets" // many goroutines, a socket each
+	StepSharedSocket     = "shared-socket"      // many goroutines on one socket
+	StepNeverReads       = "never-reads"        // flood without reading: ENOBUFS at most
+	StepLeak             = "leak"               // many greetings: unreclaimable slab must not grow
+	StepRmmodBusy        = "rmmod-busy"         // rmmod with a socket open fails, module intact
+	StepUnprivileged     = "unprivileged"       // a sender running as nobody is served
+	StepNetns            = "netns"              // a sender in a new network namespace is served
+	StepNetnsDeleted     = "netns-deleted"      // a namespace created and deleted while loaded
+	StepReload           = "reload"             // unload and load again several times
+)
+
+// DefaultSteps is the core load, greet, ack and unload sequence.
+var DefaultSteps = []string{
+	StepInsmod,
+	StepReply,
+	StepAck,
+	StepNoReplyWithoutAck,
+	StepOriginalClient,
+	StepRmmod,
+	StepSocketGone,
+}
+
+// FullSteps is DefaultSteps with every scenario, in the order they run.
+var FullSteps = []string{
+	StepInsmod,
+	StepReply,
+	StepAck,
+	StepNoReplyWithoutAck,
+	StepOriginalClient,
+	StepShortDatagrams,
+	StepBadLength,
+	StepEmptyGreeting,
+	StepTextLimits,
+	StepHugePayload,
+	StepNoNUL,
+	StepControlTypes,
+	StepUnknownType,
+	StepBatch,
+	StepSpoofedPid,
+	StepUnprivileged,
+	StepNetns,
+	StepNetnsDeleted,
+	StepConcurrentSocket,
+	StepSharedSocket,
+	StepNeverReads,
+	StepLeak,
+	StepRmmodBusy,
+	StepRmmod,
+	StepSocketGone,
+	StepReload,
+}
+
+// Event kinds.
+const (
+	// KindBegin is written before a step runs, so that the host can name
+	// the step that was running when the guest panicked or hung.
+	KindBegin = "begin"
+	// KindEnd carries the step's result.
+	KindEnd = "end"
+	// KindDone is written once after the last step, before power-off.
+	KindDone = "done"
+)
+
+// Status values of a finished step.
+const (
+	StatusPass = "pass"
+	StatusFail = "fail"
+	StatusSkip = "skip"
+)
+
+// Event is one line on the result port.
+type Event struct {
+	Kind   string `json:"kind"`
+	Step   string `json:"step,omitempty"`
+	Status string `json:"status,omitempty"`
+	// Detail says what went wrong (want/got) or why a step was skipped.
+	Detail string `json:"detail,omitempty"`
+	// Kmsg holds the kernel log records printed while the step ran,
+	// read from /dev/kmsg between a mark written before the step and
+	// the end of the step.
+	Kmsg []string `json:"kmsg,omitempty"`
+	// TaintBefore and TaintAfter are /proc/sys/kernel/tainted around
+	// the step.
+	TaintBefore uint64 `json:"taint_before"`
+	TaintAfter  uint64 `json:"taint_after"`
+	// Kernel is the guest's uname release, sent with KindBegin of the
+	// first step and with KindDone.
+	Kernel     string `json:"kernel,omitempty"`
+	DurationMS int64  `json:"duration_ms,omitempty"`
+}
+
+// Marshal encodes e as one line: Prefix, JSON, newline.
+func (e Event) Marshal() ([]byte, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s event for step %q: %w", e.Kind, e.Step, err)
+	}
+	line := append([]byte(Prefix), b...)
+	return append(line, '\n'), nil
+}
+
+// Prefix starts every event line, so that the host can pick events out of
+// a port that also carries noise (for instance a getty banner or a line
+// cut short by a panic).
+const Prefix = "KMODTEST "
+
+// ParseLine decodes one result-port line. ok is false for lines that are
+// not events (no Prefix); err is set for event lines that do not decode.
+func ParseLine(line []byte) (e Event, ok bool, err error) {
+	line = bytes.TrimRight(line, "\r\n")
+	i := bytes.Index(line, []byte(Prefix))
+	if i < 0 {
+		return Event{}, false, nil
+	}
+	if err := json.Unmarshal(line[i+len(Prefix):], &e); err != nil {
+		return Event{}, true, fmt.Errorf("decode event line %q: %w", line, err)
+	}
+	return e, true, nil
+}

@@ -1,0 +1,260 @@
+// Package verdict turns one VM run (the prober's events and the console
+// log) into a pass or a failure with reasons for every step, and for the
+// kernel log as a whole.
+//
+// A step fails when the prober says so, when the kernel printed a report
+// (Oops, BUG, WARNING, KFENCE, UBSAN, …) while it ran, when it added a
+// taint flag other than out-of-tree or unsigned, when the guest panicked or
+// hung during it, or when it never ran at all.
+package verdict
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/kmodtest/kmodtest/probe"
+)
+
+// Step is the verdict on one step.
+type Step struct {
+	Name   string
+	Status string // probe.StatusPass, StatusFail or StatusSkip
+	// Reasons say why a step failed, one finding each.
+	Reasons []string
+	// Evidence holds the kernel lines that back the reasons.
+	Evidence []string
+	// Kmsg is everything the kernel printed during the step.
+	Kmsg       []string
+	DurationMS int64
+}
+
+// Failed reports whether the step failed.
+func (s Step) Failed() bool { return s.Status == probe.StatusFail }
+
+// Report is the verdict on a whole run.
+type Report struct {
+	Kernel string // uname -r as seen by the guest
+	Steps  []Step
+	// Log is the verdict on the console log as a whole: reports printed
+	// outside any step (during boot or shutdown) land here too.
+	Log Step
+	// Panic holds the panic lines when the guest panicked.
+	Panic []string
+}
+
+// Step returns the verdict on the named step.
+func (r *Report) Step(name string) (Step, bool) {
+	for _, s := range r.Steps {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Step{}, false
+}
+
+// FirstFailure returns the first failing step, if any.
+func (r *Report) FirstFailure() (Step, bool) {
+	for _, s := range r.Steps {
+		if s.Failed() {
+			return s, true
+		}
+	}
+	if r.Log.Failed() {
+		return r.Log, true
+	}
+	return Step{}, false
+}
+
+// Run is the part of a VM run the verdict needs.
+type Run struct {
+	Events     []probe.Event
+	Console    []string
+	Hung       bool
+	HangReason string
+	// Exit describes an unclean QEMU exit, or is empty.
+	Exit string
+}
+
+// LogStep is the name of the whole-log verdict.
+const LogStep = "kernel-log"
+
+// AllowedTaint holds the taint flags a module under test may add:
+// O (out-of-tree, bit 12) and E (unsigned, bit 13).
+const AllowedTaint = 1<<12 | 1<<13
+
+// kernelReport matches lines by which the kernel says something went wrong.
+var kernelReport = regexp.MustCompile(strings.Join([]string{
+	`\bOops\b`,
+	`\bBUG[: ]`,
+	`\bWARNING:`,
+	`Call Trace:`,
+	`general protection fault`,
+	`\bKFENCE: `,
+	`\bUBSAN: `,
+	`sleeping function called from invalid context`,
+	`soft lockup`,
+	`hard LOCKUP`,
+	`rcu_\w+ (self-)?detected stall`,
+	`rcu: INFO: `,
+	`list_(add|del) corruption`,
+	`Poison overwritten`,
+	`Redzone overwritten`,
+	`Object padding overwritten`,
+	`double free`,
+	`refcount_t: `,
+	`slab error`,
+	`Kernel panic`,
+	`unregister_netdevice: waiting`,
+	`possible recursive locking`,
+	`INFO: task .* blocked for more than`,
+}, "|"))
+
+// panicLine starts the kernel's last words.
+var panicLine = regexp.MustCompile(`Kernel panic - not syncing`)
+
+// KernelReports returns the lines of log that are kernel error reports.
+func KernelReports(log []string) []string {
+	var out []string
+	for _, l := range log {
+		if kernelReport.MatchString(l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TaintFlags names the bits set in t, as the kernel's taint letters.
+func TaintFlags(t uint64) string {
+	const letters = "PFSRMBUDAWCIOELKXTN"
+	var b strings.Builder
+	for i := 0; i < len(letters); i++ {
+		if t&(1<<i) != 0 {
+			b.WriteByte(letters[i])
+		}
+	}
+	if b.Len() == 0 {
+		return "none"
+	}
+	return b.String()
+}
+
+// Judge gives the verdict on run, for the steps that were asked for.
+func Judge(run Run, steps []string) *Report {
+	r := &Report{}
+	ends := map[string]probe.Event{}
+	begun := map[string]bool{}
+	var lastBegun string
+	for _, e := range run.Events {
+		switch e.Kind {
+		case probe.KindBegin:
+			begun[e.Step] = true
+			lastBegun = e.Step
+			if e.Kernel != "" {
+				r.Kernel = e.Kernel
+			}
+		case probe.KindEnd:
+			ends[e.Step] = e
+		case probe.KindDone:
+			if e.Kernel != "" {
+				r.Kernel = e.Kernel
+			}
+		}
+	}
+	r.Panic = panicExcerpt(run.Console)
+
+	for _, name := range steps {
+		s := Step{Name: name}
+		e, ended := ends[name]
+		switch {
+		case ended:
+			s.Status = e.Status
+			s.Kmsg = e.Kmsg
+			s.DurationMS = e.DurationMS
+			if e.Status == probe.StatusFail {
+				s.Reasons = append(s.Reasons, e.Detail)
+			} else if e.Status == probe.StatusSkip && e.Detail != "" {
+				s.Reasons = append(s.Reasons, "skipped: "+e.Detail)
+			}
+			if reports := KernelReports(e.Kmsg); len(reports) > 0 {
+				s.Status = probe.StatusFail
+				s.Reasons = append(s.Reasons, fmt.Sprintf("the kernel reported an error during the step: %s", reports[0]))
+				s.Evidence = append(s.Evidence, excerpt(e.Kmsg, reports)...)
+			}
+			if added := e.TaintAfter &^ e.TaintBefore &^ AllowedTaint; added != 0 {
+				s.Status = probe.StatusFail
+				s.Reasons = append(s.Reasons, fmt.Sprintf("the step tainted the kernel: new taint %s (was %s, now %s)",
+					TaintFlags(added), TaintFlags(e.TaintBefore), TaintFlags(e.TaintAfter)))
+			}
+		case begun[name] && name == lastBegun && r.Panic != nil:
+			s.Status = probe.StatusFail
+			s.Reasons = append(s.Reasons, "the kernel panicked during the step: "+r.Panic[0])
+			s.Evidence = r.Panic
+		case begun[name] && name == lastBegun && run.Hung:
+			s.Status = probe.StatusFail
+			s.Reasons = append(s.Reasons, "the guest hung during the step ("+run.HangReason+")")
+			s.Evidence = tail(run.Console, 20)
+		case begun[name]:
+			s.Status = probe.StatusFail
+			s.Reasons = append(s.Reasons, "the step began but never ended: "+guestEnd(run, r))
+			s.Evidence = tail(run.Console, 20)
+		default:
+			s.Status = probe.StatusFail
+			s.Reasons = append(s.Reasons, "the step never ran: "+guestEnd(run, r))
+		}
+		r.Steps = append(r.Steps, s)
+	}
+
+	r.Log = Step{Name: LogStep, Status: probe.StatusPass}
+	if reports := KernelReports(run.Console); len(reports) > 0 {
+		r.Log.Status = probe.StatusFail
+		r.Log.Reasons = append(r.Log.Reasons, fmt.Sprintf("the console log holds %d kernel error line(s), the first: %s", len(reports), reports[0]))
+		r.Log.Evidence = excerpt(run.Console, reports)
+	}
+	return r
+}
+
+// guestEnd says how the guest stopped short.
+func guestEnd(run Run, r *Report) string {
+	switch {
+	case r.Panic != nil:
+		return "the kernel panicked: " + r.Panic[0]
+	case run.Hung:
+		return "the guest hung (" + run.HangReason + ")"
+	case run.Exit != "":
+		return "QEMU exited early (" + run.Exit + ")"
+	default:
+		return "the prober stopped before it"
+	}
+}
+
+// maxEvidence bounds how many lines a verdict quotes; the full log is
+// kept in the artifacts.
+const maxEvidence = 40
+
+// excerpt returns up to maxEvidence lines of log starting a little before
+// the first report.
+func excerpt(log []string, reports []string) []string {
+	for i, l := range log {
+		if l == reports[0] {
+			start := max(0, i-3)
+			end := min(len(log), start+maxEvidence)
+			return log[start:end]
+		}
+	}
+	return nil
+}
+
+func tail(log []string, n int) []string {
+	return log[max(0, len(log)-n):]
+}
+
+func panicExcerpt(console []string) []string {
+	for i, l := range console {
+		if panicLine.MatchString(l) {
+			start := max(0, i-maxEvidence+5)
+			return append([]string{l}, console[start:min(len(console), i+5)]...)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,153 @@
+package verdict
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/kmodtest/kmodtest/probe"
+)
+
+func begin(step string) probe.Event { return probe.Event{Kind: probe.KindBegin, Step: step} }
+
+func end(step, status string, kmsg ...string) probe.Event {
+	return probe.Event{Kind: probe.KindEnd, Step: step, Status: status, Kmsg: kmsg, TaintBefore: 0, TaintAfter: 0}
+}
+
+func TestJudge(t *testing.T) {
+	steps := []string{"insmod", "reply", "ack"}
+	tests := []struct {
+		name     string
+		run      Run
+		want     map[string]string // step -> status
+		reason   map[string]string // step -> substring of its first reason
+		logFails bool
+	}{
+		{
+			name: "all pass",
+			run: Run{Events: []probe.Event{
+				begin("insmod"), end("insmod", probe.StatusPass, "NetlinkGreetingsLKM: loaded"),
+				begin("reply"), end("reply", probe.StatusPass),
+				begin("ack"), end("ack", probe.StatusPass),
+				{Kind: probe.KindDone},
+			}},
+			want: map[string]string{"insmod": "pass", "reply": "pass", "ack": "pass"},
+		},
+		{
+			name: "prober failure keeps its detail",
+			run: Run{Events: []probe.Event{
+				begin("insmod"), end("insmod", probe.StatusPass),
+				begin("reply"), end("reply", probe.StatusPass),
+				begin("ack"), {Kind: probe.KindEnd, Step: "ack", Status: probe.StatusFail, Detail: "no ack for seq 2 within 2s"},
+			}},
+			want:   map[string]string{"insmod": "pass", "reply": "pass", "ack": "fail"},
+			reason: map[string]string{"ack": "no ack for seq 2"},
+		},
+		{
+			name: "kernel warning in a step window fails that step only",
+			run: Run{Events: []probe.Event{
+				begin("insmod"), end("insmod", probe.StatusPass),
+				begin("reply"), end("reply", probe.StatusPass, "WARNING: CPU: 0 PID: 77 at greet.c:10 greet_rcv+0x1/0x2 [NetlinkGreetingsLKM]", "Call Trace:"),
+				begin("ack"), end("ack", probe.StatusPass),
+			}, Console: []string{"[ 1.0] WARNING: CPU: 0 PID: 77 at greet.c:10"}},
+			want:     map[string]string{"insmod": "pass", "reply": "fail", "ack": "pass"},
+			reason:   map[string]string{"reply": "WARNING"},
+			logFails: true,
+		},
+		{
+			name: "new taint fails, out-of-tree and unsigned do not",
+			run: Run{Events: []probe.Event{
+				begin("insmod"), {Kind: probe.KindEnd, Step: "insmod", Status: probe.StatusPass, TaintAfter: 1<<12 | 1<<13},
+				begin("reply"), {Kind: probe.KindEnd, Step: "reply", Status: probe.StatusPass, TaintBefore: 1<<12 | 1<<13, TaintAfter: 1<<12 | 1<<13 | 1<<9},
+				begin("ack"), end("ack", probe.StatusPass),
+			}},
+			want:   map[string]string{"insmod": "pass", "reply": "fail", "ack": "pass"},
+			reason: map[string]string{"reply": "new taint W"},
+		},
+		{
+			name: "panic is pinned to the running step",
+			run: Run{
+				Events:  []probe.Event{begin("insmod"), end("insmod", probe.StatusPass), begin("reply")},
+				Console: []string{"BUG: kernel NULL pointer dereference, address: 0000000000000000", "Kernel panic - not syncing: Fatal exception"},
+			},
+			want:     map[string]string{"insmod": "pass", "reply": "fail", "ack": "fail"},
+			reason:   map[string]string{"reply": "panicked during the step", "ack": "never ran: the kernel panicked"},
+			logFails: true,
+		},
+		{
+			name: "hang is pinned to the running step",
+			run: Run{
+				Events:     []probe.Event{begin("insmod"), end("insmod", probe.StatusPass), begin("reply")},
+				Console:    []string{"last words"},
+				Hung:       true,
+				HangReason: "no word from the prober for 1m30s",
+			},
+			want:   map[string]string{"insmod": "pass", "reply": "fail", "ack": "fail"},
+			reason: map[string]string{"reply": "hung during the step", "ack": "never ran: the guest hung"},
+		},
+		{
+			name:   "no events at all",
+			run:    Run{Exit: "exit status 1"},
+			want:   map[string]string{"insmod": "fail", "reply": "fail", "ack": "fail"},
+			reason: map[string]string{"insmod": "QEMU exited early"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := Judge(tt.run, steps)
+			for _, s := range r.Steps {
+				if s.Status != tt.want[s.Name] {
+					t.Errorf("step %s: unexpected status:\n- want %s\n-  got %s (%v)", s.Name, tt.want[s.Name], s.Status, s.Reasons)
+				}
+				if want := tt.reason[s.Name]; want != "" && (len(s.Reasons) == 0 || !strings.Contains(s.Reasons[0], want)) {
+					t.Errorf("step %s: unexpected reason:\n- want it to contain %q\n-  got %q", s.Name, want, s.Reasons)
+				}
+			}
+			if r.Log.Failed() != tt.logFails {
+				t.Errorf("kernel-log failed = %v, want %v (%v)", r.Log.Failed(), tt.logFails, r.Log.Reasons)
+			}
+		})
+	}
+}
+
+func TestKernelReports(t *testing.T) {
+	bad := []string{
+		"BUG: unable to handle page fault for address: ffffa0e1",
+		"BUG skbuff_head_cache (Tainted: G           OE     ): Poison overwritten",
+		"WARNING: CPU: 0 PID: 1 at net/netlink/af_netlink.c:1 x+0x1/0x2",
+		"Oops: 0000 [#1] PREEMPT SMP NOPTI",
+		"KFENCE: out-of-bounds read in greet_rcv+0x1/0x2",
+		"UBSAN: array-index-out-of-bounds in greet.c:12:3",
+		"BUG: sleeping function called from invalid context at mm/slab.h:1",
+		"watchdog: BUG: soft lockup - CPU#0 stuck for 22s!",
+		"list_add corruption. next->prev should be prev",
+		"rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+	}
+	good := []string{
+		"NetlinkGreetingsLKM: loaded, netlink protocol 31",
+		"NetlinkGreetingsLKM: greeting from port 123: hello",
+		"Run /init as init process",
+		"kmodtest: begin step reply",
+		"debug: unmapping init [mem 0xffffffffa0000000-0xffffffffa0200fff]",
+	}
+	for _, l := range bad {
+		if len(KernelReports([]string{l})) != 1 {
+			t.Errorf("not detected as a kernel report: %q", l)
+		}
+	}
+	for _, l := range good {
+		if got := KernelReports([]string{l}); len(got) != 0 {
+			t.Errorf("detected as a kernel report but is harmless: %q", l)
+		}
+	}
+}
+
+func TestTaintFlags(t *testing.T) {
+	for _, tt := range []struct {
+		t    uint64
+		want string
+	}{{0, "none"}, {1 << 12, "O"}, {1<<12 | 1<<13, "OE"}, {1<<9 | 1<<5, "BW"}} {
+		if got := TaintFlags(tt.t); got != tt.want {
+			t.Errorf("TaintFlags(%#x) = %q, want %q", tt.t, got, tt.want)
+		}
+	}
+}

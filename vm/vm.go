@@ -1,0 +1,234 @@
+// Package vm boots one kernel with one initramfs under QEMU, using
+// hugelgupf/vmtest's qemu package, and collects what came out of it: the
+// console (ttyS0) and the prober's events from the result port (ttyS1).
+//
+// A guest that panics ends QEMU at once (panic=-1 with -no-reboot). A guest
+// that stops sending events for StepTimeout, or runs past Timeout, is
+// killed and the run is marked as hung, with the step it was on.
+package vm
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hugelgupf/vmtest/qemu"
+	"github.com/kmodtest/kmodtest/probe"
+)
+
+// Accel is how QEMU runs the guest's CPU.
+type Accel string
+
+const (
+	AccelKVM Accel = "kvm"
+	AccelTCG Accel = "tcg"
+)
+
+// Config describes one boot.
+type Config struct {
+	// QEMU is the QEMU binary; empty means qemu-system-x86_64.
+	QEMU string
+	// Kernel is the bzImage to boot, Initramfs the archive to give it.
+	Kernel    string
+	Initramfs string
+	// Append holds extra kernel parameters (a boot profile's).
+	Append []string
+	Accel  Accel
+	// Timeout bounds the whole boot; StepTimeout bounds the time between
+	// two events from the prober (the first one included).
+	Timeout     time.Duration
+	StepTimeout time.Duration
+	// Dir receives console.log, results.log and qemu-cmdline.txt.
+	Dir string
+}
+
+// Run is what one boot produced.
+type Run struct {
+	Events  []probe.Event
+	Console []string
+	// BadLines are result-port lines that carried the event prefix but
+	// did not decode (for example, cut short by a panic).
+	BadLines []string
+	Cmdline  string
+	Duration time.Duration
+	// Hung is set when the guest was killed for going silent or for
+	// running past its timeout; HangReason says which.
+	Hung       bool
+	HangReason string
+	// ExitErr is QEMU's exit status when it was not a clean power-off.
+	ExitErr error
+}
+
+// ErrNoQEMU is returned when the QEMU binary cannot be found.
+var ErrNoQEMU = errors.New("QEMU not found")
+
+// Boot runs the guest to its end and returns what it printed.
+func Boot(ctx context.Context, cfg Config) (*Run, error) {
+	bin := cfg.QEMU
+	if bin == "" {
+		bin = "qemu-system-x86_64"
+	}
+	if _, err := exec.LookPath(bin); err != nil {
+		return nil, fmt.Errorf("%w: %s is not on PATH (install it with `make setup`, or apt-get install qemu-system-x86): %v", ErrNoQEMU, bin, err)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create VM output dir: %w", err)
+	}
+	resultsPath := filepath.Join(cfg.Dir, "results.log")
+	consolePath := filepath.Join(cfg.Dir, "console.log")
+	// QEMU appends to an existing file; start from nothing.
+	if err := os.WriteFile(resultsPath, nil, 0o644); err != nil {
+		return nil, fmt.Errorf("create result port file: %w", err)
+	}
+	console, err := os.Create(consolePath)
+	if err != nil {
+		return nil, fmt.Errorf("create console log: %w", err)
+	}
+
+	qemuCmd := []string{bin, "-m", "512", "-smp", "1", "-nodefaults"}
+	switch cfg.Accel {
+	case AccelKVM:
+		qemuCmd = append(qemuCmd, "-enable-kvm", "-cpu", "host")
+	default:
+		qemuCmd = append(qemuCmd, "-cpu", "max")
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	w := &watcher{path: resultsPath, stepTimeout: cfg.StepTimeout}
+	run := &Run{}
+	start := time.Now()
+	v, err := qemu.StartContext(ctx, qemu.ArchAMD64,
+		qemu.WithQEMUCommand(strings.Join(qemuCmd, " ")),
+		qemu.WithKernel(cfg.Kernel),
+		qemu.WithInitramfs(cfg.Initramfs),
+		qemu.WithAppendKernel("console=ttyS0", "edd=off"),
+		qemu.WithAppendKernel(cfg.Append...),
+		qemu.HaltOnKernelPanic(),
+		qemu.WithVMTimeout(cfg.Timeout),
+		qemu.ArbitraryArgs("-serial", "mon:stdio", "-serial", "file:"+resultsPath),
+		qemu.WithSerialOutput(console),
+		qemu.WithTask(w.task(cancel)),
+	)
+	if err != nil {
+		console.Close()
+		return nil, fmt.Errorf("start QEMU: %w", err)
+	}
+	run.Cmdline = v.CmdlineQuoted()
+	_ = os.WriteFile(filepath.Join(cfg.Dir, "qemu-cmdline.txt"), []byte(run.Cmdline+"\n"), 0o644)
+
+	waitErr := v.Wait()
+	run.Duration = time.Since(start)
+
+	consoleData, err := os.ReadFile(consolePath)
+	if err != nil {
+		return nil, fmt.Errorf("read console log: %w", err)
+	}
+	run.Console = splitLines(consoleData)
+	run.Events, run.BadLines, err = readEvents(resultsPath)
+	if err != nil {
+		return nil, err
+	}
+
+	switch {
+	case w.silentFor() != "":
+		run.Hung, run.HangReason = true, w.silentFor()
+	case ctx.Err() != nil || errors.Is(waitErr, context.DeadlineExceeded) || run.Duration >= cfg.Timeout && cfg.Timeout > 0:
+		run.Hung, run.HangReason = true, fmt.Sprintf("VM still running after %s", cfg.Timeout)
+	case waitErr != nil:
+		run.ExitErr = waitErr
+	}
+	return run, nil
+}
+
+// watcher follows the result port while the VM runs and cancels it when
+// the prober goes silent for too long.
+type watcher struct {
+	path        string
+	stepTimeout time.Duration
+
+	mu     sync.Mutex
+	silent string
+}
+
+func (w *watcher) silentFor() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.silent
+}
+
+func (w *watcher) task(cancel context.CancelFunc) qemu.Task {
+	return func(ctx context.Context, n *qemu.Notifications) error {
+		if w.stepTimeout <= 0 {
+			return nil
+		}
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		lastSize := int64(-1)
+		lastChange := time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-n.VMExited:
+				return nil
+			case <-tick.C:
+			}
+			if fi, err := os.Stat(w.path); err == nil && fi.Size() != lastSize {
+				lastSize, lastChange = fi.Size(), time.Now()
+				continue
+			}
+			if time.Since(lastChange) > w.stepTimeout {
+				w.mu.Lock()
+				w.silent = fmt.Sprintf("no word from the prober for %s", w.stepTimeout)
+				w.mu.Unlock()
+				cancel()
+				return nil
+			}
+		}
+	}
+}
+
+func readEvents(path string) ([]probe.Event, []string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read result port: %w", err)
+	}
+	defer f.Close()
+	var events []probe.Event
+	var bad []string
+	s := bufio.NewScanner(f)
+	s.Buffer(make([]byte, 0, 1<<20), 16<<20)
+	for s.Scan() {
+		e, ok, err := probe.ParseLine(s.Bytes())
+		switch {
+		case !ok:
+		case err != nil:
+			bad = append(bad, s.Text())
+		default:
+			events = append(events, e)
+		}
+	}
+	if err := s.Err(); err != nil {
+		return nil, nil, fmt.Errorf("read result port: %w", err)
+	}
+	return events, bad, nil
+}
+
+func splitLines(data []byte) []string {
+	data = bytes.ReplaceAll(data, []byte("\r"), nil)
+	lines := strings.Split(string(data), "\n")
+	if n := len(lines); n > 0 && lines[n-1] == "" {
+		lines = lines[:n-1]
+	}
+	return lines
+}
