@@ -1,0 +1,42 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/kmodtest/kmodtest/greet"
+	"github.com/kmodtest/kmodtest/probe"
+)
+
+// configPath is a variable so that tests can point it elsewhere.
+var configPath = probe.ConfigPath
+
+// loadConfig reads the prober's configuration and fills in defaults. On
+// error it still returns a usable Config (default steps), so that every
+// step can report the error.
+func loadConfig(path string) (probe.Config, error) {
+	var cfg probe.Config
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if uerr := json.Unmarshal(b, &cfg); uerr != nil {
+			err = fmt.Errorf("decode config %s: %w", path, uerr)
+			cfg = probe.Config{}
+		}
+	} else {
+		err = fmt.Errorf("read config: %w", err)
+	}
+	if cfg.ModuleName == "" {
+		cfg.ModuleName = greet.ModuleName
+	}
+	if cfg.Protocol == 0 {
+		cfg.Protocol = greet.Protocol
+	}
+	if len(cfg.Steps) == 0 {
+		cfg.Steps = append([]string(nil), probe.DefaultSteps...)
+	}
+	if err == nil && cfg.ModulePath == "" {
+		err = fmt.Errorf("config %s: module_path is empty", path)
+	}
+	return cfg, err
+}

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kmodtest/kmodtest/greet"
+	"github.com/kmodtest/kmodtest/greet/rawnl"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Timing of the checks. Under TCG emulation everything is slow, so the
+// waits for answers that must come are generous; the waits for answers
+// that must not come are short and backed by a sentinel greeting (the
+// kernel handles a datagram synchronously in sendmsg, so anything it
+// answers arrives before the sentinel's reply).
+const (
+	answerTimeout = 2 * time.Second
+	extraWait     = 200 * time.Millisecond
+	silenceWait   = 300 * time.Millisecond
+)
+
+const greetingText = "Hello from kmodtest"
+
+// dial opens a greeting client after checking that the module is loaded.
+func (p *prober) dial() (*greet.Client, error) {
+	if err := p.requireModule(); err != nil {
+		return nil, err
+	}
+	c, err := greet.Dial(p.cfg.Protocol, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func stepInsmod(ctx context.Context, p *prober) (string, error) {
+	if p.moduleLoaded() {
+		return "", fmt.Errorf("insmod: module %s is already loaded before insmod", p.cfg.ModuleName)
+	}
+	if err := p.insmod(); err != nil {
+		p.insmodErr = err
+		return "", err
+	}
+	p.insmodErr = nil
+	return "", nil
+}
+
+func stepReply(ctx context.Context, p *prober) (string, error) {
+	c, err := p.dial()
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	res, err := c.Greet(timeoutCtx(ctx, answerTimeout), greetingText, netlink.Request|netlink.Acknowledge)
+	if res == nil {
+		return "", err
+	}
+	seq := res.Request.Header.Sequence
+	want := fmt.Sprintf("want one reply type %d seq %d text %q", greet.TypeGreet, seq, greet.ReplyText(c.PID()))
+	var replies []netlink.Message
+	for _, m := range res.Messages {
+		if m.Header.Type == greet.TypeGreet {
+			replies = append(replies, m)
+		}
+	}
+	switch {
+	case len(replies) == 0:
+		return "", fmt.Errorf("reply: %s, got %s within %s (no reply)", want, res.Summary(), answerTimeout)
+	case len(replies) > 1:
+		return "", fmt.Errorf("reply: %s, got %d replies: %s", want, len(replies), res.Summary())
+	case replies[0].Header.Sequence != seq:
+		return "", fmt.Errorf("reply: %s, got reply with seq %d", want, replies[0].Header.Sequence)
+	}
+	text, derr := greet.DecodeReply(replies[0].Data)
+	if derr != nil {
+		return "", fmt.Errorf("reply: %s, got %q: %v", want, text, derr)
+	}
+	if text != greet.ReplyText(c.PID()) {
+		return "", fmt.Errorf("reply: %s, got text %q", want, text)
+	}
+	return fmt.Sprintf("reply after %d ms", res.Elapsed.Milliseconds()), nil
+}
+
+func stepAck(ctx context.Context, p *prober) (string, error) {
+	c, err := p.dial()
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	res, err := c.Greet(timeoutCtx(ctx, answerTimeout), greetingText, netlink.Request|netlink.Acknowledge)
+	if res == nil {
+		return "", err
+	}
+	seq := res.Request.Header.Sequence
+	want := fmt.Sprintf("want NLMSG_ERROR error 0 seq %d after the reply", seq)
+	switch {
+	case res.Ack == nil:
+		return "", fmt.Errorf("ack: %s, got %s within %s (no ack)", want, res.Summary(), answerTimeout)
+	case res.AckErrno != 0:
+		return "", fmt.Errorf("ack: %s, got error -%s", want, greet.ErrnoName(res.AckErrno))
+	case errors.Is(err, greet.ErrNoReply):
+		return "", fmt.Errorf("ack: %s, got %s (ack without a reply before it)", want, res.Summary())
+	case err != nil:
+		return "", fmt.Errorf("ack: %w", err)
+	}
+	extra, err := c.Collect(timeoutCtx(ctx, extraWait))
+	if err != nil {
+		return "", fmt.Errorf("ack: after the ack: %w", err)
+	}
+	if len(extra) > 0 {
+		return "", fmt.Errorf("ack: want nothing after the ack of seq %d, got %s within %s", seq, greet.Summarize(extra), extraWait)
+	}
+	return "", nil
+}
+
+func stepNoReplyWithoutAck(ctx context.Context, p *prober) (string, error) {
+	c, err := p.dial()
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	res, err := c.Greet(ctx, greetingText, netlink.Request)
+	if err != nil {
+		return "", err
+	}
+	got, err := c.Collect(timeoutCtx(ctx, silenceWait))
+	if err != nil {
+		return "", fmt.Errorf("no-reply-without-ack: %w", err)
+	}
+	if len(got) > 0 {
+		return "", fmt.Errorf("greeting seq %d without NLM_F_ACK: want nothing, got %s within %s",
+			res.Request.Header.Sequence, greet.Summarize(got), silenceWait)
+	}
+	// The module must still answer a greeting that asks.
+	if _, err := c.Greet(timeoutCtx(ctx, answerTimeout), greetingText, netlink.Request|netlink.Acknowledge); err != nil {
+		return "", fmt.Errorf("greeting with NLM_F_ACK after one without: %w", err)
+	}
+	return "", nil
+}
+
+func stepOriginalClient(ctx context.Context, p *prober) (string, error) {
+	s, err := p.rawSession()
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	const seq = 1
+	msg := rawnl.NewMessage(rawnl.Header{
+		Type:  greet.TypeGreet,
+		Flags: rawnl.FlagAck,
+		Seq:   seq,
+		PID:   uint32(unix.Getpid()),
+	}, greet.EncodeOriginalGreeting(greetingText))
+	if err := s.c.Send(msg); err != nil {
+		return "", err
+	}
+	got, err := s.waitAck(seq, answerTimeout)
+	want := []string{"reply seq 1", "ack seq 1 error 0"}
+	if err != nil {
+		return "", fmt.Errorf("original client (flags NLM_F_ACK only, nlmsg_pid %d, %d-byte payload): want %v, got %v: %v",
+			unix.Getpid(), greet.OriginalPayloadLen, want, got, err)
+	}
+	if !equal(want, got) {
+		return "", fmt.Errorf("original client (flags NLM_F_ACK only, nlmsg_pid %d, %d-byte payload): want %v, got %v",
+			unix.Getpid(), greet.OriginalPayloadLen, want, got)
+	}
+	return fmt.Sprintf("port %d, pid %d", s.c.PID(), unix.Getpid()), nil
+}
+
+func stepRmmod(ctx context.Context, p *prober) (string, error) {
+	if !p.moduleLoaded() {
+		return "", p.requireModule()
+	}
+	tries, err := p.rmmod(3 * time.Second)
+	if err != nil {
+		return "", err
+	}
+	if tries > 1 {
+		return fmt.Sprintf("unloaded after %d tries (busy at first)", tries), nil
+	}
+	return "", nil
+}
+
+func stepSocketGone(ctx context.Context, p *prober) (string, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, p.cfg.Protocol)
+	if err == nil {
+		unix.Close(fd)
+		return "", fmt.Errorf("socket(AF_NETLINK, SOCK_RAW, %d) after rmmod: want EPROTONOSUPPORT, got a socket", p.cfg.Protocol)
+	}
+	if !errors.Is(err, unix.EPROTONOSUPPORT) {
+		return "", fmt.Errorf("socket(AF_NETLINK, SOCK_RAW, %d) after rmmod: want EPROTONOSUPPORT, got %v",
+			p.cfg.Protocol, err)
+	}
+	return "", nil
+}
+
+// timeoutCtx returns ctx limited to d, released soon after its deadline.
+func timeoutCtx(ctx context.Context, d time.Duration) context.Context {
+	c, cancel := context.WithTimeout(ctx, d)
+	time.AfterFunc(d+time.Second, cancel)
+	return c
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

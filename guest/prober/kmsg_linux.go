@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+const kmsgPath = "/dev/kmsg"
+
+// Kmsg limits per step: the first kmsgHead records are always kept, then
+// only warnings or worse, up to kmsgMax lines in all. A 12,000-line BUG
+// report must not flood the result port; the host keeps the full console.
+const (
+	kmsgHead = 100
+	kmsgMax  = 400
+)
+
+// A kmsgRecord is one /dev/kmsg record.
+type kmsgRecord struct {
+	Level int // syslog level 0 (emerg) to 7 (debug)
+	Seq   uint64
+	Text  string
+}
+
+// parseKmsgRecord parses one record as read(2) returns it:
+// "prio,seq,usec,flags[,...];message\n" followed by " KEY=value\n"
+// continuation lines, which it ignores.
+func parseKmsgRecord(b []byte) (kmsgRecord, error) {
+	semi := bytes.IndexByte(b, ';')
+	if semi < 0 {
+		return kmsgRecord{}, fmt.Errorf("kmsg record %q: no ';'", truncate(b, 60))
+	}
+	fields := bytes.Split(b[:semi], []byte(","))
+	if len(fields) < 3 {
+		return kmsgRecord{}, fmt.Errorf("kmsg record %q: want prio,seq,usec prefix", truncate(b, 60))
+	}
+	prio, err := strconv.Atoi(string(fields[0]))
+	if err != nil {
+		return kmsgRecord{}, fmt.Errorf("kmsg record %q: priority: %w", truncate(b, 60), err)
+	}
+	seq, err := strconv.ParseUint(string(fields[1]), 10, 64)
+	if err != nil {
+		return kmsgRecord{}, fmt.Errorf("kmsg record %q: sequence: %w", truncate(b, 60), err)
+	}
+	text := b[semi+1:]
+	if nl := bytes.IndexByte(text, '\n'); nl >= 0 {
+		text = text[:nl]
+	}
+	return kmsgRecord{Level: prio & 7, Seq: seq, Text: string(text)}, nil
+}
+
+func truncate(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
+
+// A kmsgLog collects the records of one step within the caps.
+type kmsgLog struct {
+	lines   []string
+	omitted int // records left out
+	warn    int // of them, warnings or worse
+	lost    int // times records were overwritten before we read them
+}
+
+func (l *kmsgLog) add(r kmsgRecord) {
+	switch {
+	case len(l.lines) < kmsgHead:
+		l.lines = append(l.lines, r.Text)
+	case r.Level <= 4 && len(l.lines) < kmsgMax:
+		l.lines = append(l.lines, r.Text)
+	default:
+		l.omitted++
+		if r.Level <= 4 {
+			l.warn++
+		}
+	}
+}
+
+// result returns the kept lines with notes about anything left out.
+func (l *kmsgLog) result() []string {
+	out := l.lines
+	if l.omitted > 0 {
+		out = append(out, fmt.Sprintf("... kmodtest: %d more kmsg lines not shown (%d of them warnings or worse); after the first %d only warnings or worse are kept",
+			l.omitted, l.warn, kmsgHead))
+	}
+	if l.lost > 0 {
+		out = append(out, fmt.Sprintf("... kmodtest: kmsg records were overwritten before they could be read (%d times)", l.lost))
+	}
+	return out
+}
+
+// A kmsgCursor reads the kernel log from a mark on.
+type kmsgCursor struct {
+	fd     int
+	marker string
+}
+
+// markKmsg opens /dev/kmsg at its end and writes a marker line for step,
+// so that the records the step causes can be read afterwards.
+func markKmsg(step string) (*kmsgCursor, error) {
+	fd, err := unix.Open(kmsgPath, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", kmsgPath, err)
+	}
+	if _, err := unix.Seek(fd, 0, io.SeekEnd); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("seek to the end of %s: %w", kmsgPath, err)
+	}
+	k := &kmsgCursor{fd: fd, marker: "kmodtest: begin step " + step}
+	w, err := os.OpenFile(kmsgPath, os.O_WRONLY, 0)
+	if err == nil {
+		_, err = w.WriteString("<6>" + k.marker + "\n")
+		w.Close()
+	}
+	if err != nil {
+		return k, fmt.Errorf("write kmsg marker: %w", err)
+	}
+	return k, nil
+}
+
+// drain reads every record available now and closes the cursor.
+func (k *kmsgCursor) drain() ([]string, error) {
+	defer unix.Close(k.fd)
+	var log kmsgLog
+	buf := make([]byte, 16<<10)
+	skippedMarker := false
+	for {
+		n, err := unix.Read(k.fd, buf)
+		switch {
+		case errors.Is(err, unix.EAGAIN):
+			return log.result(), nil
+		case errors.Is(err, unix.EPIPE):
+			log.lost++
+			continue
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return log.result(), fmt.Errorf("read %s: %w", kmsgPath, err)
+		case n == 0:
+			return log.result(), nil
+		}
+		r, err := parseKmsgRecord(buf[:n])
+		if err != nil {
+			log.add(kmsgRecord{Level: 7, Text: string(buf[:n])})
+			continue
+		}
+		if !skippedMarker && r.Text == k.marker {
+			skippedMarker = true
+			continue
+		}
+		log.add(r)
+	}
+}

@@ -1,0 +1,64 @@
+// Command prober runs inside a test VM as u-root's uinit. It loads the
+// greeting module, talks to it over netlink step by step, writes one JSON
+// event line per step boundary to probe.ResultPort and powers the VM off.
+//
+// Run with -greet-once it is instead the child of the unprivileged step:
+// it greets the module once and exits 0 only on a correct reply and ack.
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == greetOnceArg {
+		os.Exit(greetOnce(os.Args[2:]))
+	}
+	defer powerOff()
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(os.Stderr, "kmodtest: prober panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "kmodtest: prober: %v\n", err)
+	}
+}
+
+// run executes the configured steps and reports them.
+func run() error {
+	rep, note := openReporter(resultPortPath)
+	defer rep.Close()
+	if note != "" {
+		fmt.Fprintf(os.Stderr, "kmodtest: %s\n", note)
+	}
+	// Userspace writes to /dev/kmsg are rate-limited by default; our step
+	// markers must not be dropped.
+	_ = os.WriteFile("/proc/sys/kernel/printk_devkmsg", []byte("on\n"), 0)
+
+	cfg, cfgErr := loadConfig(configPath)
+	p := newProber(cfg, cfgErr)
+	start := time.Now()
+	for i, name := range cfg.Steps {
+		p.runStep(rep, name, i == 0)
+	}
+	rep.done(kernelRelease(), readTaintOr0(), time.Since(start))
+	return cfgErr
+}
+
+// powerOff flushes file systems and turns the VM off. It never returns.
+func powerOff() {
+	unix.Sync()
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
+		fmt.Fprintf(os.Stderr, "kmodtest: power off: %v\n", err)
+		_ = unix.Reboot(unix.LINUX_REBOOT_CMD_HALT)
+	}
+	// Reboot does not return on success; if it failed, wait for the
+	// host's VM timeout rather than fall back into a shell.
+	select {}
+}

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/kmodtest/kmodtest/probe"
+)
+
+// A step is one named check.
+type step struct {
+	// timeout bounds the step; its context expires then. A step that
+	// ignores its context is abandoned stepGrace later and reported failed.
+	timeout time.Duration
+	// quiet lowers the console log level while the step runs, so that a
+	// module that logs every greeting does not make a flood of greetings
+	// crawl at serial speed. Records still reach /dev/kmsg.
+	quiet bool
+	// run returns nil to pass (info, if set, is reported as the detail),
+	// a skipError to skip, or an error to fail.
+	run func(ctx context.Context, p *prober) (info string, err error)
+}
+
+const (
+	defaultStepTimeout = 30 * time.Second
+	stepGrace          = 5 * time.Second
+)
+
+// A skipError skips a step with a reason.
+type skipError struct{ reason string }
+
+func (e *skipError) Error() string { return "skip: " + e.reason }
+
+func skipf(format string, args ...any) error {
+	return &skipError{reason: fmt.Sprintf(format, args...)}
+}
+
+// steps maps probe step names to their implementations.
+var steps = map[string]step{
+	probe.StepInsmod:            {run: stepInsmod},
+	probe.StepReply:             {run: stepReply},
+	probe.StepAck:               {run: stepAck},
+	probe.StepNoReplyWithoutAck: {run: stepNoReplyWithoutAck},
+	probe.StepOriginalClient:    {run: stepOriginalClient},
+	probe.StepRmmod:             {run: stepRmmod},
+	probe.StepSocketGone:        {run: stepSocketGone},
+
+	probe.StepShortDatagrams:   {run: stepShortDatagrams},
+	probe.StepBadLength:        {run: stepBadLength},
+	probe.StepEmptyGreeting:    {run: stepEmptyGreeting},
+	probe.StepTextLimits:       {run: stepTextLimits},
+	probe.StepHugePayload:      {run: stepHugePayload},
+	probe.StepNoNUL:            {run: stepNoNUL},
+	probe.StepControlTypes:     {run: stepControlTypes},
+	probe.StepUnknownType:      {run: stepUnknownType},
+	probe.StepBatch:            {run: stepBatch},
+	probe.StepSpoofedPid:       {run: stepSpoofedPid},
+	probe.StepUnprivileged:     {run: stepUnprivileged},
+	probe.StepNetns:            {run: stepNetns},
+	probe.StepNetnsDeleted:     {run: stepNetnsDeleted},
+	probe.StepConcurrentSocket: {run: stepConcurrentSockets, timeout: 90 * time.Second, quiet: true},
+	probe.StepSharedSocket:     {run: stepSharedSocket, timeout: 90 * time.Second, quiet: true},
+	probe.StepNeverReads:       {run: stepNeverReads, timeout: 60 * time.Second, quiet: true},
+	probe.StepLeak:             {run: stepLeak, timeout: 180 * time.Second, quiet: true},
+	probe.StepRmmodBusy:        {run: stepRmmodBusy},
+	probe.StepReload:           {run: stepReload, timeout: 60 * time.Second},
+}
+
+// A prober holds what steps share.
+type prober struct {
+	cfg probe.Config
+	// cfgErr fails every step if the configuration could not be read.
+	cfgErr error
+	// insmodErr says why the module is not loaded, once insmod failed.
+	insmodErr error
+}
+
+func newProber(cfg probe.Config, cfgErr error) *prober {
+	return &prober{cfg: cfg, cfgErr: cfgErr}
+}
+
+// runStep runs one step between its begin and end events.
+func (p *prober) runStep(rep *reporter, name string, first bool) {
+	var kernel string
+	if first {
+		kernel = kernelRelease()
+	}
+	taintBefore, taintErr := readTaint()
+	rep.begin(name, kernel, taintBefore)
+
+	var notes []string
+	if taintErr != nil {
+		notes = append(notes, taintErr.Error())
+	}
+	cursor, err := markKmsg(name)
+	if err != nil {
+		notes = append(notes, err.Error())
+	}
+
+	s, ok := steps[name]
+	start := time.Now()
+	var status, detail string
+	switch {
+	case !ok:
+		status, detail = probe.StatusSkip, fmt.Sprintf("unknown step %q", name)
+	case p.cfgErr != nil:
+		status, detail = probe.StatusFail, p.cfgErr.Error()
+	default:
+		var restore func()
+		if s.quiet {
+			restore = quietConsole()
+		}
+		status, detail = execute(p, s)
+		if restore != nil {
+			restore()
+		}
+	}
+	d := time.Since(start)
+
+	var kmsg []string
+	if cursor != nil {
+		var kerr error
+		kmsg, kerr = cursor.drain()
+		if kerr != nil {
+			notes = append(notes, kerr.Error())
+		}
+	}
+	taintAfter, err := readTaint()
+	if err != nil {
+		notes = append(notes, err.Error())
+	}
+	if bad := badTaint(taintBefore, taintAfter); bad != "" && taintErr == nil && err == nil {
+		if status == probe.StatusPass {
+			status, detail = probe.StatusFail, ""
+		}
+		notes = append([]string{bad}, notes...)
+	}
+	if len(notes) > 0 {
+		if detail != "" {
+			detail += "; "
+		}
+		detail += strings.Join(notes, "; ")
+	}
+	rep.end(probe.Event{
+		Step:        name,
+		Status:      status,
+		Detail:      detail,
+		Kmsg:        kmsg,
+		TaintBefore: taintBefore,
+		TaintAfter:  taintAfter,
+		DurationMS:  d.Milliseconds(),
+	})
+}
+
+// execute runs s with its timeout, turning a panic into a failure.
+func execute(p *prober, s step) (status, detail string) {
+	timeout := s.timeout
+	if timeout == 0 {
+		timeout = defaultStepTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+
+	type result struct {
+		info string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- result{err: fmt.Errorf("panic: %v\n%s", r, stackExcerpt())}
+			}
+		}()
+		info, err := s.run(ctx, p)
+		done <- result{info, err}
+	}()
+
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(timeout + stepGrace):
+		return probe.StatusFail, fmt.Sprintf("step did not finish within %s (abandoned; it may still hold sockets)", timeout)
+	}
+	var skip *skipError
+	switch {
+	case errors.As(r.err, &skip):
+		return probe.StatusSkip, skip.reason
+	case r.err != nil:
+		if ctx.Err() != nil {
+			return probe.StatusFail, fmt.Sprintf("%v (step timeout %s reached)", r.err, timeout)
+		}
+		return probe.StatusFail, r.err.Error()
+	}
+	return probe.StatusPass, r.info
+}
+
+// stackExcerpt returns the first lines of the current goroutine's stack.
+func stackExcerpt() string {
+	lines := strings.Split(string(debug.Stack()), "\n")
+	if len(lines) > 40 {
+		lines = append(lines[:40], "...")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// quietConsole lets only warnings and worse reach the console and returns
+// a function that restores the previous level.
+func quietConsole() func() {
+	const path = "/proc/sys/kernel/printk"
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return func() {}
+	}
+	fields := strings.Fields(string(old))
+	if len(fields) == 0 {
+		return func() {}
+	}
+	if err := os.WriteFile(path, []byte("5\n"), 0); err != nil {
+		return func() {}
+	}
+	return func() { _ = os.WriteFile(path, []byte(fields[0]+"\n"), 0) }
+}
+
+// goSafe runs fn in a goroutine and sends its error, or its panic as an
+// error, to errc.
+func goSafe(errc chan<- error, fn func() error) {
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				errc <- fmt.Errorf("panic: %v\n%s", r, stackExcerpt())
+			}
+		}()
+		errc <- fn()
+	}()
+}
