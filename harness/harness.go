@@ -1,0 +1,198 @@
+// Package harness ties the host-side pieces together for one test run:
+// which kernels and boot profiles to run, the shared base initramfs, one
+// boot of one kernel with one module, its verdict, its artifacts, and the
+// timing and summary reports printed at the end.
+//
+// It holds no test logic of its own: vmtests/ calls it and asserts on the
+// verdicts. Environment variables are defaults only, read when Options are
+// built (see vmtests/doc.go for the list).
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kmodtest/kmodtest/greet"
+	"github.com/kmodtest/kmodtest/initramfs"
+	"github.com/kmodtest/kmodtest/kernels"
+	"github.com/kmodtest/kmodtest/probe"
+	"github.com/kmodtest/kmodtest/verdict"
+	"github.com/kmodtest/kmodtest/vm"
+)
+
+// Profiles are the boot profiles a matrix entry may name. The hardened one
+// switches on the memory checks that Debian's stock kernels carry but
+// leave off: SLUB red zones, poisoning and user tracking, page poisoning,
+// and KFENCE sampling where the kernel has it. Kernels ignore parameters
+// they do not know.
+var Profiles = map[string][]string{
+	"default":  nil,
+	"hardened": {"slub_debug=FZPU", "page_poison=1", "kfence.sample_interval=10"},
+}
+
+// Target is one kernel booted with one profile: a subtest of its own.
+type Target struct {
+	Kernel  kernels.Kernel
+	Profile string
+}
+
+// Name is the target's subtest name: the kernel's, with the profile
+// appended when it is not the default one ("7.3-hardened").
+func (t Target) Name() string {
+	if t.Profile == "" || t.Profile == "default" {
+		return t.Kernel.Name
+	}
+	return t.Kernel.Name + "-" + t.Profile
+}
+
+// Targets expands kernels into their profiles.
+func Targets(ks []kernels.Kernel) ([]Target, error) {
+	var out []Target
+	for _, k := range ks {
+		profiles := k.Profiles
+		if len(profiles) == 0 {
+			profiles = []string{"default"}
+		}
+		for _, p := range profiles {
+			if _, ok := Profiles[p]; !ok {
+				return nil, fmt.Errorf("kernel %s names boot profile %q, which does not exist (known: default, hardened)", k.Name, p)
+			}
+			out = append(out, Target{Kernel: k, Profile: p})
+		}
+	}
+	return out, nil
+}
+
+// Timeouts sized for TCG; KVM divides them by KVMSpeedup.
+const (
+	bootTimeoutTCG = 240 * time.Second
+	stepTimeoutTCG = 90 * time.Second
+	KVMSpeedup     = 4
+)
+
+// Boot is one boot of one target with one module.
+type Boot struct {
+	Target Target
+	Kernel *kernels.Fetched
+	// Ko is the module to load; Base the shared base image.
+	Ko   string
+	Base string
+	// Steps to run; Dir receives the artifacts.
+	Steps []string
+	Dir   string
+	Accel vm.Accel
+	// Rerun is the command that reruns this target, for the artifacts.
+	Rerun string
+}
+
+// Result is what a Boot produced.
+type Result struct {
+	Report *verdict.Report
+	Run    *vm.Run
+	// Initramfs and Boot are the times to compose the image and to run
+	// the VM.
+	Initramfs time.Duration
+	Boot      time.Duration
+}
+
+// Run composes the initramfs, boots the VM and judges what it printed.
+// Everything needed to look at a failure again lands in b.Dir.
+func (b Boot) Run(ctx context.Context) (*Result, error) {
+	if err := os.RemoveAll(b.Dir); err != nil {
+		return nil, fmt.Errorf("clear artifacts dir: %w", err)
+	}
+	if err := os.MkdirAll(b.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create artifacts dir: %w", err)
+	}
+	res := &Result{}
+
+	start := time.Now()
+	initrd := filepath.Join(b.Dir, "initramfs.cpio")
+	koInGuest := initramfs.ModuleDir + "/" + greet.ModuleName + ".ko"
+	cfg := probe.Config{
+		ModulePath: koInGuest,
+		ModuleName: greet.ModuleName,
+		Protocol:   greet.Protocol,
+		Steps:      b.Steps,
+	}
+	if err := initramfs.Compose(initrd, b.Base, cfg, []initramfs.File{{Source: b.Ko, Target: koInGuest}}); err != nil {
+		return nil, fmt.Errorf("compose initramfs: %w", err)
+	}
+	if err := copyFile(b.Ko, filepath.Join(b.Dir, filepath.Base(b.Ko))); err != nil {
+		return nil, err
+	}
+	res.Initramfs = time.Since(start)
+
+	timeout, stepTimeout := bootTimeoutTCG, stepTimeoutTCG
+	if b.Accel == vm.AccelKVM {
+		timeout, stepTimeout = timeout/KVMSpeedup, stepTimeout/KVMSpeedup
+	}
+	start = time.Now()
+	run, err := vm.Boot(ctx, vm.Config{
+		Kernel:      b.Kernel.Vmlinuz,
+		Initramfs:   initrd,
+		Append:      Profiles[b.Target.Profile],
+		Accel:       b.Accel,
+		Timeout:     timeout,
+		StepTimeout: stepTimeout,
+		Dir:         b.Dir,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boot %s: %w", b.Target.Name(), err)
+	}
+	res.Boot = time.Since(start)
+	res.Run = run
+
+	exit := ""
+	if run.ExitErr != nil {
+		exit = run.ExitErr.Error()
+	}
+	res.Report = verdict.Judge(verdict.Run{
+		Events:     run.Events,
+		Console:    run.Console,
+		Hung:       run.Hung,
+		HangReason: run.HangReason,
+		Exit:       exit,
+	}, b.Steps)
+
+	if err := os.WriteFile(filepath.Join(b.Dir, "rerun.sh"), []byte("#!/bin/sh\n# Reruns this kernel and step from the repository root.\n"+b.Rerun+"\n"), 0o755); err != nil {
+		return nil, fmt.Errorf("write rerun command: %w", err)
+	}
+	return res, nil
+}
+
+func copyFile(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("copy %s to artifacts: %w", src, err)
+	}
+	if err := os.WriteFile(dst, data, 0o644); err != nil {
+		return fmt.Errorf("copy %s to artifacts: %w", src, err)
+	}
+	return nil
+}
+
+// Describe formats a failed step for a test log: the reasons, the kernel
+// lines behind them, and where to look and how to rerun.
+func Describe(s verdict.Step, b Boot, run *vm.Run) string {
+	var w strings.Builder
+	for _, r := range s.Reasons {
+		fmt.Fprintf(&w, "%s\n", r)
+	}
+	if len(s.Evidence) > 0 {
+		fmt.Fprintf(&w, "kernel lines:\n")
+		for _, l := range s.Evidence {
+			fmt.Fprintf(&w, "    %s\n", l)
+		}
+	}
+	fmt.Fprintf(&w, "artifacts: %s (console.log, results.log, initramfs.cpio, the .ko, qemu-cmdline.txt)\n", b.Dir)
+	fmt.Fprintf(&w, "rerun: %s\n", b.Rerun)
+	if run != nil {
+		fmt.Fprintf(&w, "QEMU: %s", run.Cmdline)
+	}
+	return w.String()
+}

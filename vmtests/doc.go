@@ -1,0 +1,21 @@
+// Package vmtests boots every kernel of the matrix under QEMU with the
+// NetlinkGreetings module and the guest prober, and asserts each step of
+// the prober's run as its own subtest: TestModule/<kernel>/<step>.
+//
+// Run it with `go test ./vmtests` (add -v to see every step). Flags, each
+// with an environment variable that serves as its default:
+//
+//	-kernels 6.1,7.2   KMODTEST_KERNELS   kernels of the matrix to run (default: all)
+//	-steps core|full   KMODTEST_STEPS     core load/greet/unload steps, or every scenario (default: full)
+//	-kernel PATH       KMODTEST_KERNEL    bring your own kernel: a bzImage …
+//	-kdir PATH         KMODTEST_KDIR      … and the built tree to compile the module against
+//	-accel kvm|tcg     KMODTEST_ACCEL     force an accelerator (default: KVM when QEMU can use it)
+//	-fixtures          KMODTEST_FIXTURES=1 also prove the detectors on the broken modules in kmod/fixtures
+//	-artifacts DIR     KMODTEST_ARTIFACTS where logs, images and rerun commands go (default: artifacts/)
+//	                   KMODTEST_CACHE     cache directory (default: $XDG_CACHE_HOME/kmodtest)
+//	                   KMODTEST_MATRIX    a matrix file to use instead of kernels/matrix.json
+//	                   KMODTEST_SKIP_VM=1 skip the VM tests, saying so
+//
+// A timing report (fetch, build root, module build, initramfs, boot, probe
+// per kernel) and a kernels x steps summary are printed at the end.
+package vmtests

@@ -1,0 +1,106 @@
+package vmtests
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/kmodtest/kmodtest/harness"
+	"github.com/kmodtest/kmodtest/kernels"
+)
+
+// fixtureKernel is the kernel the broken modules are tried on: the
+// host-compiled 6.1, booted with the hardened profile so that memory
+// checks are on.
+const fixtureKernel = "6.1"
+
+// fixtures says, for each deliberately broken module in kmod/fixtures,
+// which step must fail and what its failure must say. A fixture that
+// passes, or fails elsewhere only, is a detector that does not work.
+var fixtures = []struct {
+	name   string
+	step   string
+	reason string
+}{
+	{"no-ack", "ack", "ack"},
+	{"no-reply", "reply", "reply"},
+	{"wrong-seq", "reply", "seq"},
+	{"reply-to-nlmsg-pid", "spoofed-pid", "reply"},
+	{"no-length-check", "empty-greeting", "EINVAL"},
+	{"double-free", "never-reads", "kernel"},
+	{"no-release-on-exit", "socket-gone", "EPROTONOSUPPORT"},
+	{"warn-on-input", "text-limits", "WARNING"},
+	{"leak", "leak", "slab"},
+}
+
+// TestFixtures proves the detectors fire: each broken module must fail on
+// its step, for its reason.
+func TestFixtures(t *testing.T) {
+	if !*flagFixtures {
+		t.Skip("broken-module fixtures are off: run with -fixtures or KMODTEST_FIXTURES=1 (make test does)")
+	}
+	if env.custom != nil {
+		t.Skip("fixtures run on the matrix's " + fixtureKernel + " kernel, not on a custom one")
+	}
+	name := os.Getenv("KMODTEST_FIXTURE_KERNEL")
+	if name == "" {
+		name = fixtureKernel
+	}
+	matrix, err := kernels.LoadMatrix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, err := kernels.Select(matrix, []string{name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := harness.Target{Kernel: sel[0], Profile: "hardened"}
+
+	patches, err := filepath.Glob(filepath.Join(env.repo, "kmod", "fixtures", "*.patch"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range patches {
+		names = append(names, strings.TrimSuffix(filepath.Base(p), ".patch"))
+	}
+	for _, f := range fixtures {
+		if !slices.Contains(names, f.name) {
+			t.Errorf("fixture %s is expected but kmod/fixtures/%s.patch does not exist", f.name, f.name)
+		}
+	}
+	for _, n := range names {
+		if !slices.ContainsFunc(fixtures, func(f struct{ name, step, reason string }) bool { return f.name == n }) {
+			t.Errorf("kmod/fixtures/%s.patch has no expectation in TestFixtures: say which step must catch it", n)
+		}
+	}
+
+	for _, f := range fixtures {
+		patch := filepath.Join(env.repo, "kmod", "fixtures", f.name+".patch")
+		env.prepare(tg.Kernel, patch)
+	}
+	for _, f := range fixtures {
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			patch := filepath.Join(env.repo, "kmod", "fixtures", f.name+".patch")
+			out := probeTarget(t, tg, patch, filepath.Join(env.artifacts, "fixtures", f.name))
+			if out.build != nil {
+				t.Fatalf("fixture %s does not build: %v", f.name, out.build)
+			}
+			s, ok := out.report.Step(f.step)
+			if !ok {
+				t.Fatalf("step %s was not run", f.step)
+			}
+			if !s.Failed() {
+				t.Fatalf("fixture %s: step %s passed; the detector did not fire", f.name, f.step)
+			}
+			all := strings.Join(append(s.Reasons, s.Evidence...), "\n")
+			if !strings.Contains(all, f.reason) {
+				t.Errorf("fixture %s: step %s failed, but not for the expected reason (want %q in):\n%s", f.name, f.step, f.reason, all)
+			}
+			t.Logf("caught: step %s: %s", f.step, s.Reasons[0])
+		})
+	}
+}

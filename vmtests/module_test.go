@@ -1,0 +1,132 @@
+package vmtests
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kmodtest/kmodtest/harness"
+	"github.com/kmodtest/kmodtest/probe"
+	"github.com/kmodtest/kmodtest/verdict"
+)
+
+// TestModule runs the real module on every selected kernel and profile.
+func TestModule(t *testing.T) {
+	// Start every kernel's fetch and build at once: downloads are network
+	// bound and should not wait for -parallel slots.
+	for _, tg := range env.targets {
+		env.prepare(tg.Kernel, "")
+	}
+	for _, tg := range env.targets {
+		t.Run(tg.Name(), func(t *testing.T) {
+			t.Parallel()
+			runTarget(t, tg, filepath.Join(env.artifacts, tg.Name()))
+		})
+	}
+}
+
+// outcome is one target's build, boot and verdict.
+type outcome struct {
+	build    error
+	warnings []string
+	boot     harness.Boot
+	result   *harness.Result
+	report   *verdict.Report
+}
+
+// probeTarget builds, boots and judges one target and records its row in
+// the final report. It fails t only when the harness itself cannot go on;
+// what the module did is in the outcome.
+func probeTarget(t *testing.T, tg harness.Target, patch, dir string) outcome {
+	t.Helper()
+	r := row{name: tg.Name(), steps: map[string]string{}}
+	if patch != "" {
+		r.name += " " + strings.TrimSuffix(filepath.Base(patch), ".patch")
+	}
+	defer func() { env.record(r) }()
+
+	p := env.prepare(tg.Kernel, patch)
+	<-p.done
+	if p.err != nil {
+		r.steps["build"], r.first = probe.StatusFail, "build"
+		return outcome{build: p.err}
+	}
+	r.steps["build"] = probe.StatusPass
+	timings := p.kernel.Timings
+	r.timings = []time.Duration{timings.Fetch, timings.BuildRoot, p.module.Duration}
+	r.cached = fmt.Sprintf("kernel:%v module:%v", timings.Cached, p.module.Cached)
+
+	base, err := env.baseImage()
+	if err != nil {
+		t.Fatalf("base initramfs: %v", err)
+	}
+	b := harness.Boot{
+		Target: tg,
+		Kernel: p.kernel,
+		Ko:     p.module.Ko,
+		Base:   base.Path,
+		Steps:  env.steps,
+		Dir:    dir,
+		Accel:  env.accel,
+		Rerun:  rerunCommand(t, tg),
+	}
+	res, err := b.Run(context.Background())
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	var probeTime time.Duration
+	for _, s := range res.Report.Steps {
+		probeTime += time.Duration(s.DurationMS) * time.Millisecond
+	}
+	r.timings = append(r.timings, res.Initramfs, res.Boot, probeTime)
+	for _, s := range append(res.Report.Steps, res.Report.Log) {
+		r.steps[s.Name] = s.Status
+		if s.Failed() && r.first == "" {
+			r.first = s.Name
+		}
+	}
+	return outcome{warnings: p.module.Warnings, boot: b, result: res, report: res.Report}
+}
+
+// runTarget runs one target and asserts the build and every step as
+// subtests of t.
+func runTarget(t *testing.T, tg harness.Target, dir string) {
+	t.Helper()
+	out := probeTarget(t, tg, "", dir)
+	t.Run("build", func(t *testing.T) {
+		if out.build != nil {
+			t.Fatalf("%v", out.build)
+		}
+		for _, w := range out.warnings {
+			t.Errorf("compiler warning: %s", w)
+		}
+	})
+	if out.build != nil {
+		return
+	}
+	t.Logf("guest kernel %s, boot %.1fs (%s)", out.report.Kernel, out.result.Boot.Seconds(), env.accel)
+	for _, s := range append(out.report.Steps, out.report.Log) {
+		t.Run(s.Name, func(t *testing.T) {
+			switch s.Status {
+			case probe.StatusFail:
+				t.Errorf("step %s failed on %s:\n%s", s.Name, tg.Name(), harness.Describe(s, out.boot, out.result.Run))
+			case probe.StatusSkip:
+				t.Skip(strings.Join(s.Reasons, "; "))
+			}
+		})
+	}
+}
+
+// rerunCommand is the one line that reruns this test for this kernel.
+func rerunCommand(t *testing.T, tg harness.Target) string {
+	name := t.Name()
+	test, _, _ := strings.Cut(name, "/")
+	return fmt.Sprintf("go test ./vmtests -v -run '^%s$/^%s$' -kernels %s", test, regexpQuote(strings.TrimPrefix(name, test+"/")), tg.Kernel.Name)
+}
+
+func regexpQuote(s string) string {
+	return strings.NewReplacer(".", `\.`, "+", `\+`).Replace(s)
+}
