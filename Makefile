@@ -2,9 +2,10 @@
 #
 #   make                  build kmod/NetlinkGreetingsLKM.ko for the running kernel
 #   make KDIR=...         build it against other kernel headers
-#   make test             unit tests
-#   make vmtest           tests that boot kernels under QEMU
-#   make setup            fetch what the VM tests need
+#   make setup            install what the harness needs (apt packages, Go modules)
+#   make vmtest           the VM test matrix: every kernel, every step
+#   make test             every test: unit tests, the VM matrix and the
+#                         broken-module fixtures that prove the detectors
 #
 KDIR ?= /lib/modules/$(shell uname -r)/build
 
@@ -16,8 +17,14 @@ module:
 clean:
 	$(MAKE) -C kmod KDIR=$(KDIR) clean
 
-test: ; go test ./...
-vmtest: ; go test ./vmtests -v
-setup: ; ./scripts/setup.sh
+# -count=1: a VM run depends on kernels and caches outside Go's view.
+test:
+	KMODTEST_FIXTURES=1 go test -count=1 -timeout 60m ./...
+
+vmtest:
+	go test -count=1 -timeout 30m ./vmtests -v
+
+setup:
+	./scripts/setup.sh
 
 .PHONY: all module clean test vmtest setup

@@ -117,7 +117,31 @@ func (b *Builder) Base() (*Base, error) {
 	}
 	took := time.Since(start)
 	b.logf("initramfs: base image built in %.1fs", took.Seconds())
+	pruneOld(dir, keepBases)
 	return &Base{Path: path, Duration: took}, nil
+}
+
+// keepBases is how many base images stay cached: enough for a few
+// branches, not one per edit of the prober.
+const keepBases = 3
+
+// pruneOld removes all but the newest keep base images in dir.
+func pruneOld(dir string, keep int) {
+	paths, _ := filepath.Glob(filepath.Join(dir, "base-*.cpio"))
+	type aged struct {
+		path string
+		mod  time.Time
+	}
+	var all []aged
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil {
+			all = append(all, aged{p, fi.ModTime()})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].mod.After(all[j].mod) })
+	for i := keep; i < len(all); i++ {
+		os.Remove(all[i].path)
+	}
 }
 
 // sourceHash hashes the guest sources and the Go version that compiles them.
