@@ -1,0 +1,415 @@
+package kernels
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// DebianKeyring verifies the archive's Release files.
+const DebianKeyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+// defaultMirror is used only when neither KMODTEST_MIRROR nor the host's
+// apt sources name a Debian mirror.
+const defaultMirror = "http://deb.debian.org/debian"
+
+// Mirrors are the archive URIs substituted for {mirror} and {security}.
+type Mirrors struct {
+	Debian   string
+	Security string
+}
+
+// FindMirrors returns the mirrors to use: $KMODTEST_MIRROR and
+// $KMODTEST_SECURITY_MIRROR if set, else the ones this host's apt sources
+// point at (so that a site mirror or proxy keeps working), else
+// deb.debian.org.
+func FindMirrors() Mirrors {
+	host := hostMirrors("/etc/apt")
+	m := Mirrors{Debian: os.Getenv("KMODTEST_MIRROR"), Security: os.Getenv("KMODTEST_SECURITY_MIRROR")}
+	if m.Debian == "" {
+		m.Debian = host.Debian
+		if m.Security == "" {
+			m.Security = host.Security
+		}
+	}
+	if m.Debian == "" {
+		m.Debian = defaultMirror
+	}
+	m.Debian = strings.TrimRight(m.Debian, "/")
+	if m.Security == "" {
+		// deb.debian.org/debian → deb.debian.org/debian-security, the
+		// layout of the official mirrors.
+		m.Security = m.Debian + "-security"
+	}
+	m.Security = strings.TrimRight(m.Security, "/")
+	return m
+}
+
+// hostMirrors reads etcDir's sources.list, sources.list.d/*.list and
+// *.sources and returns the first Debian and Debian security URIs. Missing
+// or unreadable files are skipped: this only picks defaults.
+func hostMirrors(etcDir string) Mirrors {
+	var uris []string
+	if data, err := os.ReadFile(filepath.Join(etcDir, "sources.list")); err == nil {
+		uris = append(uris, oneLineURIs(string(data))...)
+	}
+	lists, _ := filepath.Glob(filepath.Join(etcDir, "sources.list.d", "*.list"))
+	for _, f := range lists {
+		if data, err := os.ReadFile(f); err == nil {
+			uris = append(uris, oneLineURIs(string(data))...)
+		}
+	}
+	deb822, _ := filepath.Glob(filepath.Join(etcDir, "sources.list.d", "*.sources"))
+	for _, f := range deb822 {
+		if data, err := os.ReadFile(f); err == nil {
+			uris = append(uris, deb822URIs(string(data))...)
+		}
+	}
+	var m Mirrors
+	for _, u := range uris {
+		u = strings.TrimRight(u, "/")
+		switch {
+		case strings.HasSuffix(u, "/debian-security") && m.Security == "":
+			m.Security = u
+		case strings.HasSuffix(u, "/debian") && m.Debian == "":
+			m.Debian = u
+		}
+	}
+	return m
+}
+
+// oneLineURIs returns the URIs of "deb" lines in sources.list format.
+func oneLineURIs(text string) []string {
+	var uris []string
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "deb" {
+			continue
+		}
+		i := 1
+		if strings.HasPrefix(f[i], "[") {
+			for i < len(f) && !strings.HasSuffix(f[i], "]") {
+				i++
+			}
+			i++
+		}
+		if i < len(f) {
+			uris = append(uris, f[i])
+		}
+	}
+	return uris
+}
+
+// deb822URIs returns the URIs of enabled "Types: deb" stanzas.
+func deb822URIs(text string) []string {
+	var uris []string
+	for _, stanza := range strings.Split(text, "\n\n") {
+		fields := map[string]string{}
+		for _, line := range strings.Split(stanza, "\n") {
+			if strings.HasPrefix(line, "#") {
+				continue
+			}
+			k, v, ok := strings.Cut(line, ":")
+			if ok && !strings.HasPrefix(k, " ") {
+				fields[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
+			}
+		}
+		if !strings.Contains(" "+fields["types"]+" ", " deb ") || strings.EqualFold(fields["enabled"], "no") {
+			continue
+		}
+		uris = append(uris, strings.Fields(fields["uris"])...)
+	}
+	return uris
+}
+
+// SourcesList renders sources lines for apt: {mirror} and {security} are
+// substituted and lines without [options] get signed-by the archive
+// keyring, so apt verifies the Release files whatever the host trusts.
+func SourcesList(lines []string, m Mirrors) string {
+	var b strings.Builder
+	for _, line := range lines {
+		line = strings.ReplaceAll(line, "{mirror}", m.Debian)
+		line = strings.ReplaceAll(line, "{security}", m.Security)
+		f := strings.Fields(line)
+		if len(f) >= 2 && !strings.HasPrefix(f[1], "[") {
+			f = append([]string{f[0], "[signed-by=" + DebianKeyring + "]"}, f[1:]...)
+		}
+		b.WriteString(strings.Join(f, " "))
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// An aptConfig is a private apt state directory: its own sources list,
+// package lists and download cache, nothing from the host's apt state.
+type aptConfig struct {
+	dir string
+}
+
+// options returns the apt-get/apt-cache options that point apt at the
+// private directory. The host's apt.conf.d is ignored (Dir::Etc::Parts)
+// because its hooks (docker-clean, appstream) act on the host's cache;
+// proxies still work through the http_proxy environment variable.
+func (a aptConfig) options() []string {
+	opts := []string{
+		"-o", "Dir::Etc::SourceList=" + filepath.Join(a.dir, "sources.list"),
+		"-o", "Dir::Etc::SourceParts=/dev/null",
+		"-o", "Dir::Etc::Parts=" + filepath.Join(a.dir, "apt.conf.d"),
+		"-o", "Dir::Etc::Preferences=/dev/null",
+		"-o", "Dir::Etc::PreferencesParts=/dev/null",
+		"-o", "Dir::State=" + filepath.Join(a.dir, "state"),
+		"-o", "Dir::State::Lists=" + filepath.Join(a.dir, "lists"),
+		"-o", "Dir::State::status=/dev/null",
+		"-o", "Dir::Cache=" + filepath.Join(a.dir, "cache"),
+		"-o", "Acquire::Check-Valid-Until=false",
+		"-o", "Acquire::Languages=none",
+		"-o", "APT::Get::List-Cleanup=true",
+	}
+	if os.Geteuid() == 0 {
+		// Downloads land in directories the _apt user cannot write to;
+		// apt would fall back with a warning on every file.
+		opts = append(opts, "-o", "APT::Sandbox::User=root")
+	}
+	return opts
+}
+
+// setup writes the sources list and creates the directories apt expects.
+func (a aptConfig) setup(sources string) error {
+	for _, d := range []string{"apt.conf.d", "state", "lists/partial", "cache/archives/partial"} {
+		if err := os.MkdirAll(filepath.Join(a.dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	return writeFileAtomic(filepath.Join(a.dir, "sources.list"), []byte(sources))
+}
+
+// run runs an apt program with the private options and returns stdout.
+// On failure the error carries apt's stderr lines.
+func (a aptConfig) run(ctx context.Context, dir, prog string, args ...string) ([]byte, error) {
+	if err := needTool(prog); err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, prog, append(a.options(), args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if err != nil {
+		return stdout.Bytes(), commandError(prog+" "+strings.Join(args, " "), err, stdout.String()+stderr.String())
+	}
+	// apt-get update exits 0 when some index files could not be fetched.
+	if bad := failedFetchLines(stderr.String()); len(bad) > 0 {
+		return stdout.Bytes(), &NetworkError{Cmd: prog + " " + strings.Join(args, " "), Lines: bad}
+	}
+	return stdout.Bytes(), nil
+}
+
+// update runs apt-get update on the private lists.
+func (a aptConfig) update(ctx context.Context) error {
+	_, err := a.run(ctx, a.dir, "apt-get", "-q", "update")
+	return err
+}
+
+// failedFetchLines returns apt's "Failed to fetch" and "index files failed"
+// lines: signs that the mirror could not be reached.
+func failedFetchLines(stderr string) []string {
+	var out []string
+	for _, line := range strings.Split(stderr, "\n") {
+		if strings.Contains(line, "Failed to fetch") || strings.Contains(line, "index files failed to download") ||
+			strings.Contains(line, "Could not resolve") || strings.Contains(line, "Temporary failure resolving") ||
+			strings.Contains(line, "Unable to connect") || strings.Contains(line, "Could not connect") {
+			out = append(out, strings.TrimSpace(line))
+		}
+	}
+	return out
+}
+
+// A pkgInfo is the part of an apt-cache show stanza kmodtest uses.
+type pkgInfo struct {
+	Package string
+	Version string
+	Depends []string // package names only, alternatives flattened
+	Size    int64
+}
+
+// show returns every version apt knows of pkg.
+func (a aptConfig) show(ctx context.Context, pkg string) ([]pkgInfo, error) {
+	out, err := a.run(ctx, a.dir, "apt-cache", "show", pkg)
+	if err != nil {
+		return nil, err
+	}
+	infos := parseShow(string(out))
+	if len(infos) == 0 {
+		return nil, fmt.Errorf("apt-cache show %s: no such package in the configured suites", pkg)
+	}
+	return infos, nil
+}
+
+// parseShow parses apt-cache show output (RFC 822 stanzas).
+func parseShow(text string) []pkgInfo {
+	var infos []pkgInfo
+	var cur *pkgInfo
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			cur = nil
+			continue
+		}
+		if strings.HasPrefix(line, " ") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		if k == "Package" {
+			infos = append(infos, pkgInfo{Package: v})
+			cur = &infos[len(infos)-1]
+			continue
+		}
+		if cur == nil {
+			continue
+		}
+		switch k {
+		case "Version":
+			cur.Version = v
+		case "Size":
+			cur.Size, _ = strconv.ParseInt(v, 10, 64)
+		case "Depends", "Pre-Depends":
+			cur.Depends = append(cur.Depends, depNames(v)...)
+		}
+	}
+	return infos
+}
+
+// depNames returns the package names in a Depends field value.
+func depNames(field string) []string {
+	var names []string
+	for _, alt := range strings.FieldsFunc(field, func(r rune) bool { return r == ',' || r == '|' }) {
+		f := strings.Fields(alt)
+		if len(f) > 0 {
+			name, _, _ := strings.Cut(f[0], ":")
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// newest returns the info with the highest Debian version.
+func newest(infos []pkgInfo) pkgInfo {
+	best := infos[0]
+	for _, in := range infos[1:] {
+		if CompareVersions(in.Version, best.Version) > 0 {
+			best = in
+		}
+	}
+	return best
+}
+
+// CompareVersions compares two Debian package versions the way dpkg does:
+// it returns -1, 0 or 1.
+func CompareVersions(a, b string) int {
+	ea, ua, ra := splitVersion(a)
+	eb, ub, rb := splitVersion(b)
+	if ea != eb {
+		if ea < eb {
+			return -1
+		}
+		return 1
+	}
+	if c := compareFragment(ua, ub); c != 0 {
+		return c
+	}
+	return compareFragment(ra, rb)
+}
+
+func splitVersion(v string) (epoch int, upstream, revision string) {
+	if e, rest, ok := strings.Cut(v, ":"); ok {
+		epoch, _ = strconv.Atoi(e)
+		v = rest
+	}
+	if i := strings.LastIndex(v, "-"); i >= 0 {
+		return epoch, v[:i], v[i+1:]
+	}
+	return epoch, v, ""
+}
+
+// order is dpkg's character weight: ~ sorts before everything, even the
+// end of the string; letters before other characters.
+func order(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return 0
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		return int(c)
+	case c == '~':
+		return -1
+	default:
+		return int(c) + 256
+	}
+}
+
+func compareFragment(a, b string) int {
+	for a != "" || b != "" {
+		// Non-digit prefix.
+		for (a != "" && !isDigit(a[0])) || (b != "" && !isDigit(b[0])) {
+			var ca, cb int
+			if a != "" && !isDigit(a[0]) {
+				ca = order(a[0])
+			}
+			if b != "" && !isDigit(b[0]) {
+				cb = order(b[0])
+			}
+			if ca != cb {
+				if ca < cb {
+					return -1
+				}
+				return 1
+			}
+			if a != "" && !isDigit(a[0]) {
+				a = a[1:]
+			}
+			if b != "" && !isDigit(b[0]) {
+				b = b[1:]
+			}
+		}
+		// Digit run.
+		na, nb := 0, 0
+		for a != "" && a[0] == '0' {
+			a = a[1:]
+		}
+		for b != "" && b[0] == '0' {
+			b = b[1:]
+		}
+		for na < len(a) && isDigit(a[na]) {
+			na++
+		}
+		for nb < len(b) && isDigit(b[nb]) {
+			nb++
+		}
+		if na != nb {
+			if na < nb {
+				return -1
+			}
+			return 1
+		}
+		if c := strings.Compare(a[:na], b[:nb]); c != 0 {
+			return c
+		}
+		a, b = a[na:], b[nb:]
+	}
+	return 0
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -1,0 +1,127 @@
+package kernels
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+func TestSourcesList(t *testing.T) {
+	m := Mirrors{Debian: "http://mirror.example/debian", Security: "http://mirror.example/debian-security"}
+	got := SourcesList([]string{
+		"deb {mirror} bookworm main",
+		"deb {security} bookworm-security main",
+		"deb [trusted=yes] http://local/debian sid main",
+	}, m)
+	want := "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://mirror.example/debian bookworm main\n" +
+		"deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://mirror.example/debian-security bookworm-security main\n" +
+		"deb [trusted=yes] http://local/debian sid main\n"
+	if got != want {
+		t.Fatalf("unexpected sources:\n- want\n%s- got\n%s", want, got)
+	}
+}
+
+func TestHostMirrors(t *testing.T) {
+	etc := t.TempDir()
+	os.MkdirAll(filepath.Join(etc, "sources.list.d"), 0o755)
+	os.WriteFile(filepath.Join(etc, "sources.list"), []byte("# deb http://old/debian x main\ndeb https://packages.example.com/apt foo main\n"), 0o644)
+	os.WriteFile(filepath.Join(etc, "sources.list.d", "debian.sources"), []byte(`Types: deb
+URIs: http://site-mirror.example/debian/
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://site-mirror.example/debian-security
+Suites: bookworm-security
+Components: main
+`), 0o644)
+	got := hostMirrors(etc)
+	want := Mirrors{Debian: "http://site-mirror.example/debian", Security: "http://site-mirror.example/debian-security"}
+	if got != want {
+		t.Fatalf("unexpected mirrors:\n- want %+v\n- got  %+v", want, got)
+	}
+	if got := hostMirrors(filepath.Join(etc, "missing")); got != (Mirrors{}) {
+		t.Fatalf("missing etc gave %+v", got)
+	}
+}
+
+func TestFindMirrorsEnv(t *testing.T) {
+	t.Setenv("KMODTEST_MIRROR", "http://m.example/debian/")
+	t.Setenv("KMODTEST_SECURITY_MIRROR", "")
+	got := FindMirrors()
+	want := Mirrors{Debian: "http://m.example/debian", Security: "http://m.example/debian-security"}
+	if got != want {
+		t.Fatalf("unexpected mirrors:\n- want %+v\n- got  %+v", want, got)
+	}
+}
+
+func TestParseShow(t *testing.T) {
+	out := `Package: linux-image-amd64
+Version: 6.1.192-2
+Depends: linux-image-6.1.0-56-amd64 (= 6.1.192-2)
+Size: 1500
+Description: Linux for 64-bit PCs (meta-package)
+ This package depends on the latest Linux kernel.
+
+Package: linux-headers-6.12.117+deb13-amd64
+Version: 6.12.117-1
+Depends: linux-base (>= 4.12~), linux-headers-6.12.117+deb13-common (= 6.12.117-1), linux-image-6.12.117+deb13-amd64 (= 6.12.117-1) | linux-image-6.12.117+deb13-amd64-unsigned (= 6.12.117-1), gcc-14:amd64
+`
+	got := parseShow(out)
+	if len(got) != 2 {
+		t.Fatalf("want 2 stanzas, got %d", len(got))
+	}
+	if got[0].Version != "6.1.192-2" || got[0].Size != 1500 || !slices.Equal(got[0].Depends, []string{"linux-image-6.1.0-56-amd64"}) {
+		t.Errorf("unexpected first stanza %+v", got[0])
+	}
+	wantDeps := []string{"linux-base", "linux-headers-6.12.117+deb13-common", "linux-image-6.12.117+deb13-amd64", "linux-image-6.12.117+deb13-amd64-unsigned", "gcc-14"}
+	if !slices.Equal(got[1].Depends, wantDeps) {
+		t.Errorf("unexpected depends:\n- want %v\n- got  %v", wantDeps, got[1].Depends)
+	}
+}
+
+func TestCompareVersions(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int
+	}{
+		{"6.1.192-2", "6.1.176-1", 1},
+		{"7.3.4-1~bpo13+1", "7.3.4-1", -1},
+		{"1.0~rc1", "1.0", -1},
+		{"1:1.0", "2.0", 1},
+		{"1.0a", "1.0", 1},
+		{"1.0-1", "1.0-1", 0},
+		{"1.10", "1.9", 1},
+		{"1.0+b1", "1.0", 1},
+		{"01.0", "1.0", 0},
+	}
+	for _, tt := range tests {
+		if got := CompareVersions(tt.a, tt.b); got != tt.want {
+			t.Errorf("CompareVersions(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+		if got := CompareVersions(tt.b, tt.a); got != -tt.want {
+			t.Errorf("CompareVersions(%q, %q) = %d, want %d", tt.b, tt.a, got, -tt.want)
+		}
+	}
+	infos := []pkgInfo{{Version: "6.1.176-1"}, {Version: "6.1.192-2"}, {Version: "6.1.180-1"}}
+	if got := newest(infos).Version; got != "6.1.192-2" {
+		t.Errorf("newest = %s", got)
+	}
+}
+
+func TestFailedFetchLines(t *testing.T) {
+	stderr := "W: Failed to fetch http://deb.debian.org/debian/dists/sid/InRelease  Temporary failure resolving 'deb.debian.org'\nW: Some index files failed to download. They have been ignored, or old ones used instead.\n"
+	if got := failedFetchLines(stderr); len(got) != 2 {
+		t.Fatalf("want 2 lines, got %q", got)
+	}
+	err := commandError("apt-get update", os.ErrInvalid, stderr)
+	var ne *NetworkError
+	if !asNetwork(err, &ne) {
+		t.Fatalf("want *NetworkError, got %T", err)
+	}
+	if want := "is the Debian mirror reachable? set KMODTEST_MIRROR"; !contains(err.Error(), want) {
+		t.Fatalf("error %q lacks %q", err, want)
+	}
+}

@@ -1,0 +1,175 @@
+package kernels
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Mount points every build root has, made when the root is created so
+// that builds never need to write into the root.
+const (
+	rootKernelDir = "/kmodtest/kernel" // the kernel's extracted packages
+	rootSrcDir    = "/kmodtest/src"    // the module source being built
+)
+
+// rootManifest is the manifest of a finished build root.
+type rootManifest struct {
+	Name     string    `json:"name"`
+	Suite    string    `json:"suite"`
+	Packages []string  `json:"packages"`
+	Mode     string    `json:"mode"`
+	Created  time.Time `json:"created"`
+}
+
+// rootKey is the cache entry name for r.
+func rootKey(r *BuildRoot) string {
+	def := struct {
+		Suite    string
+		Apt      []string
+		Packages []string
+	}{r.Suite, r.Apt, r.Packages}
+	return r.Name + "-" + definitionHash(def)
+}
+
+// ensureRoot returns the directory of build root r, creating it with
+// mmdebstrap if the cache does not hold a finished one. Concurrent callers
+// for the same root wait for the one that creates it.
+func (c *Cache) ensureRoot(ctx context.Context, r *BuildRoot) (dir string, cached bool, err error) {
+	key := rootKey(r)
+	final := filepath.Join(c.Dir, "roots", key)
+	unlock, err := lockFile(ctx, filepath.Join(c.Dir, "locks", "root-"+key+".lock"), c.logf)
+	if err != nil {
+		return "", false, err
+	}
+	defer unlock()
+	err = checkRoot(final)
+	if err == nil {
+		return final, true, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		c.logf("cache: build root %s corrupt (%v), recreating", r.Name, err)
+	}
+	if err := c.createRoot(ctx, r, final); err != nil {
+		return "", false, fmt.Errorf("build root %s: %w", r.Name, err)
+	}
+	return final, false, nil
+}
+
+// checkRoot verifies a finished build root: manifest and make present.
+func checkRoot(dir string) error {
+	data, err := os.ReadFile(filepath.Join(dir, manifestName))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			if _, serr := os.Stat(dir); serr == nil {
+				return errors.New("no manifest")
+			}
+		}
+		return err
+	}
+	var m rootManifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("bad manifest: %v", err)
+	}
+	for _, p := range []string{"root/usr/bin/make", "root" + rootKernelDir, "root" + rootSrcDir} {
+		if _, err := os.Lstat(filepath.Join(dir, p)); err != nil {
+			return fmt.Errorf("%s missing", p)
+		}
+	}
+	return nil
+}
+
+// createRoot runs mmdebstrap. As root it writes the directory directly
+// (--mode=root); otherwise it uses --mode=unshare (needs subordinate ids in
+// /etc/subuid and /etc/subgid) to a tarball that is unpacked as the user,
+// so the user owns, and can later delete, every file.
+func (c *Cache) createRoot(ctx context.Context, r *BuildRoot, final string) error {
+	if err := needTool("mmdebstrap"); err != nil {
+		return err
+	}
+	tmp, err := newTempDir(final)
+	if err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			removeAll(tmp)
+		}
+	}()
+	start := time.Now()
+	c.logf("build root %s: mmdebstrap %s with %s…", r.Name, r.Suite, strings.Join(r.Packages, ","))
+	mode := "root"
+	target := filepath.Join(tmp, "root")
+	if os.Geteuid() != 0 {
+		mode = "unshare"
+		target = filepath.Join(tmp, "root.tar")
+	}
+	args := []string{
+		"--variant=apt",
+		"--mode=" + mode,
+		"--aptopt=Acquire::Check-Valid-Until \"false\"",
+		"--aptopt=Acquire::Languages \"none\"",
+		"--dpkgopt=path-exclude=/usr/share/man/*",
+		"--dpkgopt=path-exclude=/usr/share/doc/*",
+		"--dpkgopt=path-exclude=/usr/share/locale/*",
+		"--include=" + strings.Join(r.Packages, ","),
+		"--customize-hook=mkdir -p \"$1" + rootKernelDir + "\" \"$1" + rootSrcDir + "\"",
+		r.Suite, target,
+	}
+	args = append(args, strings.Split(strings.TrimSpace(SourcesList(r.Apt, FindMirrors())), "\n")...)
+	cmd := exec.CommandContext(ctx, "mmdebstrap", args...)
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return commandError("mmdebstrap "+r.Suite, err, string(out))
+	}
+	if mode == "unshare" {
+		root := filepath.Join(tmp, "root")
+		if err := os.MkdirAll(root, 0o755); err != nil {
+			return err
+		}
+		// Device nodes cannot be made without privileges; builds bind
+		// mount the host's /dev instead.
+		tar := exec.CommandContext(ctx, "tar", "-C", root, "--exclude=./dev/*", "-xf", target)
+		if out, err := tar.CombinedOutput(); err != nil {
+			return commandError("tar -x build root", err, string(out))
+		}
+		if err := os.Remove(target); err != nil {
+			return err
+		}
+	}
+	m := rootManifest{Name: r.Name, Suite: r.Suite, Packages: r.Packages, Mode: mode, Created: time.Now().UTC()}
+	if err := writeJSON(filepath.Join(tmp, manifestName), m); err != nil {
+		return err
+	}
+	if err := commitDir(tmp, final); err != nil {
+		return err
+	}
+	committed = true
+	c.logf("build root %s: done in %.1fs", r.Name, time.Since(start).Seconds())
+	return nil
+}
+
+// removeAll is os.RemoveAll that also removes read-only directories
+// (a build root has some) by making them writable first.
+func removeAll(path string) error {
+	err := os.RemoveAll(path)
+	if err == nil || !errors.Is(err, fs.ErrPermission) {
+		return err
+	}
+	filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o755)
+		}
+		return nil
+	})
+	return os.RemoveAll(path)
+}

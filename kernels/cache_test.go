@@ -1,0 +1,233 @@
+package kernels
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func asNetwork(err error, ne **NetworkError) bool { return errors.As(err, ne) }
+func contains(s, sub string) bool                 { return strings.Contains(s, sub) }
+
+// fakeKernelEntry writes a finished kernel entry as download would.
+func fakeKernelEntry(t *testing.T, entry string) {
+	t.Helper()
+	kdir := filepath.Join(entry, "tree", "usr", "src", "linux-headers-1.0-amd64")
+	if err := os.MkdirAll(kdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(kdir, "Makefile"), []byte("include /usr/src/linux-headers-1.0-common/Makefile\n"), 0o644)
+	vmlinuz := filepath.Join(entry, "tree", "boot", "vmlinuz-1.0-amd64")
+	os.MkdirAll(filepath.Dir(vmlinuz), 0o755)
+	os.WriteFile(vmlinuz, []byte("not really a kernel"), 0o644)
+	size, sum, err := fileSHA256(vmlinuz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := kernelManifest{Kernel: "1.0", Release: "1.0-amd64", Vmlinuz: "tree/boot/vmlinuz-1.0-amd64",
+		VmlinuzSize: size, VmlinuzSHA256: sum, KDIR: "tree/usr/src/linux-headers-1.0-amd64"}
+	if err := writeJSON(filepath.Join(entry, manifestName), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestKernelManifestCorruption(t *testing.T) {
+	tests := []struct {
+		name   string
+		damage func(entry string)
+		want   string
+	}{
+		{"intact", func(string) {}, ""},
+		{"flipped byte", func(e string) {
+			os.WriteFile(filepath.Join(e, "tree/boot/vmlinuz-1.0-amd64"), []byte("not really a kernEl"), 0o644)
+		}, "vmlinuz sha256 mismatch"},
+		{"truncated", func(e string) {
+			os.WriteFile(filepath.Join(e, "tree/boot/vmlinuz-1.0-amd64"), []byte("not"), 0o644)
+		}, "vmlinuz size 3, manifest says 19"},
+		{"vmlinuz gone", func(e string) { os.Remove(filepath.Join(e, "tree/boot/vmlinuz-1.0-amd64")) }, "vmlinuz:"},
+		{"no manifest", func(e string) { os.Remove(filepath.Join(e, manifestName)) }, "no manifest"},
+		{"bad manifest", func(e string) { os.WriteFile(filepath.Join(e, manifestName), []byte("{"), 0o644) }, "bad manifest"},
+		{"kdir gone", func(e string) { os.RemoveAll(filepath.Join(e, "tree/usr")) }, "KDIR Makefile missing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			entry := filepath.Join(t.TempDir(), "1.0-abc")
+			fakeKernelEntry(t, entry)
+			tt.damage(entry)
+			_, err := readKernelManifest(entry)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("intact entry rejected: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("unexpected error:\n- want containing %q\n- got  %v", tt.want, err)
+			}
+			if errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("corruption %v reported as a missing entry", err)
+			}
+		})
+	}
+	if _, err := readKernelManifest(filepath.Join(t.TempDir(), "absent")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("absent entry: want ErrNotExist, got %v", err)
+	}
+}
+
+func TestModuleManifestCorruption(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "hello.ko"), []byte("ko"), 0o644)
+	_, sum, _ := fileSHA256(filepath.Join(dir, "hello.ko"))
+	writeJSON(filepath.Join(dir, manifestName), moduleManifest{Kos: []string{"hello.ko"}, SHA256: []string{sum}})
+	if _, err := readModuleManifest(dir); err != nil {
+		t.Fatalf("intact module rejected: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "hello.ko"), []byte("kO"), 0o644)
+	if _, err := readModuleManifest(dir); err == nil || !strings.Contains(err.Error(), "sha256 mismatch") {
+		t.Fatalf("want sha256 mismatch, got %v", err)
+	}
+}
+
+func TestFetchUsesVerifiedEntryAndRejectsCorrupt(t *testing.T) {
+	m, err := ParseMatrix(embeddedMatrix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := Select(m, []string{"6.1"})
+	dir := t.TempDir()
+	entry := filepath.Join(dir, "kernels", kernelKey(k[0]))
+	fakeKernelEntry(t, entry)
+	var logs []string
+	var mu sync.Mutex
+	c := &Cache{Dir: dir, Logf: func(f string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		logs = append(logs, f)
+	}}
+	f, err := c.Fetch(context.Background(), k[0])
+	if err != nil {
+		t.Fatalf("Fetch of a warm entry: %v", err)
+	}
+	if !f.Timings.Cached || f.Release != "1.0-amd64" || f.Vmlinuz != filepath.Join(entry, "tree/boot/vmlinuz-1.0-amd64") {
+		t.Fatalf("unexpected Fetched %+v", f)
+	}
+	if len(logs) != 0 {
+		t.Fatalf("warm fetch logged %q", logs)
+	}
+}
+
+func TestBuildErrorFormat(t *testing.T) {
+	out := `make: Entering directory '/k'
+  CC [M]  /src/hello.o
+/src/hello.c: In function 'hello_init':
+/src/hello.c:9:9: error: 'x' undeclared (first use in this function)
+    9 |         x = 1;
+      |         ^
+/src/hello.c:12:1: warning: no return statement in function returning non-void [-Wreturn-type]
+make[2]: *** [scripts/Makefile.build:250: /src/hello.o] Error 1
+make: Leaving directory '/k'
+`
+	be := &BuildError{Kernel: "6.1", Cmd: "make -C /k M=/src W=1 modules", Output: compilerLines(out)}
+	want := `build module for kernel 6.1 failed: make -C /k M=/src W=1 modules
+  /src/hello.c: In function 'hello_init':
+  /src/hello.c:9:9: error: 'x' undeclared (first use in this function)
+      9 |         x = 1;
+        |         ^
+  /src/hello.c:12:1: warning: no return statement in function returning non-void [-Wreturn-type]
+  make[2]: *** [scripts/Makefile.build:250: /src/hello.o] Error 1`
+	if be.Error() != want {
+		t.Fatalf("unexpected error text:\n- want\n%s\n- got\n%s", want, be.Error())
+	}
+	if got := warningLines(out); len(got) != 1 || !strings.Contains(got[0], "Wreturn-type") {
+		t.Fatalf("unexpected warnings %q", got)
+	}
+	if got := compilerLines("something odd\nhappened\n"); len(got) != 2 {
+		t.Fatalf("fallback to tail: got %q", got)
+	}
+}
+
+func TestLockExcludesGoroutines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.lock")
+	ctx := context.Background()
+	var mu sync.Mutex
+	inside, maxInside := 0, 0
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			unlock, err := lockFile(ctx, path, func(string, ...any) {})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			inside++
+			maxInside = max(maxInside, inside)
+			mu.Unlock()
+			time.Sleep(5 * time.Millisecond)
+			mu.Lock()
+			inside--
+			mu.Unlock()
+			unlock()
+		})
+	}
+	wg.Wait()
+	if maxInside != 1 {
+		t.Fatalf("%d holders at once, want 1", maxInside)
+	}
+	unlock, _ := lockFile(ctx, path, func(string, ...any) {})
+	defer unlock()
+	cctx, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
+	defer cancel()
+	if _, err := lockFile(cctx, path, func(string, ...any) {}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("want deadline exceeded while held, got %v", err)
+	}
+}
+
+func TestDiskFullAndMissingTool(t *testing.T) {
+	err := checkDiskFull(t.TempDir(), &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC})
+	var dfe *DiskFullError
+	if !errors.As(err, &dfe) || !strings.Contains(err.Error(), "MB free") {
+		t.Fatalf("want *DiskFullError, got %v", err)
+	}
+	if err := checkDiskFull("/", os.ErrClosed); err != os.ErrClosed {
+		t.Fatalf("other errors must pass through, got %v", err)
+	}
+	err = needTool("kmodtest-no-such-tool")
+	var mte *MissingToolError
+	if !errors.As(err, &mte) || !strings.Contains(err.Error(), "make setup") {
+		t.Fatalf("want *MissingToolError mentioning make setup, got %v", err)
+	}
+	if err := needTool("pahole"); err != nil && !strings.Contains(err.Error(), "dwarves") {
+		t.Fatalf("pahole must name dwarves: %v", err)
+	}
+}
+
+func TestRelocateHeaders(t *testing.T) {
+	kdir := filepath.Join(t.TempDir(), "usr", "src", "linux-headers-7.2-amd64")
+	os.MkdirAll(kdir, 0o755)
+	os.WriteFile(filepath.Join(kdir, "Makefile"), []byte("KBUILD_OUTPUT=/usr/src/linux-headers-7.2-amd64\ninclude /usr/src/linux-headers-7.2-common/Makefile\n"), 0o644)
+	if err := relocateHeaders(kdir); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(kdir, "Makefile"))
+	if strings.Contains(string(data), "/usr/src/") || !strings.Contains(string(data), "include $(kmodtest_usr_src)/linux-headers-7.2-common/Makefile") {
+		t.Fatalf("unexpected Makefile:\n%s", data)
+	}
+}
+
+func TestKernelCC(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, ".kernelvariables"), []byte("override ARCH = x86\nCC = $(if $(DEBIAN_KERNEL_USE_CCACHE),$(CCACHE)) $(CROSS_COMPILE)gcc-16\noverride CROSS_COMPILE = x86_64-linux-gnu-\n"), 0o644)
+	if got := kernelCC(dir); got != "x86_64-linux-gnu-gcc-16" {
+		t.Fatalf("kernelCC = %q", got)
+	}
+	if got := kernelCC(t.TempDir()); got != "gcc" {
+		t.Fatalf("kernelCC without variables = %q", got)
+	}
+}

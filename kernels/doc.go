@@ -1,0 +1,80 @@
+// Package kernels fetches, caches and builds modules for the kernels that
+// kmodtest tests against, all taken from Debian's archive.
+//
+// # The matrix
+//
+// kernels/matrix.json lists the kernels: for each the apt sources lines,
+// the meta packages that name its current ABI, the package and path of its
+// vmlinuz, its toolchain (the host, or a named Debian build root) and the
+// boot profiles the VM tests run. The file is compiled in; adding a kernel
+// needs no Go edits. [LoadMatrix] reads it and [Select] picks kernels by
+// name.
+//
+// # Fetching
+//
+// [Cache.Fetch] runs apt-get and apt-cache with a private configuration
+// under the cache directory (own sources.list, package lists and download
+// cache; the host's apt state and apt.conf.d are not used). Sources lines
+// get signed-by the Debian archive keyring, so apt checks the Release
+// signatures and every package's hash. Acquire::Check-Valid-Until is off
+// because mirrors may serve frozen snapshots whose Release files have
+// expired. The ABI is resolved at fetch time from the newest version of the
+// meta packages (linux-image-amd64, linux-headers-amd64) in the entry's
+// sources; the image, headers and kbuild packages are unpacked with
+// dpkg-deb -x. Nothing is installed system-wide.
+//
+// Debian's headers name each other by absolute /usr/src paths; the copy
+// in the cache has them rewritten relative to its own location, so KDIR
+// works wherever the cache lives, on the host and inside a build root.
+//
+// # Building modules
+//
+// [Cache.BuildModule] builds with the kernel's own compiler. Where the
+// host has it (toolchain "host": bookworm's gcc-12 for 6.1) make runs on
+// the host. Otherwise it runs in a Debian build root made with mmdebstrap
+// (--variant=apt plus the compiler, make, pahole and the libraries the
+// kbuild tools need), cached and shared by every kernel of the matrix
+// that names it. The build runs in a private mount namespace (unshare -m)
+// with /proc mounted (objtool reads it) and the kernel tree and module
+// source bind-mounted at /kmodtest/kernel and /kmodtest/src, then chroot.
+//
+// # Root and non-root
+//
+// Downloading and unpacking kernels needs no privileges. For build roots:
+//
+//   - as root, mmdebstrap --mode=root writes the root, and builds use
+//     unshare -m;
+//   - as a normal user, mmdebstrap --mode=unshare writes a tarball that is
+//     unpacked as the user (this needs subordinate ids for the user in
+//     /etc/subuid and /etc/subgid, and unprivileged user namespaces), and
+//     builds use unshare -r -m, with /proc and /dev bind-mounted from the
+//     host when a fresh proc cannot be mounted.
+//
+// Host builds need make and, for kernels with module BTF (6.12 and
+// later), pahole (Debian package dwarves). Missing tools are reported with
+// the package to install; the README's `make setup` installs them all.
+//
+// # Cache safety
+//
+// Every entry (kernel, build root, module) is guarded by an flock lock
+// file, which serialises goroutines of one process as well as concurrent
+// processes (two go test runs), so a shared build root is created once.
+// Entries are built under a temporary name and renamed into place; a
+// manifest records the sha256 of the key files and is verified on use
+// (vmlinuz size and hash, the .ko hashes). A corrupt entry is logged and
+// rebuilt; leftovers of interrupted runs are never used.
+//
+// # Environment
+//
+// Read when called, never at init:
+//
+//   - KMODTEST_MATRIX: a matrix file to use instead of the built-in one.
+//   - KMODTEST_CACHE: the cache directory (default $XDG_CACHE_HOME/kmodtest,
+//     else ~/.cache/kmodtest).
+//   - KMODTEST_MIRROR, KMODTEST_SECURITY_MIRROR: the Debian and security
+//     mirrors for {mirror} and {security} in sources lines. By default the
+//     ones this host's /etc/apt sources use, else deb.debian.org. The
+//     security mirror defaults to the Debian mirror's URL + "-security".
+//   - http_proxy: honoured by apt.
+//   - KMODTEST_INTEGRATION=1: run the tests that download kernels.
+package kernels

@@ -1,0 +1,218 @@
+package kernels
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// release substitutes {release} in a matrix template.
+func withRelease(tmpl, release string) string {
+	return strings.ReplaceAll(tmpl, "{release}", release)
+}
+
+// download fetches k's packages with apt into a temporary directory,
+// extracts them, prepares KDIR and commits the finished entry. The caller
+// holds the entry's lock.
+func (c *Cache) download(ctx context.Context, k Kernel, entry string) (*kernelManifest, error) {
+	for _, tool := range []string{"apt-get", "apt-cache", "dpkg-deb"} {
+		if err := needTool(tool); err != nil {
+			return nil, err
+		}
+	}
+	apt := aptConfig{dir: filepath.Join(c.Dir, "apt", filepath.Base(entry))}
+	if err := apt.setup(SourcesList(k.Apt, FindMirrors())); err != nil {
+		return nil, fmt.Errorf("apt config: %w", err)
+	}
+	start := time.Now()
+	c.logf("fetch %s: apt-get update (%s)", k.Name, k.Suite)
+	if err := apt.update(ctx); err != nil {
+		return nil, err
+	}
+	c.logf("fetch %s: package lists in %.1fs", k.Name, time.Since(start).Seconds())
+
+	pkgs, release, version, err := resolve(ctx, apt, k)
+	if err != nil {
+		return nil, err
+	}
+
+	tmp, err := newTempDir(entry)
+	if err != nil {
+		return nil, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			removeAll(tmp)
+		}
+	}()
+	debs := filepath.Join(tmp, "debs")
+	if err := os.MkdirAll(debs, 0o755); err != nil {
+		return nil, err
+	}
+	var total int64
+	var names []string
+	for _, p := range pkgs {
+		total += p.Size
+		names = append(names, p.Package)
+	}
+	c.logf("fetch %s: downloading %s %s (%d MB)…", k.Name, strings.Join(names, " "), version, total>>20)
+	dlStart := time.Now()
+	args := []string{"-q", "download"}
+	for _, p := range pkgs {
+		args = append(args, p.Package+"="+p.Version)
+	}
+	if _, err := apt.run(ctx, debs, "apt-get", args...); err != nil {
+		return nil, err
+	}
+	c.logf("fetch %s: downloaded %d MB in %.1fs", k.Name, total>>20, time.Since(dlStart).Seconds())
+
+	tree := filepath.Join(tmp, "tree")
+	files, err := filepath.Glob(filepath.Join(debs, "*.deb"))
+	if err != nil {
+		return nil, err
+	}
+	if len(files) != len(pkgs) {
+		return nil, fmt.Errorf("apt-get download gave %d files for %d packages", len(files), len(pkgs))
+	}
+	for _, deb := range files {
+		out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", deb, tree).CombinedOutput()
+		if err != nil {
+			return nil, commandError("dpkg-deb -x "+filepath.Base(deb), err, string(out))
+		}
+	}
+	if err := removeAll(debs); err != nil {
+		return nil, err
+	}
+
+	m := &kernelManifest{
+		Kernel:   k.Name,
+		Release:  release,
+		Version:  version,
+		Packages: names,
+		Vmlinuz:  filepath.Join("tree", withRelease(k.Vmlinuz, release)),
+		KDIR:     filepath.Join("tree", "usr", "src", "linux-headers-"+release),
+		Created:  time.Now().UTC(),
+	}
+	if fi, err := os.Stat(filepath.Join(tree, "lib", "modules", release, "kernel")); err == nil && fi.IsDir() {
+		m.Modules = filepath.Join("tree", "lib", "modules", release)
+	} else if fi, err := os.Stat(filepath.Join(tree, "usr", "lib", "modules", release, "kernel")); err == nil && fi.IsDir() {
+		m.Modules = filepath.Join("tree", "usr", "lib", "modules", release)
+	}
+	m.VmlinuzSize, m.VmlinuzSHA256, err = fileSHA256(filepath.Join(tmp, m.Vmlinuz))
+	if err != nil {
+		return nil, fmt.Errorf("vmlinuz not at %s in %s: %w", withRelease(k.Vmlinuz, release), withRelease(k.Image, release), err)
+	}
+	if err := relocateHeaders(filepath.Join(tmp, m.KDIR)); err != nil {
+		return nil, err
+	}
+	if err := writeJSON(filepath.Join(tmp, manifestName), m); err != nil {
+		return nil, err
+	}
+	if err := commitDir(tmp, entry); err != nil {
+		return nil, err
+	}
+	committed = true
+	return m, nil
+}
+
+// resolve finds the packages of k: the release from the meta packages'
+// dependencies (newest version in k's sources), the image, the headers
+// and the headers' linux-headers-*/linux-kbuild-* dependencies, all at the
+// meta package's version.
+func resolve(ctx context.Context, apt aptConfig, k Kernel) (pkgs []pkgInfo, release, version string, err error) {
+	imeta, err := apt.show(ctx, k.ImageMeta)
+	if err != nil {
+		return nil, "", "", err
+	}
+	meta := newest(imeta)
+	version = meta.Version
+	for _, d := range meta.Depends {
+		if strings.HasPrefix(d, "linux-image-") {
+			release = strings.TrimPrefix(d, "linux-image-")
+			break
+		}
+	}
+	if release == "" {
+		return nil, "", "", fmt.Errorf("%s %s depends on no linux-image-RELEASE package", k.ImageMeta, version)
+	}
+	hmeta, err := apt.show(ctx, k.HeadersMeta)
+	if err != nil {
+		return nil, "", "", err
+	}
+	headers := ""
+	for _, in := range hmeta {
+		if in.Version != version {
+			continue
+		}
+		for _, d := range in.Depends {
+			if strings.HasPrefix(d, "linux-headers-") {
+				headers = d
+			}
+		}
+	}
+	if headers != "linux-headers-"+release {
+		return nil, "", "", fmt.Errorf("%s %s names headers %q, want linux-headers-%s", k.HeadersMeta, version, headers, release)
+	}
+	want := []string{withRelease(k.Image, release), headers}
+	hinfo, err := pick(ctx, apt, headers, version)
+	if err != nil {
+		return nil, "", "", err
+	}
+	for _, d := range hinfo.Depends {
+		if strings.HasPrefix(d, "linux-headers-") || strings.HasPrefix(d, "linux-kbuild-") {
+			want = append(want, d)
+		}
+	}
+	for _, name := range want {
+		p, err := pick(ctx, apt, name, version)
+		if err != nil {
+			return nil, "", "", err
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs, release, version, nil
+}
+
+// pick returns the stanza of name at version.
+func pick(ctx context.Context, apt aptConfig, name, version string) (pkgInfo, error) {
+	infos, err := apt.show(ctx, name)
+	if err != nil {
+		return pkgInfo{}, err
+	}
+	for _, in := range infos {
+		if in.Version == version {
+			return in, nil
+		}
+	}
+	var have []string
+	for _, in := range infos {
+		have = append(have, in.Version)
+	}
+	return pkgInfo{}, fmt.Errorf("package %s has no version %s (have %s)", name, version, strings.Join(have, ", "))
+}
+
+// relocateHeaders makes the extracted headers usable where they are.
+// Debian's arch headers Makefile names the common headers (and on 7.x
+// KBUILD_OUTPUT) by absolute /usr/src paths; they are rewritten relative
+// to the Makefile's own location, so the same tree works on the host and
+// bind-mounted into a build root. The other links in the packages are
+// relative already.
+func relocateHeaders(kdir string) error {
+	path := filepath.Join(kdir, "Makefile")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("headers Makefile: %w", err)
+	}
+	text := string(data)
+	if !strings.Contains(text, "/usr/src/") {
+		return nil
+	}
+	const self = "kmodtest_usr_src := $(abspath $(dir $(realpath $(lastword $(MAKEFILE_LIST))))..)\n"
+	text = self + strings.ReplaceAll(text, "/usr/src/", "$(kmodtest_usr_src)/")
+	return writeFileAtomic(path, []byte(text))
+}

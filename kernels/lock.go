@@ -1,0 +1,56 @@
+package kernels
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// lockPoll is how often a waiting lock is retried; short next to the
+// downloads and builds the locks protect.
+const lockPoll = 100 * time.Millisecond
+
+// lockFile takes an exclusive flock on path, waiting until ctx is done.
+// flock locks belong to the open file description, so the lock excludes
+// other goroutines of this process (each opens its own) as well as other
+// processes. The lock goes away with the process, so a crash never leaves
+// a stale lock behind. The returned func releases it.
+func lockFile(ctx context.Context, path string, logf func(string, ...any)) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	waited := false
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if !waited {
+			waited = true
+			logf("cache: waiting for %s (another fetch or build holds it)", filepath.Base(path))
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
+		case <-time.After(lockPoll):
+		}
+	}
+	return func() {
+		unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		f.Close()
+	}, nil
+}

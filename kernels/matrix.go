@@ -1,0 +1,226 @@
+package kernels
+
+import (
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+)
+
+// embeddedMatrix is kernels/matrix.json, compiled in so that tests run
+// without knowing where the repository lives.
+//
+//go:embed matrix.json
+var embeddedMatrix []byte
+
+// HostToolchain is the Toolchain value of a kernel whose compiler is
+// installed on the host: its modules are built without a build root.
+const HostToolchain = "host"
+
+// A Kernel is one entry of the test matrix: where its packages come from,
+// how to find the image and headers, and how to build modules for it.
+type Kernel struct {
+	// Name is the short name tests and the command line use ("6.1").
+	Name string `json:"name"`
+	// Suite is the Debian suite the kernel comes from (documentation and
+	// messages; the sources lines in Apt are what apt uses).
+	Suite string `json:"suite"`
+	// Apt holds the sources.list lines for the kernel's packages.
+	// {mirror} and {security} are replaced by the Debian and security
+	// mirrors; lines without [options] get signed-by the archive keyring.
+	Apt []string `json:"apt"`
+	// ImageMeta and HeadersMeta are the meta packages whose dependency
+	// names the current ABI (linux-image-REL, linux-headers-REL).
+	ImageMeta   string `json:"image_meta"`
+	HeadersMeta string `json:"headers_meta"`
+	// Image is the package that holds vmlinuz ({release} is substituted).
+	Image string `json:"image"`
+	// Vmlinuz is the path of the kernel image inside Image.
+	Vmlinuz string `json:"vmlinuz"`
+	// Toolchain is HostToolchain or the name of a build root.
+	Toolchain string `json:"toolchain"`
+	// MakeVars are extra make variables for module builds ("CC=gcc").
+	MakeVars []string `json:"make_vars,omitempty"`
+	// Profiles lists the boot profiles the VM tests run ("default", "hardened").
+	Profiles []string `json:"profiles"`
+	// Root is the build root named by Toolchain; nil for host builds.
+	// LoadMatrix fills it in from the matrix's build_roots.
+	Root *BuildRoot `json:"-"`
+}
+
+// A BuildRoot is a Debian system made with mmdebstrap that has a kernel's
+// own compiler. One root serves every kernel whose Toolchain names it.
+type BuildRoot struct {
+	// Name is the key in the matrix's build_roots ("trixie").
+	Name string `json:"-"`
+	// Suite is the suite mmdebstrap installs; it defaults to Name.
+	Suite string `json:"suite,omitempty"`
+	// Apt holds the sources lines, like Kernel.Apt.
+	Apt []string `json:"apt"`
+	// Packages are installed on top of the apt variant (compiler, make,
+	// the libraries the kbuild tools link against, pahole).
+	Packages []string `json:"packages"`
+}
+
+// matrixFile is the layout of matrix.json.
+type matrixFile struct {
+	Kernels    []Kernel              `json:"kernels"`
+	BuildRoots map[string]*BuildRoot `json:"build_roots"`
+}
+
+// LoadMatrix returns the kernel matrix: the file named by $KMODTEST_MATRIX
+// if set, else the matrix.json compiled into the package.
+func LoadMatrix() ([]Kernel, error) {
+	path := os.Getenv("KMODTEST_MATRIX")
+	if path == "" {
+		m, err := ParseMatrix(embeddedMatrix)
+		if err != nil {
+			return nil, fmt.Errorf("load matrix kernels/matrix.json: %w", err)
+		}
+		return m, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load matrix (KMODTEST_MATRIX): %w", err)
+	}
+	m, err := ParseMatrix(data)
+	if err != nil {
+		return nil, fmt.Errorf("load matrix %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// ParseMatrix decodes and validates a matrix in the matrix.json format.
+// Unknown fields are errors so that typos do not silently drop settings.
+func ParseMatrix(data []byte) ([]Kernel, error) {
+	var mf matrixFile
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := decodeMatrix(dec, &mf); err != nil {
+		return nil, err
+	}
+	if len(mf.Kernels) == 0 {
+		return nil, errors.New("matrix has no kernels")
+	}
+	for name, r := range mf.BuildRoots {
+		r.Name = name
+		if r.Suite == "" {
+			r.Suite = name
+		}
+		if len(r.Apt) == 0 {
+			return nil, fmt.Errorf("build root %q: no apt lines", name)
+		}
+		if len(r.Packages) == 0 {
+			return nil, fmt.Errorf("build root %q: no packages", name)
+		}
+	}
+	seen := map[string]bool{}
+	for i := range mf.Kernels {
+		k := &mf.Kernels[i]
+		if err := k.validate(); err != nil {
+			return nil, err
+		}
+		if seen[k.Name] {
+			return nil, fmt.Errorf("kernel %q: listed twice", k.Name)
+		}
+		seen[k.Name] = true
+		if k.Toolchain != HostToolchain {
+			r, ok := mf.BuildRoots[k.Toolchain]
+			if !ok {
+				return nil, fmt.Errorf("kernel %q: toolchain %q is neither %q nor a build_roots entry", k.Name, k.Toolchain, HostToolchain)
+			}
+			k.Root = r
+		}
+	}
+	return mf.Kernels, nil
+}
+
+// decodeMatrix accepts a top-level "_comment" key (JSON has no comments)
+// while still rejecting unknown fields everywhere else.
+func decodeMatrix(dec *json.Decoder, mf *matrixFile) error {
+	var top map[string]json.RawMessage
+	if err := dec.Decode(&top); err != nil {
+		return fmt.Errorf("decode: %w", err)
+	}
+	delete(top, "_comment")
+	for key := range top {
+		if key != "kernels" && key != "build_roots" {
+			return fmt.Errorf("decode: unknown top-level key %q", key)
+		}
+	}
+	if raw, ok := top["kernels"]; ok {
+		d := json.NewDecoder(strings.NewReader(string(raw)))
+		d.DisallowUnknownFields()
+		if err := d.Decode(&mf.Kernels); err != nil {
+			return fmt.Errorf("decode kernels: %w", err)
+		}
+	}
+	if raw, ok := top["build_roots"]; ok {
+		d := json.NewDecoder(strings.NewReader(string(raw)))
+		d.DisallowUnknownFields()
+		if err := d.Decode(&mf.BuildRoots); err != nil {
+			return fmt.Errorf("decode build_roots: %w", err)
+		}
+	}
+	return nil
+}
+
+// validate checks the fields every Debian kernel entry needs.
+func (k *Kernel) validate() error {
+	if k.Name == "" {
+		return errors.New("kernel entry without a name")
+	}
+	if strings.ContainsAny(k.Name, "/ \t\n") {
+		return fmt.Errorf("kernel %q: name must not contain '/' or spaces", k.Name)
+	}
+	missing := []string{}
+	for field, v := range map[string]string{
+		"suite": k.Suite, "image_meta": k.ImageMeta, "headers_meta": k.HeadersMeta,
+		"image": k.Image, "vmlinuz": k.Vmlinuz, "toolchain": k.Toolchain,
+	} {
+		if v == "" {
+			missing = append(missing, field)
+		}
+	}
+	if len(k.Apt) == 0 {
+		missing = append(missing, "apt")
+	}
+	if len(k.Profiles) == 0 {
+		missing = append(missing, "profiles")
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return fmt.Errorf("kernel %q: missing %s", k.Name, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// Select returns the kernels of matrix named in names, in the order given.
+// Empty names selects the whole matrix.
+func Select(matrix []Kernel, names []string) ([]Kernel, error) {
+	if len(names) == 0 {
+		return matrix, nil
+	}
+	var out []Kernel
+	for _, name := range names {
+		name = strings.TrimSpace(name)
+		i := slices.IndexFunc(matrix, func(k Kernel) bool { return k.Name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("unknown kernel %q: the matrix has %s (kernels/matrix.json)", name, strings.Join(Names(matrix), ", "))
+		}
+		out = append(out, matrix[i])
+	}
+	return out, nil
+}
+
+// Names returns the names of the kernels in matrix order.
+func Names(matrix []Kernel) []string {
+	names := make([]string, 0, len(matrix))
+	for _, k := range matrix {
+		names = append(names, k.Name)
+	}
+	return names
+}
