@@ -340,7 +340,9 @@ func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFun
 // waited returns the time Exchange waited, rounded for messages ("2s").
 func waited(ctx context.Context, start time.Time) time.Duration {
 	d := time.Since(start)
-	if dl, ok := ctx.Deadline(); ok {
+	// The deadline may have been set before start, even passed already:
+	// then the time actually waited is the honest figure.
+	if dl, ok := ctx.Deadline(); ok && dl.After(start) {
 		d = dl.Sub(start)
 	}
 	switch {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kmodtest/kmodtest/harness"
 	"github.com/kmodtest/kmodtest/kernels"
@@ -19,20 +20,27 @@ const fixtureKernel = "6.1"
 // fixtures says, for each deliberately broken module in kmod/fixtures,
 // which step must fail and what its failure must say. A fixture that
 // passes, or fails elsewhere only, is a detector that does not work.
-var fixtures = []struct {
+var fixtures = []fixture{
+	{name: "no-ack", step: "ack", reason: "no ack"},
+	{name: "no-reply", step: "reply", reason: "no reply"},
+	{name: "wrong-seq", step: "reply", reason: "seq"},
+	{name: "reply-to-nlmsg-pid", step: "spoofed-pid", reason: "want [reply"},
+	{name: "no-length-check", step: "empty-greeting", reason: "EINVAL"},
+	{name: "double-free", step: "never-reads", reason: "the kernel reported an error"},
+	{name: "no-release-on-exit", step: "socket-gone", reason: "EPROTONOSUPPORT"},
+	{name: "warn-on-input", step: "text-limits", reason: "WARNING"},
+	{name: "leak", step: "leak", reason: "slab grew"},
+	{name: "panic-on-input", step: "text-limits", reason: "panicked during the step"},
+	{name: "hang-on-input", step: "text-limits", reason: "hung during the step", silence: 45 * time.Second},
+}
+
+// A fixture is a broken module and where the harness must catch it.
+type fixture struct {
 	name   string
 	step   string
 	reason string
-}{
-	{"no-ack", "ack", "ack"},
-	{"no-reply", "reply", "reply"},
-	{"wrong-seq", "reply", "seq"},
-	{"reply-to-nlmsg-pid", "spoofed-pid", "reply"},
-	{"no-length-check", "empty-greeting", "EINVAL"},
-	{"double-free", "never-reads", "kernel"},
-	{"no-release-on-exit", "socket-gone", "EPROTONOSUPPORT"},
-	{"warn-on-input", "text-limits", "WARNING"},
-	{"leak", "leak", "slab"},
+	// silence shortens the host's wait for a guest that went quiet.
+	silence time.Duration
 }
 
 // TestFixtures proves the detectors fire: each broken module must fail on
@@ -72,7 +80,7 @@ func TestFixtures(t *testing.T) {
 		}
 	}
 	for _, n := range names {
-		if !slices.ContainsFunc(fixtures, func(f struct{ name, step, reason string }) bool { return f.name == n }) {
+		if !slices.ContainsFunc(fixtures, func(f fixture) bool { return f.name == n }) {
 			t.Errorf("kmod/fixtures/%s.patch has no expectation in TestFixtures: say which step must catch it", n)
 		}
 	}
@@ -85,7 +93,7 @@ func TestFixtures(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
 			patch := filepath.Join(env.repo, "kmod", "fixtures", f.name+".patch")
-			out := probeTarget(t, tg, patch, filepath.Join(env.artifacts, "fixtures", f.name))
+			out := probeTarget(t, tg, patch, filepath.Join(env.artifacts, "fixtures", f.name), f.silence)
 			if out.build != nil {
 				t.Fatalf("fixture %s does not build: %v", f.name, out.build)
 			}

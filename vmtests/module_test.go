@@ -40,7 +40,7 @@ type outcome struct {
 // probeTarget builds, boots and judges one target and records its row in
 // the final report. It fails t only when the harness itself cannot go on;
 // what the module did is in the outcome.
-func probeTarget(t *testing.T, tg harness.Target, patch, dir string) outcome {
+func probeTarget(t *testing.T, tg harness.Target, patch, dir string, silence time.Duration) outcome {
 	t.Helper()
 	r := row{name: tg.Name(), steps: map[string]string{}}
 	if patch != "" {
@@ -64,14 +64,15 @@ func probeTarget(t *testing.T, tg harness.Target, patch, dir string) outcome {
 		t.Fatalf("base initramfs: %v", err)
 	}
 	b := harness.Boot{
-		Target: tg,
-		Kernel: p.kernel,
-		Ko:     p.module.Ko,
-		Base:   base.Path,
-		Steps:  env.steps,
-		Dir:    dir,
-		Accel:  env.accel,
-		Rerun:  rerunCommand(t, tg),
+		Target:  tg,
+		Kernel:  p.kernel,
+		Ko:      p.module.Ko,
+		Base:    base.Path,
+		Steps:   env.steps,
+		Dir:     dir,
+		Accel:   env.accel,
+		Rerun:   rerunCommand(t, tg),
+		Silence: silence,
 	}
 	res, err := b.Run(context.Background())
 	if err != nil {
@@ -95,7 +96,7 @@ func probeTarget(t *testing.T, tg harness.Target, patch, dir string) outcome {
 // subtests of t.
 func runTarget(t *testing.T, tg harness.Target, dir string) {
 	t.Helper()
-	out := probeTarget(t, tg, "", dir)
+	out := probeTarget(t, tg, "", dir, 0)
 	t.Run("build", func(t *testing.T) {
 		if out.build != nil {
 			t.Fatalf("%v", out.build)
