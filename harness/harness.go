@@ -67,11 +67,16 @@ func Targets(ks []kernels.Kernel) ([]Target, error) {
 	return out, nil
 }
 
-// Timeouts sized for TCG; KVM divides them by KVMSpeedup.
+// Timeouts sized for TCG; KVM divides the boot timeout by KVMSpeedup. The silence
+// bound must stay above the prober's longest step timeout (60 s) plus its
+// grace (5 s), so that a slow step is reported by the prober, not as a hang.
 const (
 	bootTimeoutTCG = 240 * time.Second
 	stepTimeoutTCG = 90 * time.Second
 	KVMSpeedup     = 4
+	// alarmSilence bounds the wait once the console showed a kernel
+	// report: the prober answers within seconds unless the report killed it.
+	alarmSilence = 30 * time.Second
 )
 
 // Boot is one boot of one target with one module.
@@ -133,7 +138,7 @@ func (b Boot) Run(ctx context.Context) (*Result, error) {
 
 	timeout, stepTimeout := bootTimeoutTCG, stepTimeoutTCG
 	if b.Accel == vm.AccelKVM {
-		timeout, stepTimeout = timeout/KVMSpeedup, stepTimeout/KVMSpeedup
+		timeout /= KVMSpeedup
 	}
 	if b.Silence > 0 {
 		stepTimeout = b.Silence
@@ -147,6 +152,10 @@ func (b Boot) Run(ctx context.Context) (*Result, error) {
 		Timeout:     timeout,
 		StepTimeout: stepTimeout,
 		Dir:         b.Dir,
+		Alarm: func(line string) bool {
+			return len(verdict.KernelReports([]string{line})) > 0
+		},
+		AlarmSilence: alarmSilence,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("boot %s: %w", b.Target.Name(), err)

@@ -21,6 +21,10 @@ const ConfigPath = "/etc/kmodtest/probe.json"
 // console (ttyS0) never interleave with results.
 const ResultPort = "/dev/ttyS1"
 
+// KmsgMarker, followed by the step's name, is what the prober writes to
+// the kernel log before each step: the start of the step's log window.
+const KmsgMarker = "kmodtest: begin step "
+
 // Config tells the prober what to load and which steps to run.
 type Config struct {
 	// ModulePath is the module file inside the initramfs.

@@ -202,6 +202,13 @@ func Judge(run Run, steps []string) *Report {
 			s.Status = probe.StatusFail
 			s.Reasons = append(s.Reasons, "the step never ran: "+guestEnd(run, r))
 		}
+		if !ended && begun[name] {
+			// The kernel's words, if any, are on the console only.
+			if reports := KernelReports(sinceMarker(run.Console, name)); len(reports) > 0 {
+				s.Reasons = append(s.Reasons, "the kernel reported an error during the step: "+reports[0])
+				s.Evidence = append(excerpt(run.Console, reports), s.Evidence...)
+			}
+		}
 		r.Steps = append(r.Steps, s)
 	}
 
@@ -243,6 +250,18 @@ func excerpt(log []string, reports []string) []string {
 		}
 	}
 	return nil
+}
+
+// sinceMarker returns the console from step's marker (which reaches the
+// console when its log level lets it) on, or all of it
+// when the marker did not reach the console.
+func sinceMarker(console []string, step string) []string {
+	for i := len(console) - 1; i >= 0; i-- {
+		if strings.HasSuffix(console[i], probe.KmsgMarker+step) {
+			return console[i:]
+		}
+	}
+	return console
 }
 
 func tail(log []string, n int) []string {

@@ -48,6 +48,12 @@ type Config struct {
 	StepTimeout time.Duration
 	// Dir receives console.log, results.log and qemu-cmdline.txt.
 	Dir string
+	// Alarm, when set, is called on every console line; once it returns
+	// true, AlarmSilence replaces StepTimeout. A guest that printed an
+	// Oops and went quiet has usually lost its prober: no need to wait
+	// the full StepTimeout for it.
+	Alarm        func(line string) bool
+	AlarmSilence time.Duration
 }
 
 // Run is what one boot produced.
@@ -104,7 +110,7 @@ func Boot(ctx context.Context, cfg Config) (*Run, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	w := &watcher{path: resultsPath, stepTimeout: cfg.StepTimeout}
+	w := &watcher{path: resultsPath, stepTimeout: cfg.StepTimeout, alarmSilence: cfg.AlarmSilence}
 	run := &Run{}
 	start := time.Now()
 	v, err := qemu.StartContext(ctx, qemu.ArchAMD64,
@@ -117,6 +123,11 @@ func Boot(ctx context.Context, cfg Config) (*Run, error) {
 		qemu.WithVMTimeout(cfg.Timeout),
 		qemu.ArbitraryArgs("-serial", "mon:stdio", "-serial", "file:"+resultsPath),
 		qemu.WithSerialOutput(console),
+		qemu.LogSerialByLine(func(line string) {
+			if cfg.Alarm != nil && cfg.Alarm(line) {
+				w.alarm()
+			}
+		}),
 		qemu.WithTask(w.task(cancel)),
 	)
 	if err != nil {
@@ -153,11 +164,35 @@ func Boot(ctx context.Context, cfg Config) (*Run, error) {
 // watcher follows the result port while the VM runs and cancels it when
 // the prober goes silent for too long.
 type watcher struct {
-	path        string
-	stepTimeout time.Duration
+	path         string
+	stepTimeout  time.Duration
+	alarmSilence time.Duration
 
-	mu     sync.Mutex
-	silent string
+	mu      sync.Mutex
+	silent  string
+	alarmed time.Time
+}
+
+// alarm notes that the console showed trouble.
+func (w *watcher) alarm() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.alarmed.IsZero() {
+		w.alarmed = time.Now()
+	}
+}
+
+// limit returns how long the prober may stay silent, and since when.
+func (w *watcher) limit(lastChange time.Time) (time.Duration, time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.alarmed.IsZero() || w.alarmSilence <= 0 || w.alarmSilence >= w.stepTimeout {
+		return w.stepTimeout, lastChange
+	}
+	if w.alarmed.After(lastChange) {
+		return w.alarmSilence, w.alarmed
+	}
+	return w.alarmSilence, lastChange
 }
 
 func (w *watcher) silentFor() string {
@@ -187,9 +222,13 @@ func (w *watcher) task(cancel context.CancelFunc) qemu.Task {
 				lastSize, lastChange = fi.Size(), time.Now()
 				continue
 			}
-			if time.Since(lastChange) > w.stepTimeout {
+			limit, since := w.limit(lastChange)
+			if time.Since(since) > limit {
 				w.mu.Lock()
-				w.silent = fmt.Sprintf("no word from the prober for %s", w.stepTimeout)
+				w.silent = fmt.Sprintf("no word from the prober for %s", limit)
+				if !w.alarmed.IsZero() {
+					w.silent += " after the kernel reported an error"
+				}
 				w.mu.Unlock()
 				cancel()
 				return nil

@@ -26,7 +26,7 @@ var fixtures = []fixture{
 	{name: "wrong-seq", step: "reply", reason: "seq"},
 	{name: "reply-to-nlmsg-pid", step: "spoofed-pid", reason: "want [reply"},
 	{name: "no-length-check", step: "empty-greeting", reason: "EINVAL"},
-	{name: "double-free", step: "never-reads", reason: "the kernel reported an error"},
+	{name: "double-free", step: "never-reads", reason: "BUG"},
 	{name: "no-release-on-exit", step: "socket-gone", reason: "EPROTONOSUPPORT"},
 	{name: "warn-on-input", step: "text-limits", reason: "WARNING"},
 	{name: "leak", step: "leak", reason: "slab grew"},

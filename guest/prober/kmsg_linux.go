@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/kmodtest/kmodtest/probe"
 	"io"
 	"os"
 	"strconv"
@@ -114,7 +115,7 @@ func markKmsg(step string) (*kmsgCursor, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("seek to the end of %s: %w", kmsgPath, err)
 	}
-	k := &kmsgCursor{fd: fd, marker: "kmodtest: begin step " + step}
+	k := &kmsgCursor{fd: fd, marker: probe.KmsgMarker + step}
 	w, err := os.OpenFile(kmsgPath, os.O_WRONLY, 0)
 	if err == nil {
 		_, err = w.WriteString("<6>" + k.marker + "\n")

@@ -63,10 +63,10 @@ var steps = map[string]step{
 	probe.StepUnprivileged:     {run: stepUnprivileged},
 	probe.StepNetns:            {run: stepNetns},
 	probe.StepNetnsDeleted:     {run: stepNetnsDeleted},
-	probe.StepConcurrentSocket: {run: stepConcurrentSockets, timeout: 90 * time.Second, quiet: true},
-	probe.StepSharedSocket:     {run: stepSharedSocket, timeout: 90 * time.Second, quiet: true},
+	probe.StepConcurrentSocket: {run: stepConcurrentSockets, timeout: 60 * time.Second, quiet: true},
+	probe.StepSharedSocket:     {run: stepSharedSocket, timeout: 60 * time.Second, quiet: true},
 	probe.StepNeverReads:       {run: stepNeverReads, timeout: 60 * time.Second, quiet: true},
-	probe.StepLeak:             {run: stepLeak, timeout: 180 * time.Second, quiet: true},
+	probe.StepLeak:             {run: stepLeak, timeout: 60 * time.Second, quiet: true},
 	probe.StepRmmodBusy:        {run: stepRmmodBusy},
 	probe.StepReload:           {run: stepReload, timeout: 60 * time.Second},
 }
