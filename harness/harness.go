@@ -83,6 +83,9 @@ const (
 type Boot struct {
 	Target Target
 	Kernel *kernels.Fetched
+	// Image is what QEMU boots (see kernels.Cache.BootImage); empty
+	// means the kernel's bzImage.
+	Image string
 	// Ko is the module to load; Base the shared base image.
 	Ko   string
 	Base string
@@ -144,8 +147,12 @@ func (b Boot) Run(ctx context.Context) (*Result, error) {
 		stepTimeout = b.Silence
 	}
 	start = time.Now()
+	image := b.Image
+	if image == "" {
+		image = b.Kernel.Vmlinuz
+	}
 	run, err := vm.Boot(ctx, vm.Config{
-		Kernel:      b.Kernel.Vmlinuz,
+		Kernel:      image,
 		Initramfs:   initrd,
 		Append:      Profiles[b.Target.Profile],
 		Accel:       b.Accel,

@@ -44,7 +44,8 @@ func probeTarget(t *testing.T, tg harness.Target, patch, dir string, silence tim
 	t.Helper()
 	r := row{name: tg.Name(), steps: map[string]string{}}
 	if patch != "" {
-		r.name += " " + strings.TrimSuffix(filepath.Base(patch), ".patch")
+		r.fixture = strings.TrimSuffix(filepath.Base(patch), ".patch")
+		r.name += " " + r.fixture
 	}
 	defer func() { env.record(r) }()
 
@@ -66,6 +67,7 @@ func probeTarget(t *testing.T, tg harness.Target, patch, dir string, silence tim
 	b := harness.Boot{
 		Target:  tg,
 		Kernel:  p.kernel,
+		Image:   p.image,
 		Ko:      p.module.Ko,
 		Base:    base.Path,
 		Steps:   env.steps,

@@ -1,0 +1,47 @@
+package kernels
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestExtractVmlinuxRejectsNonBzImage(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "vmlinuz")
+	if err := os.WriteFile(p, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ExtractVmlinux(p); err == nil || !strings.Contains(err.Error(), "not a bzImage") {
+		t.Fatalf("ExtractVmlinux(zeros) = %v, want a 'not a bzImage' error", err)
+	}
+}
+
+func TestDecompressUnknown(t *testing.T) {
+	if _, err := decompress([]byte{1, 2, 3, 4, 5, 6}); err == nil || !strings.Contains(err.Error(), "not supported") {
+		t.Fatalf("decompress(junk) = %v, want 'not supported'", err)
+	}
+}
+
+// TestExtractCachedKernels extracts the real Debian kernels in the cache,
+// when they are there (the VM tests fetch them).
+func TestExtractCachedKernels(t *testing.T) {
+	dir, err := DefaultCacheDir()
+	if err != nil {
+		t.Skip(err)
+	}
+	images, _ := filepath.Glob(filepath.Join(dir, "kernels", "*", "tree", "boot", "vmlinuz-*"))
+	more, _ := filepath.Glob(filepath.Join(dir, "kernels", "*", "tree", "usr", "lib", "modules", "*", "vmlinuz"))
+	images = append(images, more...)
+	if len(images) == 0 || testing.Short() {
+		t.Skip("no cached kernels (run go test ./vmtests first)")
+	}
+	for _, img := range images {
+		out, err := ExtractVmlinux(img)
+		if err != nil {
+			t.Errorf("%s: %v", img, err)
+			continue
+		}
+		t.Logf("%s: %d MB vmlinux with a PVH entry", img, len(out)>>20)
+	}
+}
