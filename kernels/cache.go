@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kmodtest/kmodtest/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -232,27 +233,10 @@ func fileSHA256(path string) (int64, string, error) {
 	return n, hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// writeFileAtomic writes data to a temporary name next to path and renames
-// it into place, so readers see the old or the new file, never a part.
+// writeFileAtomic writes data to path so that readers see the old or the
+// new file, never a part.
 func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
+	return atomicfile.WriteFile(path, data, 0o644)
 }
 
 // writeJSON writes v as indented JSON to path, atomically.

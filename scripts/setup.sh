@@ -33,9 +33,24 @@ else
 	echo "setup: system packages already installed"
 fi
 
-if ! command -v go >/dev/null 2>&1; then
-	echo "setup: Go is not installed. Install Go 1.21 or newer (https://go.dev/doc/install);" >&2
-	echo "       go.mod's toolchain line then fetches the exact version through the module proxy." >&2
+# Go: any version from 1.21 on will do, since go.mod's toolchain line
+# makes it fetch the exact one through the module proxy.
+go_ok() {
+	command -v go >/dev/null 2>&1 || return 1
+	v=$(go env GOVERSION 2>/dev/null | sed 's/^go//') || return 1
+	[ "$(printf '%s\n1.21\n' "$v" | sort -V | head -n 1)" = "1.21" ]
+}
+if ! go_ok; then
+	candidate=$(apt-cache policy golang-go 2>/dev/null | awk '/Candidate:/ {print $2}' | sed 's/^[0-9]*://; s/~.*//')
+	if [ -n "$candidate" ] && [ "$(printf '%s\n1.21\n' "$candidate" | sort -V | head -n 1)" = "1.21" ]; then
+		echo "setup: installing golang-go $candidate"
+		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends golang-go
+	fi
+fi
+if ! go_ok; then
+	echo "setup: Go 1.21 or newer is needed and this system's packages do not have it" >&2
+	echo "       (Debian 12 ships 1.19; Ubuntu 24.04 and Debian 13 ship newer ones)." >&2
+	echo "       Install it from https://go.dev/doc/install, put it on PATH and run this again." >&2
 	exit 1
 fi
 echo "setup: downloading Go modules"

@@ -76,10 +76,18 @@ func probeTarget(t *testing.T, tg harness.Target, patch, dir string, silence tim
 		Rerun:   rerunCommand(t, tg),
 		Silence: silence,
 	}
+	logf("boot %s: starting (%s, %d steps)", r.name, env.accel, len(env.steps))
 	res, err := b.Run(context.Background())
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
+	passed := 0
+	for _, s := range res.Report.Steps {
+		if s.Status == probe.StatusPass {
+			passed++
+		}
+	}
+	logf("boot %s: %d of %d steps passed, %.1fs", r.name, passed, len(res.Report.Steps), res.Boot.Seconds())
 	var probeTime time.Duration
 	for _, s := range res.Report.Steps {
 		probeTime += time.Duration(s.DurationMS) * time.Millisecond

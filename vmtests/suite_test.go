@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -220,35 +221,50 @@ func (s *suite) record(r row) {
 	s.rows = append(s.rows, r)
 }
 
-// printReport prints the timing report and the kernels x steps summary.
+// printReport prints the timing report and the kernels x steps summary,
+// and keeps a copy in the artifacts directory: go test shows a passing
+// package's output only with -v.
 func (s *suite) printReport() {
 	s.reportMu.Lock()
 	defer s.reportMu.Unlock()
 	if len(s.rows) == 0 {
 		return
 	}
-	sort.Slice(s.rows, func(i, j int) bool { return s.rows[i].name < s.rows[j].name })
-	fmt.Printf("\ntimings (seconds; accelerator %s):\n", s.accel)
-	fmt.Printf("%-22s %7s %7s %7s %7s %7s %7s  %s\n", "target", "fetch", "broot", "module", "initrd", "boot", "probe", "cached")
-	for _, r := range s.rows {
-		fmt.Printf("%-22s", r.name)
-		for _, d := range r.timings {
-			fmt.Printf(" %7.2f", d.Seconds())
+	var w strings.Builder
+	s.writeReport(&w)
+	fmt.Print(w.String())
+	path := filepath.Join(s.artifacts, "report.txt")
+	if err := os.MkdirAll(s.artifacts, 0o755); err == nil {
+		if err := os.WriteFile(path, []byte(w.String()), 0o644); err == nil {
+			fmt.Printf("report: %s\n", path)
 		}
-		fmt.Printf("  %s\n", r.cached)
+	}
+}
+
+// writeReport writes the report of the rows recorded so far.
+func (s *suite) writeReport(w io.Writer) {
+	sort.Slice(s.rows, func(i, j int) bool { return s.rows[i].name < s.rows[j].name })
+	fmt.Fprintf(w, "\ntimings (seconds; accelerator %s):\n", s.accel)
+	fmt.Fprintf(w, "%-22s %7s %7s %7s %7s %7s %7s  %s\n", "target", "fetch", "broot", "module", "initrd", "boot", "probe", "cached")
+	for _, r := range s.rows {
+		fmt.Fprintf(w, "%-22s", r.name)
+		for _, d := range r.timings {
+			fmt.Fprintf(w, " %7.2f", d.Seconds())
+		}
+		fmt.Fprintf(w, "  %s\n", r.cached)
 	}
 
 	steps := append([]string{"build"}, s.steps...)
 	steps = append(steps, verdict.LogStep)
-	fmt.Printf("\nsummary (. pass, F fail, s skip, - not run):\n")
+	fmt.Fprintf(w, "\nsummary (. pass, F fail, s skip, - not run):\n")
 	for i, st := range steps {
-		fmt.Printf("  %2d %s\n", i+1, st)
+		fmt.Fprintf(w, "  %2d %s\n", i+1, st)
 	}
-	fmt.Printf("%-22s ", "target")
+	fmt.Fprintf(w, "%-22s ", "target")
 	for i := range steps {
-		fmt.Printf("%3d", i+1)
+		fmt.Fprintf(w, "%3d", i+1)
 	}
-	fmt.Println()
+	fmt.Fprintln(w)
 	first := ""
 	var fixtures []row
 	for _, r := range s.rows {
@@ -256,30 +272,30 @@ func (s *suite) printReport() {
 			fixtures = append(fixtures, r)
 			continue
 		}
-		fmt.Printf("%-22s ", r.name)
+		fmt.Fprintf(w, "%-22s ", r.name)
 		for _, st := range steps {
 			mark := map[string]string{probe.StatusPass: ".", probe.StatusFail: "F", probe.StatusSkip: "s"}[r.steps[st]]
 			if mark == "" {
 				mark = "-"
 			}
-			fmt.Printf("%3s", mark)
+			fmt.Fprintf(w, "%3s", mark)
 		}
-		fmt.Println()
+		fmt.Fprintln(w)
 		if r.first != "" && first == "" {
 			first = r.name + ": " + r.first
 		}
 	}
 	if first != "" {
-		fmt.Printf("first failure: %s\n", first)
+		fmt.Fprintf(w, "first failure: %s\n", first)
 	}
 	if len(fixtures) > 0 {
-		fmt.Printf("\nbroken fixtures (each must fail; TestFixtures checks the step and reason):\n")
+		fmt.Fprintf(w, "\nbroken fixtures (each must fail; TestFixtures checks the step and reason):\n")
 		for _, r := range fixtures {
 			caught := "NOT CAUGHT: every step passed"
 			if r.first != "" {
 				caught = "first failing step: " + r.first
 			}
-			fmt.Printf("  %-22s %s\n", r.fixture, caught)
+			fmt.Fprintf(w, "  %-22s %s\n", r.fixture, caught)
 		}
 	}
 }
