@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/kmodtest/kmodtest/vm"
@@ -31,10 +32,7 @@ func DetectAccel(qemuBin string) (vm.Accel, string) {
 		// Still running after the wait: KVM works.
 		return vm.AccelKVM, "/dev/kvm works"
 	}
-	msg := string(out)
-	if len(msg) > 200 {
-		msg = msg[:200]
-	}
+	msg, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 	if err == nil {
 		err = errors.New("exited at once")
 	}

@@ -92,6 +92,7 @@ func TestFixtures(t *testing.T) {
 		patch := filepath.Join(env.repo, "kmod", "fixtures", f.name+".patch")
 		env.prepare(tg.Kernel, patch)
 	}
+	go env.baseImage() // builds while kernels download
 	for _, f := range fixtures {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()

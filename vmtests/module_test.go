@@ -20,6 +20,7 @@ func TestModule(t *testing.T) {
 	for _, tg := range env.targets {
 		env.prepare(tg.Kernel, "")
 	}
+	go env.baseImage() // builds while kernels download
 	for _, tg := range env.targets {
 		t.Run(tg.Name(), func(t *testing.T) {
 			t.Parallel()

@@ -49,16 +49,27 @@ func stepInsmod(ctx context.Context, p *prober) (string, error) {
 	return "", nil
 }
 
-func stepReply(ctx context.Context, p *prober) (string, error) {
+// greetOnce sends one greeting with NLM_F_ACK on a fresh socket. The
+// result is nil only when nothing could be sent; err then says why.
+func (p *prober) greetOnce(ctx context.Context) (*greet.Client, *greet.Result, error) {
 	c, err := p.dial()
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
-	defer c.Close()
 	res, err := c.Greet(timeoutCtx(ctx, answerTimeout), greetingText, netlink.Request|netlink.Acknowledge)
+	if res == nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, res, err
+}
+
+func stepReply(ctx context.Context, p *prober) (string, error) {
+	c, res, err := p.greetOnce(ctx)
 	if res == nil {
 		return "", err
 	}
+	defer c.Close()
 	seq := res.Request.Header.Sequence
 	want := fmt.Sprintf("want one reply type %d seq %d text %q", greet.TypeGreet, seq, greet.ReplyText(c.PID()))
 	var replies []netlink.Message
@@ -86,15 +97,11 @@ func stepReply(ctx context.Context, p *prober) (string, error) {
 }
 
 func stepAck(ctx context.Context, p *prober) (string, error) {
-	c, err := p.dial()
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	res, err := c.Greet(timeoutCtx(ctx, answerTimeout), greetingText, netlink.Request|netlink.Acknowledge)
+	c, res, err := p.greetOnce(ctx)
 	if res == nil {
 		return "", err
 	}
+	defer c.Close()
 	seq := res.Request.Header.Sequence
 	want := fmt.Sprintf("want NLMSG_ERROR error 0 seq %d after the reply", seq)
 	switch {

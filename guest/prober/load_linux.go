@@ -23,14 +23,14 @@ import (
 // 20 s each under TCG emulation.
 const (
 	concurrentSockets   = 16
-	concurrentGreetings = 150 // per socket
+	concurrentGreetings = 100 // per socket
 	sharedGoroutines    = 8
-	sharedGreetings     = 300 // per goroutine
+	sharedGreetings     = 200 // per goroutine
 	sharedWindow        = 64  // greetings outstanding on the shared socket
 	neverReadGreetings  = 5000
 	neverReadBuffer     = 4096
 	leakWarmup          = 500
-	leakGreetings       = 5000
+	leakGreetings       = 4000
 	leakWindow          = 32
 	leakLimitKB         = 2 << 10
 )
