@@ -93,8 +93,9 @@ type Boot struct {
 	Steps []string
 	Dir   string
 	Accel vm.Accel
-	// Rerun is the command that reruns this target, for the artifacts.
-	Rerun string
+	// Rerun returns the command that reruns this target, narrowed to
+	// one step's subtest when step is not empty.
+	Rerun func(step string) string
 	// Silence, when set, replaces the default bound on the time between
 	// two events from the prober (a test that expects a hang need not
 	// wait the full default).
@@ -182,7 +183,8 @@ func (b Boot) Run(ctx context.Context) (*Result, error) {
 		Exit:       exit,
 	}, b.Steps)
 
-	if err := os.WriteFile(filepath.Join(b.Dir, "rerun.sh"), []byte("#!/bin/sh\n# Reruns this kernel and step from the repository root.\n"+b.Rerun+"\n"), 0o755); err != nil {
+	rerun := "#!/bin/sh\n# Reruns this kernel from the repository root.\n" + b.Rerun("") + "\n"
+	if err := os.WriteFile(filepath.Join(b.Dir, "rerun.sh"), []byte(rerun), 0o755); err != nil {
 		return nil, fmt.Errorf("write rerun command: %w", err)
 	}
 	return res, nil
@@ -213,7 +215,7 @@ func Describe(s verdict.Step, b Boot, run *vm.Run) string {
 		}
 	}
 	fmt.Fprintf(&w, "artifacts: %s (console.log, results.log, initramfs.cpio, the .ko, qemu-cmdline.txt)\n", b.Dir)
-	fmt.Fprintf(&w, "rerun: %s\n", b.Rerun)
+	fmt.Fprintf(&w, "rerun: %s\n", b.Rerun(s.Name))
 	if run != nil {
 		fmt.Fprintf(&w, "QEMU: %s", run.Cmdline)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -132,13 +133,24 @@ func runTarget(t *testing.T, tg harness.Target, dir string) {
 	}
 }
 
-// rerunCommand is the one line that reruns this test for this kernel.
-func rerunCommand(t *testing.T, tg harness.Target) string {
-	name := t.Name()
-	test, _, _ := strings.Cut(name, "/")
-	return fmt.Sprintf("go test ./vmtests -v -run '^%s$/^%s$' -kernels %s", test, regexpQuote(strings.TrimPrefix(name, test+"/")), tg.Kernel.Name)
-}
-
-func regexpQuote(s string) string {
-	return strings.NewReplacer(".", `\.`, "+", `\+`).Replace(s)
+// rerunCommand returns the one line that reruns this test for this
+// kernel, or for one of its steps.
+func rerunCommand(t *testing.T, tg harness.Target) func(step string) string {
+	test, sub, _ := strings.Cut(t.Name(), "/")
+	pattern := fmt.Sprintf("^%s$/^%s$", test, regexp.QuoteMeta(sub))
+	fixtures := ""
+	if test == "TestFixtures" {
+		fixtures = " -fixtures"
+	}
+	kernel := "-kernels " + tg.Kernel.Name
+	if env.custom != nil {
+		kernel = fmt.Sprintf("-kernel %s -kdir %s", env.custom.Vmlinuz, env.custom.KDIR)
+	}
+	return func(step string) string {
+		p := pattern
+		if step != "" {
+			p += "/^" + regexp.QuoteMeta(step) + "$"
+		}
+		return fmt.Sprintf("go test ./vmtests -v -count=1%s -run '%s' %s", fixtures, p, kernel)
+	}
 }
