@@ -182,22 +182,32 @@ func (c *Cache) fetch(ctx context.Context, k Kernel) (*Fetched, error) {
 	return f, nil
 }
 
+// loadManifest decodes dir's manifest into v. A missing entry gives an
+// error matching os.ErrNotExist; an entry without a manifest (an
+// interrupted write) or with a bad one gives another error.
+func loadManifest(dir string, v any) error {
+	data, err := os.ReadFile(filepath.Join(dir, manifestName))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			if _, serr := os.Stat(dir); serr == nil {
+				return errors.New("no manifest")
+			}
+		}
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("bad manifest: %v", err)
+	}
+	return nil
+}
+
 // readKernelManifest reads and verifies a kernel entry: the vmlinuz must
 // have the recorded size and sha256 and KDIR must have its Makefile.
 // A missing entry gives an error matching os.ErrNotExist.
 func readKernelManifest(entry string) (*kernelManifest, error) {
-	data, err := os.ReadFile(filepath.Join(entry, manifestName))
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			if _, serr := os.Stat(entry); serr == nil {
-				return nil, errors.New("no manifest")
-			}
-		}
-		return nil, err
-	}
 	var m kernelManifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("bad manifest: %v", err)
+	if err := loadManifest(entry, &m); err != nil {
+		return nil, err
 	}
 	if m.Release == "" || m.Vmlinuz == "" || m.KDIR == "" {
 		return nil, errors.New("incomplete manifest")

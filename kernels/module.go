@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -262,18 +261,9 @@ func joinAll(dir string, names []string) []string {
 
 // readModuleManifest reads and verifies a module entry.
 func readModuleManifest(dir string) (*moduleManifest, error) {
-	data, err := os.ReadFile(filepath.Join(dir, manifestName))
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			if _, serr := os.Stat(dir); serr == nil {
-				return nil, errors.New("no manifest")
-			}
-		}
-		return nil, err
-	}
 	var m moduleManifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("bad manifest: %v", err)
+	if err := loadManifest(dir, &m); err != nil {
+		return nil, err
 	}
 	if len(m.Kos) == 0 || len(m.Kos) != len(m.SHA256) {
 		return nil, errors.New("incomplete manifest")
