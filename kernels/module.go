@@ -432,6 +432,9 @@ exec chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/ LC
 		uargs = append(uargs, "sh", "-c", script, "sh", root, f.Tree, work)
 		uargs = append(uargs, margs...)
 		cmd = exec.CommandContext(ctx, "unshare", uargs...)
+		// mount and chroot live in /usr/sbin, which a normal user's
+		// PATH often lacks.
+		cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/sbin:/sbin")
 	}
 	var buf bytes.Buffer
 	cmd.Stdout = &buf
