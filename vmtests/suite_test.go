@@ -28,7 +28,7 @@ var (
 	flagKernel    = flag.String("kernel", os.Getenv("KMODTEST_KERNEL"), "bring your own kernel: path to a bzImage (needs -kdir)")
 	flagKDIR      = flag.String("kdir", os.Getenv("KMODTEST_KDIR"), "bring your own kernel: its built source tree")
 	flagAccel     = flag.String("accel", os.Getenv("KMODTEST_ACCEL"), "kvm or tcg (default: KVM when QEMU can use it)")
-	flagFixtures  = flag.Bool("fixtures", os.Getenv("KMODTEST_FIXTURES") == "1", "also run the broken-module fixtures (TestFixtures)")
+	flagFixtures  = flag.Bool("fixtures", os.Getenv("KMODTEST_FIXTURES") == "1", "also prove the harness: broken-module fixtures and a broken build (TestFixtures, TestBuildErrorShowsCompilerLines)")
 	flagArtifacts = flag.String("artifacts", os.Getenv("KMODTEST_ARTIFACTS"), "artifacts directory (default: artifacts/ at the repository root)")
 )
 
