@@ -1,0 +1,65 @@
+package vm
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestReadEvents(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "results.log")
+	data := "garbage before the prober\r\n" +
+		`KMODTEST {"kind":"begin","step":"insmod"}` + "\r\n" +
+		`KMODTEST {"kind":"end","step":"insmod","status":"pass"}` + "\r\n" +
+		`KMODTEST {"kind":"begin","st` // cut short by a panic
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	events, bad, err := readEvents(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 || events[1].Status != "pass" {
+		t.Errorf("unexpected events: %+v", events)
+	}
+	if len(bad) != 1 {
+		t.Errorf("want the cut-short line reported as bad, got %q", bad)
+	}
+}
+
+// TestWatcherLimit checks that a kernel report shortens the wait for a
+// silent prober, counted from the report, and never lengthens it.
+func TestWatcherLimit(t *testing.T) {
+	w := &watcher{stepTimeout: 90 * time.Second, alarmSilence: 30 * time.Second}
+	last := time.Now().Add(-time.Minute)
+	if d, since := w.limit(last); d != 90*time.Second || !since.Equal(last) {
+		t.Errorf("before an alarm: limit %s since %v, want 90s since the last event", d, since)
+	}
+	w.alarm()
+	if d, since := w.limit(last); d != 30*time.Second || !since.After(last) {
+		t.Errorf("after an alarm: limit %s since %v, want 30s since the alarm", d, since)
+	}
+	later := time.Now().Add(time.Second)
+	if _, since := w.limit(later); !since.Equal(later) {
+		t.Errorf("an event after the alarm must restart the count")
+	}
+	w = &watcher{stepTimeout: 20 * time.Second, alarmSilence: 30 * time.Second}
+	w.alarm()
+	if d, _ := w.limit(last); d != 20*time.Second {
+		t.Errorf("an alarm lengthened the wait to %s", d)
+	}
+}
+
+func TestSplitLines(t *testing.T) {
+	got := splitLines([]byte("a\r\nb\n\nc\n"))
+	want := []string{"a", "b", "", "c"}
+	if len(got) != len(want) {
+		t.Fatalf("splitLines = %q, want %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("splitLines = %q, want %q", got, want)
+		}
+	}
+}
