@@ -28,6 +28,13 @@ const (
 	MinType = 16
 )
 
+// Kernel log lines the module prints on load and unload (kmod/MESSAGES.md).
+// The harness expects them in the insmod and rmmod steps' log windows.
+const (
+	LogLoaded   = ModuleName + ": loaded, netlink protocol %d"
+	LogUnloaded = ModuleName + ": unloaded"
+)
+
 // Errors returned by the decoders.
 var (
 	// ErrNotTerminated means a reply's text lacks its terminating NUL.

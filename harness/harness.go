@@ -181,7 +181,10 @@ func (b Boot) Run(ctx context.Context) (*Result, error) {
 		Hung:       run.Hung,
 		HangReason: run.HangReason,
 		Exit:       exit,
-	}, b.Steps)
+	}, b.Steps, map[string]string{
+		probe.StepInsmod: fmt.Sprintf(greet.LogLoaded, greet.Protocol),
+		probe.StepRmmod:  greet.LogUnloaded,
+	})
 
 	rerun := "#!/bin/sh\n# Reruns this kernel from the repository root.\n" + b.Rerun("") + "\n"
 	if err := os.WriteFile(filepath.Join(b.Dir, "rerun.sh"), []byte(rerun), 0o755); err != nil {

@@ -11,6 +11,7 @@ package verdict
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/kmodtest/kmodtest/probe"
@@ -140,7 +141,9 @@ func TaintFlags(t uint64) string {
 }
 
 // Judge gives the verdict on run, for the steps that were asked for.
-func Judge(run Run, steps []string) *Report {
+// expect maps a step to a line its kernel log window must hold (the
+// module's own load and unload messages, say); nil expects nothing.
+func Judge(run Run, steps []string, expect map[string]string) *Report {
 	r := &Report{}
 	ends := map[string]probe.Event{}
 	begun := map[string]bool{}
@@ -180,6 +183,11 @@ func Judge(run Run, steps []string) *Report {
 				s.Status = probe.StatusFail
 				s.Reasons = append(s.Reasons, fmt.Sprintf("the kernel reported an error during the step: %s", reports[0]))
 				s.Evidence = append(s.Evidence, excerpt(e.Kmsg, reports)...)
+			}
+			if want, ok := expect[name]; ok && e.Status == probe.StatusPass && !slices.Contains(e.Kmsg, want) {
+				s.Status = probe.StatusFail
+				s.Reasons = append(s.Reasons, fmt.Sprintf("the kernel log of the step lacks %q", want))
+				s.Evidence = append(s.Evidence, e.Kmsg...)
 			}
 			if added := e.TaintAfter &^ e.TaintBefore &^ AllowedTaint; added != 0 {
 				s.Status = probe.StatusFail

@@ -93,7 +93,7 @@ func TestJudge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := Judge(tt.run, steps)
+			r := Judge(tt.run, steps, nil)
 			for _, s := range r.Steps {
 				if s.Status != tt.want[s.Name] {
 					t.Errorf("step %s: unexpected status:\n- want %s\n-  got %s (%v)", s.Name, tt.want[s.Name], s.Status, s.Reasons)
@@ -149,5 +149,22 @@ func TestTaintFlags(t *testing.T) {
 		if got := TaintFlags(tt.t); got != tt.want {
 			t.Errorf("TaintFlags(%#x) = %q, want %q", tt.t, got, tt.want)
 		}
+	}
+}
+
+func TestJudgeExpectedLogLine(t *testing.T) {
+	run := Run{Events: []probe.Event{
+		begin("insmod"), end("insmod", probe.StatusPass, "NetlinkGreetingsLKM: loaded, netlink protocol 31"),
+		begin("rmmod"), end("rmmod", probe.StatusPass),
+	}}
+	r := Judge(run, []string{"insmod", "rmmod"}, map[string]string{
+		"insmod": "NetlinkGreetingsLKM: loaded, netlink protocol 31",
+		"rmmod":  "NetlinkGreetingsLKM: unloaded",
+	})
+	if s, _ := r.Step("insmod"); s.Failed() {
+		t.Errorf("insmod failed although its line is there: %v", s.Reasons)
+	}
+	if s, _ := r.Step("rmmod"); !s.Failed() || !strings.Contains(s.Reasons[0], "unloaded") {
+		t.Errorf("rmmod without its farewell line: want a failure naming it, got %s %v", s.Status, s.Reasons)
 	}
 }
