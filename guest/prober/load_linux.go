@@ -27,7 +27,7 @@ const (
 	sharedGoroutines    = 8
 	sharedGreetings     = 200 // per goroutine
 	sharedWindow        = 64  // greetings outstanding on the shared socket
-	neverReadGreetings  = 5000
+	neverReadGreetings  = 2000
 	neverReadBuffer     = 4096
 	leakWarmup          = 500
 	leakGreetings       = 4000
