@@ -3,7 +3,7 @@
 #   make                  build kmod/NetlinkGreetingsLKM.ko for the running kernel
 #   make KDIR=...         build it against other kernel headers
 #   make setup            install what the harness needs (apt packages, Go modules)
-#   make vmtest           the VM test matrix: every kernel, every step
+#   make vmtest           the VM test matrix: every kernel, every scenario
 #   make test             every test: unit tests, the VM matrix and the
 #                         broken-module fixtures that prove the detectors
 #
@@ -19,10 +19,10 @@ clean:
 
 # -count=1: a VM run depends on kernels and caches outside Go's view.
 test:
-	KMODTEST_FIXTURES=1 go test -count=1 -timeout 60m ./...
+	KMODTEST_STEPS=full KMODTEST_FIXTURES=1 go test -count=1 -timeout 60m ./...
 
 vmtest:
-	go test -count=1 -timeout 30m ./vmtests -v
+	go test -count=1 -timeout 30m ./vmtests -v -steps full
 
 setup:
 	./scripts/setup.sh

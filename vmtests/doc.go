@@ -6,7 +6,7 @@
 // with an environment variable that serves as its default:
 //
 //	-kernels 6.1,7.2   KMODTEST_KERNELS   kernels of the matrix to run (default: all)
-//	-steps core|full   KMODTEST_STEPS     core load/greet/unload steps, or every scenario (default: full)
+//	-steps core|full   KMODTEST_STEPS     core load/greet/unload steps (default), or every scenario (make test, CI)
 //	-kernel PATH       KMODTEST_KERNEL    bring your own kernel: a bzImage …
 //	-kdir PATH         KMODTEST_KDIR      … and the built tree to compile the module against
 //	-accel kvm|tcg     KMODTEST_ACCEL     force an accelerator (default: KVM when QEMU can use it)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kmodtest/kmodtest/harness"
 	"github.com/kmodtest/kmodtest/kernels"
+	"github.com/kmodtest/kmodtest/probe"
 )
 
 // fixtureKernel is the kernel the broken modules are tried on: the
@@ -96,7 +97,7 @@ func TestFixtures(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
 			patch := filepath.Join(env.repo, "kmod", "fixtures", f.name+".patch")
-			out := probeTarget(t, tg, patch, filepath.Join(env.artifacts, "fixtures", f.name), f.silence)
+			out := probeTarget(t, tg, probe.FullSteps, patch, filepath.Join(env.artifacts, "fixtures", f.name), f.silence)
 			if out.build != nil {
 				t.Fatalf("fixture %s does not build: %v", f.name, out.build)
 			}

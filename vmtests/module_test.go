@@ -42,7 +42,7 @@ type outcome struct {
 // probeTarget builds, boots and judges one target and records its row in
 // the final report. It fails t only when the harness itself cannot go on;
 // what the module did is in the outcome.
-func probeTarget(t *testing.T, tg harness.Target, patch, dir string, silence time.Duration) outcome {
+func probeTarget(t *testing.T, tg harness.Target, steps []string, patch, dir string, silence time.Duration) outcome {
 	t.Helper()
 	r := row{name: tg.Name(), steps: map[string]string{}}
 	if patch != "" {
@@ -72,13 +72,13 @@ func probeTarget(t *testing.T, tg harness.Target, patch, dir string, silence tim
 		Image:   p.image,
 		Ko:      p.module.Ko,
 		Base:    base.Path,
-		Steps:   env.steps,
+		Steps:   steps,
 		Dir:     dir,
 		Accel:   env.accel,
 		Rerun:   rerunCommand(t, tg),
 		Silence: silence,
 	}
-	logf("boot %s: starting (%s, %d steps)", r.name, env.accel, len(env.steps))
+	logf("boot %s: starting (%s, %d steps)", r.name, env.accel, len(steps))
 	res, err := b.Run(context.Background())
 	if err != nil {
 		t.Fatalf("%v", err)
@@ -108,7 +108,7 @@ func probeTarget(t *testing.T, tg harness.Target, patch, dir string, silence tim
 // subtests of t.
 func runTarget(t *testing.T, tg harness.Target, dir string) {
 	t.Helper()
-	out := probeTarget(t, tg, "", dir, 0)
+	out := probeTarget(t, tg, env.steps, "", dir, 0)
 	t.Run("build", func(t *testing.T) {
 		if out.build != nil {
 			t.Fatalf("%v", out.build)

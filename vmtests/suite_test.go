@@ -24,7 +24,7 @@ import (
 
 var (
 	flagKernels   = flag.String("kernels", os.Getenv("KMODTEST_KERNELS"), "comma-separated kernels of the matrix to run (default: all)")
-	flagSteps     = flag.String("steps", os.Getenv("KMODTEST_STEPS"), "core or full (default: full)")
+	flagSteps     = flag.String("steps", os.Getenv("KMODTEST_STEPS"), "core (load, greet, ack, unload) or full (every scenario; make test and CI) (default: core)")
 	flagKernel    = flag.String("kernel", os.Getenv("KMODTEST_KERNEL"), "bring your own kernel: path to a bzImage (needs -kdir)")
 	flagKDIR      = flag.String("kdir", os.Getenv("KMODTEST_KDIR"), "bring your own kernel: its built source tree")
 	flagAccel     = flag.String("accel", os.Getenv("KMODTEST_ACCEL"), "kvm or tcg (default: KVM when QEMU can use it)")
@@ -93,10 +93,10 @@ func newSuite() (*suite, error) {
 	}
 
 	switch *flagSteps {
-	case "", "full":
-		s.steps = probe.FullSteps
-	case "core":
+	case "", "core":
 		s.steps = probe.DefaultSteps
+	case "full":
+		s.steps = probe.FullSteps
 	default:
 		return nil, fmt.Errorf("-steps %q: want core or full", *flagSteps)
 	}
