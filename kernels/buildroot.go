@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -65,18 +64,9 @@ func (c *Cache) ensureRoot(ctx context.Context, r *BuildRoot) (dir string, cache
 
 // checkRoot verifies a finished build root: manifest and make present.
 func checkRoot(dir string) error {
-	data, err := os.ReadFile(filepath.Join(dir, manifestName))
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			if _, serr := os.Stat(dir); serr == nil {
-				return errors.New("no manifest")
-			}
-		}
-		return err
-	}
 	var m rootManifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		return fmt.Errorf("bad manifest: %v", err)
+	if err := loadManifest(dir, &m); err != nil {
+		return err
 	}
 	for _, p := range []string{"root/usr/bin/make", "root" + rootKernelDir, "root" + rootSrcDir} {
 		if _, err := os.Lstat(filepath.Join(dir, p)); err != nil {
@@ -94,16 +84,12 @@ func (c *Cache) createRoot(ctx context.Context, r *BuildRoot, final string) erro
 	if err := needTool("mmdebstrap"); err != nil {
 		return err
 	}
-	tmp, err := newTempDir(final)
+	st, err := stage(final)
 	if err != nil {
 		return err
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			removeAll(tmp)
-		}
-	}()
+	defer st.discard()
+	tmp := st.dir
 	start := time.Now()
 	c.logf("build root %s: mmdebstrap %s with %s…", r.Name, r.Suite, strings.Join(r.Packages, ","))
 	mode := "root"
@@ -147,13 +133,9 @@ func (c *Cache) createRoot(ctx context.Context, r *BuildRoot, final string) erro
 		}
 	}
 	m := rootManifest{Name: r.Name, Suite: r.Suite, Packages: r.Packages, Mode: mode, Created: time.Now().UTC()}
-	if err := writeJSON(filepath.Join(tmp, manifestName), m); err != nil {
+	if err := st.commit(m); err != nil {
 		return err
 	}
-	if err := commitDir(tmp, final); err != nil {
-		return err
-	}
-	committed = true
 	c.logf("build root %s: done in %.1fs", r.Name, time.Since(start).Seconds())
 	return nil
 }

@@ -275,6 +275,40 @@ func newTempDir(final string) (string, error) {
 	return os.MkdirTemp(parent, ".tmp-"+base+"-")
 }
 
+// A staging directory is where a cache entry is built. commit writes the
+// entry's manifest, last, and renames the directory into place; a deferred
+// discard removes it when commit was never reached.
+type staging struct {
+	dir, final string
+	done       bool
+}
+
+// stage creates the staging directory for final.
+func stage(final string) (*staging, error) {
+	dir, err := newTempDir(final)
+	if err != nil {
+		return nil, err
+	}
+	return &staging{dir: dir, final: final}, nil
+}
+
+func (s *staging) commit(manifest any) error {
+	if err := writeJSON(filepath.Join(s.dir, manifestName), manifest); err != nil {
+		return err
+	}
+	if err := commitDir(s.dir, s.final); err != nil {
+		return err
+	}
+	s.done = true
+	return nil
+}
+
+func (s *staging) discard() {
+	if !s.done {
+		removeAll(s.dir)
+	}
+}
+
 // commitDir replaces final with the finished tmp directory.
 func commitDir(tmp, final string) error {
 	if _, err := os.Stat(final); err == nil {

@@ -40,16 +40,12 @@ func (c *Cache) download(ctx context.Context, k Kernel, entry string) (*kernelMa
 		return nil, err
 	}
 
-	tmp, err := newTempDir(entry)
+	st, err := stage(entry)
 	if err != nil {
 		return nil, err
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			removeAll(tmp)
-		}
-	}()
+	defer st.discard()
+	tmp := st.dir
 	debs := filepath.Join(tmp, "debs")
 	if err := os.MkdirAll(debs, 0o755); err != nil {
 		return nil, err
@@ -110,13 +106,9 @@ func (c *Cache) download(ctx context.Context, k Kernel, entry string) (*kernelMa
 	if err := relocateHeaders(filepath.Join(tmp, m.KDIR)); err != nil {
 		return nil, err
 	}
-	if err := writeJSON(filepath.Join(tmp, manifestName), m); err != nil {
+	if err := st.commit(m); err != nil {
 		return nil, err
 	}
-	if err := commitDir(tmp, entry); err != nil {
-		return nil, err
-	}
-	committed = true
 	return m, nil
 }
 

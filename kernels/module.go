@@ -176,16 +176,12 @@ func (c *Cache) buildModule(ctx context.Context, f *Fetched, srcDir, patch strin
 		c.logf("cache: module %s for %s corrupt (%v), rebuilding", filepath.Base(srcDir), f.Kernel.Name, err)
 	}
 
-	tmp, err := newTempDir(final)
+	st, err := stage(final)
 	if err != nil {
 		return nil, err
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			removeAll(tmp)
-		}
-	}()
+	defer st.discard()
+	tmp := st.dir
 	work := filepath.Join(tmp, "src")
 	if err := copyFiles(srcDir, work, files); err != nil {
 		return nil, fmt.Errorf("copy source: %w", err)
@@ -237,13 +233,9 @@ func (c *Cache) buildModule(ctx context.Context, f *Fetched, srcDir, patch strin
 	if err := removeAll(work); err != nil {
 		return nil, err
 	}
-	if err := writeJSON(filepath.Join(tmp, manifestName), m); err != nil {
+	if err := st.commit(m); err != nil {
 		return nil, err
 	}
-	if err := commitDir(tmp, final); err != nil {
-		return nil, err
-	}
-	committed = true
 	c.logf("build %s for %s: %s in %.1fs (%d warnings)", filepath.Base(srcDir), f.Kernel.Name, strings.Join(m.Kos, " "), time.Since(start).Seconds(), len(m.Warnings))
 	return &ModuleBuild{
 		Ko: filepath.Join(final, m.Kos[0]), Kos: joinAll(final, m.Kos),
