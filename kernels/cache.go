@@ -111,7 +111,13 @@ func kernelKey(k Kernel) string {
 	def := struct {
 		Apt                                    []string
 		ImageMeta, HeadersMeta, Image, Vmlinuz string
-	}{k.Apt, k.ImageMeta, k.HeadersMeta, k.Image, k.Vmlinuz}
+		// Arch is left out for amd64 so that entries older than the
+		// field keep their cache key.
+		Arch string `json:",omitempty"`
+	}{k.Apt, k.ImageMeta, k.HeadersMeta, k.Image, k.Vmlinuz, ""}
+	if k.Arch != "" && k.Arch != ArchAMD64 {
+		def.Arch = k.Arch
+	}
 	return k.Name + "-" + definitionHash(def)
 }
 
@@ -359,6 +365,7 @@ func Custom(vmlinuz, kdir string) (*Fetched, error) {
 	return &Fetched{
 		Kernel: Kernel{
 			Name:      "custom-" + release,
+			Arch:      ArchAMD64,
 			Suite:     "custom",
 			Toolchain: HostToolchain,
 			Profiles:  []string{"default"},

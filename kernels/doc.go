@@ -3,7 +3,8 @@
 //
 // # The matrix
 //
-// kernels/matrix.json lists the kernels: for each the apt sources lines,
+// kernels/matrix.json lists the kernels: for each its architecture
+// ("arch": amd64, the default, or arm64), the apt sources lines,
 // the meta packages that name its current ABI, the package and path of its
 // vmlinuz, its toolchain (the host, or a named Debian build root) and the
 // boot profiles the VM tests run. The file is compiled in; adding a kernel

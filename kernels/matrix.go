@@ -16,6 +16,16 @@ import (
 //go:embed matrix.json
 var embeddedMatrix []byte
 
+// Architectures a matrix entry may name, spelled as Debian (and Go's
+// GOARCH) spell them. Entries without "arch" are ArchAMD64.
+const (
+	ArchAMD64 = "amd64"
+	ArchARM64 = "arm64"
+)
+
+// Arches lists the architectures the harness can fetch, build for and boot.
+var Arches = []string{ArchAMD64, ArchARM64}
+
 // HostToolchain is the Toolchain value of a kernel whose compiler is
 // installed on the host: its modules are built without a build root.
 const HostToolchain = "host"
@@ -25,6 +35,10 @@ const HostToolchain = "host"
 type Kernel struct {
 	// Name is the short name tests and the command line use ("6.1").
 	Name string `json:"name"`
+	// Arch is the Debian architecture of the kernel's packages (ArchAMD64
+	// when the entry does not say): it picks apt's architecture, the
+	// cross compiler, the guest's GOARCH and the QEMU system.
+	Arch string `json:"arch,omitempty"`
 	// Suite is the Debian suite the kernel comes from (documentation and
 	// messages; the sources lines in Apt are what apt uses).
 	Suite string `json:"suite"`
@@ -175,6 +189,12 @@ func (k *Kernel) validate() error {
 	}
 	if strings.ContainsAny(k.Name, "/ \t\n") {
 		return fmt.Errorf("kernel %q: name must not contain '/' or spaces", k.Name)
+	}
+	if k.Arch == "" {
+		k.Arch = ArchAMD64
+	}
+	if !slices.Contains(Arches, k.Arch) {
+		return fmt.Errorf("kernel %q: arch %q is not supported (want one of %s)", k.Name, k.Arch, strings.Join(Arches, ", "))
 	}
 	missing := []string{}
 	for field, v := range map[string]string{

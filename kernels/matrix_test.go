@@ -48,6 +48,9 @@ func TestLoadMatrixFromEnv(t *testing.T) {
 	if len(m) != 1 || m[0].Name != "x" || m[0].Root != nil {
 		t.Fatalf("unexpected matrix: %+v", m)
 	}
+	if m[0].Arch != ArchAMD64 {
+		t.Errorf("an entry without arch: want arch %s, got %q", ArchAMD64, m[0].Arch)
+	}
 
 	t.Setenv("KMODTEST_MATRIX", filepath.Join(t.TempDir(), "missing.json"))
 	if _, err := LoadMatrix(); err == nil || !strings.Contains(err.Error(), "KMODTEST_MATRIX") {
@@ -67,6 +70,7 @@ func TestParseMatrixErrors(t *testing.T) {
 		{"missing fields", `{"kernels": [{"name": "a", "toolchain": "host"}]}`, "missing apt, headers_meta, image, image_meta, profiles, suite, vmlinuz"},
 		{"duplicate", `{"kernels": [{"name": "a", "toolchain": "host", ` + good + `}, {"name": "a", "toolchain": "host", ` + good + `}]}`, "listed twice"},
 		{"unknown toolchain", `{"kernels": [{"name": "a", "toolchain": "bullseye", ` + good + `}]}`, `toolchain "bullseye" is neither`},
+		{"unknown arch", `{"kernels": [{"name": "a", "arch": "riscv64", "toolchain": "host", ` + good + `}]}`, `arch "riscv64" is not supported (want one of amd64, arm64)`},
 		{"root without packages", `{"kernels": [{"name": "a", "toolchain": "sid", ` + good + `}], "build_roots": {"sid": {"apt": ["x"]}}}`, "no packages"},
 	}
 	for _, tt := range tests {
@@ -126,5 +130,18 @@ func TestDefaultCacheDir(t *testing.T) {
 	t.Setenv("XDG_CACHE_HOME", "relative")
 	if _, err := DefaultCacheDir(); err == nil {
 		t.Fatal("relative XDG_CACHE_HOME accepted")
+	}
+}
+
+func TestKernelKeyArch(t *testing.T) {
+	k := Kernel{Name: "6.1", Apt: []string{"deb {mirror} bookworm main"}, ImageMeta: "linux-image-amd64"}
+	old := kernelKey(k)
+	k.Arch = ArchAMD64
+	if got := kernelKey(k); got != old {
+		t.Errorf("arch amd64 changed the cache key of an entry without arch: %s, was %s", got, old)
+	}
+	k.Arch = ArchARM64
+	if got := kernelKey(k); got == old {
+		t.Errorf("arch arm64 kept the amd64 cache key %s", got)
 	}
 }
