@@ -146,58 +146,96 @@ func SourcesList(lines []string, m Mirrors) string {
 	return b.String()
 }
 
-// An aptConfig is a private apt state directory: its own sources list,
-// package lists and download cache, nothing from the host's apt state.
+// An aptConfig is a private apt state directory: its own configuration
+// file, sources list, package lists and download cache, nothing from the
+// host's apt state.
 type aptConfig struct {
 	dir string
 }
 
-// options returns the apt-get/apt-cache options that point apt at the
-// private directory. The host's apt.conf.d is ignored (Dir::Etc::Parts)
-// because its hooks (docker-clean, appstream) act on the host's cache;
-// proxies still work through the http_proxy environment variable.
-func (a aptConfig) options() []string {
-	opts := []string{
-		"-o", "Dir::Etc::SourceList=" + filepath.Join(a.dir, "sources.list"),
-		"-o", "Dir::Etc::SourceParts=/dev/null",
-		"-o", "Dir::Etc::Parts=" + filepath.Join(a.dir, "apt.conf.d"),
-		"-o", "Dir::Etc::Preferences=/dev/null",
-		"-o", "Dir::Etc::PreferencesParts=/dev/null",
-		"-o", "Dir::State=" + filepath.Join(a.dir, "state"),
-		"-o", "Dir::State::Lists=" + filepath.Join(a.dir, "lists"),
-		"-o", "Dir::State::status=/dev/null",
-		"-o", "Dir::Cache=" + filepath.Join(a.dir, "cache"),
-		"-o", "Acquire::Check-Valid-Until=false",
-		"-o", "Acquire::Languages=none",
-		"-o", "APT::Get::List-Cleanup=true",
-	}
+// confPath is the private configuration file, passed through APT_CONFIG.
+func (a aptConfig) confPath() string { return filepath.Join(a.dir, "apt.conf") }
+
+// hostProxyKeys are the only host apt settings carried into the private
+// configuration: a site's proxy (apt-cacher-ng, a corporate proxy) must
+// keep working, its hooks must not run.
+var hostProxyKeys = []string{"Acquire::http::Proxy", "Acquire::https::Proxy", "Acquire::http::Proxy-Auto-Detect"}
+
+// conf renders the private configuration. apt reads the file named by
+// APT_CONFIG before anything else, and this one points Dir::Etc::Main and
+// Dir::Etc::Parts away from /etc/apt, so the host's apt.conf.d (its
+// Post-Invoke hooks, docker-clean, appstream) is never read: "-o
+// Dir::Etc::Parts=" comes too late for that, apt has read the parts
+// before it parses -o options. proxy holds host settings to keep.
+func (a aptConfig) conf(proxy map[string]string) string {
+	var b strings.Builder
+	set := func(k, v string) { fmt.Fprintf(&b, "%s %s;\n", k, strconv.Quote(v)) }
+	set("Dir::Etc::Main", "/dev/null")
+	set("Dir::Etc::Parts", filepath.Join(a.dir, "apt.conf.d"))
+	set("Dir::Etc::SourceList", filepath.Join(a.dir, "sources.list"))
+	set("Dir::Etc::SourceParts", "/dev/null")
+	set("Dir::Etc::Preferences", "/dev/null")
+	set("Dir::Etc::PreferencesParts", "/dev/null")
+	set("Dir::State", filepath.Join(a.dir, "state"))
+	set("Dir::State::Lists", filepath.Join(a.dir, "lists"))
+	set("Dir::State::status", "/dev/null")
+	set("Dir::Cache", filepath.Join(a.dir, "cache"))
+	set("Acquire::Check-Valid-Until", "false")
+	set("Acquire::Languages", "none")
+	set("APT::Get::List-Cleanup", "true")
 	if os.Geteuid() == 0 {
 		// Downloads land in directories the _apt user cannot write to;
 		// apt would fall back with a warning on every file.
-		opts = append(opts, "-o", "APT::Sandbox::User=root")
+		set("APT::Sandbox::User", "root")
 	}
-	return opts
+	for _, k := range hostProxyKeys {
+		if v := proxy[k]; v != "" {
+			set(k, v)
+		}
+	}
+	return b.String()
 }
 
-// setup writes the sources list and creates the directories apt expects.
-func (a aptConfig) setup(sources string) error {
+// hostAptProxy returns the host's proxy settings (hostProxyKeys) as apt
+// itself reads them; a host without apt-config or settings gives none.
+func hostAptProxy(ctx context.Context) map[string]string {
+	out := map[string]string{}
+	for _, k := range hostProxyKeys {
+		v, err := exec.CommandContext(ctx, "apt-config", "shell", "V", k).Output()
+		if err != nil {
+			continue
+		}
+		// apt-config shell prints V='value'.
+		s := strings.TrimSpace(string(v))
+		s = strings.TrimPrefix(s, "V=")
+		out[k] = strings.Trim(s, "'")
+	}
+	return out
+}
+
+// setup writes the configuration and sources list and creates the
+// directories apt expects.
+func (a aptConfig) setup(ctx context.Context, sources string) error {
 	for _, d := range []string{"apt.conf.d", "state", "lists/partial", "cache/archives/partial"} {
 		if err := os.MkdirAll(filepath.Join(a.dir, d), 0o755); err != nil {
 			return err
 		}
 	}
+	if err := writeFileAtomic(a.confPath(), []byte(a.conf(hostAptProxy(ctx)))); err != nil {
+		return err
+	}
 	return writeFileAtomic(filepath.Join(a.dir, "sources.list"), []byte(sources))
 }
 
-// run runs an apt program with the private options and returns stdout.
-// On failure the error carries apt's stderr lines.
+// run runs an apt program with the private configuration and returns
+// stdout. On failure the error carries apt's stderr lines.
 func (a aptConfig) run(ctx context.Context, dir, prog string, args ...string) ([]byte, error) {
 	if err := needTool(prog); err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, prog, append(a.options(), args...)...)
+	cmd := exec.CommandContext(ctx, prog, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "APT_CONFIG="+a.confPath())
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr

@@ -2,8 +2,10 @@ package kernels
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -123,5 +125,50 @@ func TestFailedFetchLines(t *testing.T) {
 	}
 	if want := "is the Debian mirror reachable? set KMODTEST_MIRROR"; !contains(err.Error(), want) {
 		t.Fatalf("error %q lacks %q", err, want)
+	}
+}
+
+// TestAptConfigKeepsHostHooksOut shows that apt run with the private
+// configuration reads none of the host's apt.conf.d: the host's
+// Post-Invoke hooks (docker-clean, appstream, packagekit on this kind of
+// machine) must not appear in apt-config dump, while a setting planted in
+// the private parts directory must.
+func TestAptConfigKeepsHostHooksOut(t *testing.T) {
+	if _, err := exec.LookPath("apt-config"); err != nil {
+		t.Skip("apt-config not installed")
+	}
+	hostDump, err := exec.Command("apt-config", "dump").Output()
+	if err != nil {
+		t.Fatalf("apt-config dump: %v", err)
+	}
+	a := aptConfig{dir: t.TempDir()}
+	if err := a.setup(t.Context(), "deb http://deb.debian.org/debian bookworm main\n"); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(a.dir, "apt.conf.d", "50planted"), []byte("Kmodtest::Planted \"yes\";\n"), 0o644)
+	out, err := a.run(t.Context(), a.dir, "apt-config", "dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump := string(out)
+	if !strings.Contains(dump, `Kmodtest::Planted "yes";`) {
+		t.Errorf("the private apt.conf.d was not read:\n%s", dump)
+	}
+	for _, line := range strings.Split(string(hostDump), "\n") {
+		if strings.Contains(line, "Post-Invoke") && strings.Contains(dump, line) {
+			t.Errorf("host hook reached the private configuration: %s", line)
+		}
+	}
+	for _, want := range []string{
+		`Dir::Etc::parts "` + filepath.Join(a.dir, "apt.conf.d") + `";`,
+		`Dir::State::lists "` + filepath.Join(a.dir, "lists") + `";`,
+		`Acquire::Check-Valid-Until "false";`,
+	} {
+		if !strings.Contains(dump, want) {
+			t.Errorf("private configuration lacks %s", want)
+		}
+	}
+	if !strings.Contains(string(hostDump), "Post-Invoke") {
+		t.Logf("this host's apt has no Post-Invoke hooks: the check above had nothing to keep out")
 	}
 }

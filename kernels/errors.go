@@ -15,6 +15,8 @@ import (
 var toolPackages = map[string]string{
 	"apt-get":    "apt",
 	"apt-cache":  "apt",
+	"apt-config": "apt",
+	"gpgv":       "gpgv",
 	"dpkg-deb":   "dpkg",
 	"mmdebstrap": "mmdebstrap",
 	"patch":      "patch",

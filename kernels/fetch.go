@@ -25,7 +25,7 @@ func (c *Cache) download(ctx context.Context, k Kernel, entry string) (*kernelMa
 		}
 	}
 	apt := aptConfig{dir: filepath.Join(c.Dir, "apt", filepath.Base(entry))}
-	if err := apt.setup(SourcesList(k.Apt, FindMirrors())); err != nil {
+	if err := apt.setup(ctx, SourcesList(k.Apt, FindMirrors())); err != nil {
 		return nil, fmt.Errorf("apt config: %w", err)
 	}
 	start := time.Now()
