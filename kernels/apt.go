@@ -15,75 +15,6 @@ import (
 // DebianKeyring verifies the archive's Release files.
 const DebianKeyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
-// defaultMirror is used only when neither KMODTEST_MIRROR nor the host's
-// apt sources name a Debian mirror.
-const defaultMirror = "http://deb.debian.org/debian"
-
-// Mirrors are the archive URIs substituted for {mirror} and {security}.
-type Mirrors struct {
-	Debian   string
-	Security string
-}
-
-// FindMirrors returns the mirrors to use: $KMODTEST_MIRROR and
-// $KMODTEST_SECURITY_MIRROR if set, else the ones this host's apt sources
-// point at (so that a site mirror or proxy keeps working), else
-// deb.debian.org.
-func FindMirrors() Mirrors {
-	host := hostMirrors("/etc/apt")
-	m := Mirrors{Debian: os.Getenv("KMODTEST_MIRROR"), Security: os.Getenv("KMODTEST_SECURITY_MIRROR")}
-	if m.Debian == "" {
-		m.Debian = host.Debian
-		if m.Security == "" {
-			m.Security = host.Security
-		}
-	}
-	if m.Debian == "" {
-		m.Debian = defaultMirror
-	}
-	m.Debian = strings.TrimRight(m.Debian, "/")
-	if m.Security == "" {
-		// deb.debian.org/debian → deb.debian.org/debian-security, the
-		// layout of the official mirrors.
-		m.Security = m.Debian + "-security"
-	}
-	m.Security = strings.TrimRight(m.Security, "/")
-	return m
-}
-
-// hostMirrors reads etcDir's sources.list, sources.list.d/*.list and
-// *.sources and returns the first Debian and Debian security URIs. Missing
-// or unreadable files are skipped: this only picks defaults.
-func hostMirrors(etcDir string) Mirrors {
-	var uris []string
-	if data, err := os.ReadFile(filepath.Join(etcDir, "sources.list")); err == nil {
-		uris = append(uris, oneLineURIs(string(data))...)
-	}
-	lists, _ := filepath.Glob(filepath.Join(etcDir, "sources.list.d", "*.list"))
-	for _, f := range lists {
-		if data, err := os.ReadFile(f); err == nil {
-			uris = append(uris, oneLineURIs(string(data))...)
-		}
-	}
-	deb822, _ := filepath.Glob(filepath.Join(etcDir, "sources.list.d", "*.sources"))
-	for _, f := range deb822 {
-		if data, err := os.ReadFile(f); err == nil {
-			uris = append(uris, deb822URIs(string(data))...)
-		}
-	}
-	var m Mirrors
-	for _, u := range uris {
-		u = strings.TrimRight(u, "/")
-		switch {
-		case strings.HasSuffix(u, "/debian-security") && m.Security == "":
-			m.Security = u
-		case strings.HasSuffix(u, "/debian") && m.Debian == "":
-			m.Debian = u
-		}
-	}
-	return m
-}
-
 // oneLineURIs returns the URIs of "deb" lines in sources.list format.
 func oneLineURIs(text string) []string {
 	var uris []string
@@ -128,14 +59,18 @@ func deb822URIs(text string) []string {
 	return uris
 }
 
-// SourcesList renders sources lines for apt: {mirror} and {security} are
-// substituted and lines without [options] get signed-by the archive
-// keyring, so apt verifies the Release files whatever the host trusts.
+// SourcesList renders sources lines for apt: the placeholders ({mirror},
+// {security}, {archive}, {archive-security}) are substituted and lines
+// without [options] get signed-by the archive keyring, so apt verifies the
+// Release files whatever the host trusts.
 func SourcesList(lines []string, m Mirrors) string {
 	var b strings.Builder
 	for _, line := range lines {
-		line = strings.ReplaceAll(line, "{mirror}", m.Debian)
-		line = strings.ReplaceAll(line, "{security}", m.Security)
+		for ph, v := range m.fields() {
+			if *v != "" {
+				line = strings.ReplaceAll(line, ph, *v)
+			}
+		}
 		f := strings.Fields(line)
 		if len(f) >= 2 && !strings.HasPrefix(f[1], "[") {
 			f = append([]string{f[0], "[signed-by=" + DebianKeyring + "]"}, f[1:]...)

@@ -24,41 +24,6 @@ func TestSourcesList(t *testing.T) {
 	}
 }
 
-func TestHostMirrors(t *testing.T) {
-	etc := t.TempDir()
-	os.MkdirAll(filepath.Join(etc, "sources.list.d"), 0o755)
-	os.WriteFile(filepath.Join(etc, "sources.list"), []byte("# deb http://old/debian x main\ndeb https://packages.example.com/apt foo main\n"), 0o644)
-	os.WriteFile(filepath.Join(etc, "sources.list.d", "debian.sources"), []byte(`Types: deb
-URIs: http://site-mirror.example/debian/
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb
-URIs: http://site-mirror.example/debian-security
-Suites: bookworm-security
-Components: main
-`), 0o644)
-	got := hostMirrors(etc)
-	want := Mirrors{Debian: "http://site-mirror.example/debian", Security: "http://site-mirror.example/debian-security"}
-	if got != want {
-		t.Fatalf("unexpected mirrors:\n- want %+v\n- got  %+v", want, got)
-	}
-	if got := hostMirrors(filepath.Join(etc, "missing")); got != (Mirrors{}) {
-		t.Fatalf("missing etc gave %+v", got)
-	}
-}
-
-func TestFindMirrorsEnv(t *testing.T) {
-	t.Setenv("KMODTEST_MIRROR", "http://m.example/debian/")
-	t.Setenv("KMODTEST_SECURITY_MIRROR", "")
-	got := FindMirrors()
-	want := Mirrors{Debian: "http://m.example/debian", Security: "http://m.example/debian-security"}
-	if got != want {
-		t.Fatalf("unexpected mirrors:\n- want %+v\n- got  %+v", want, got)
-	}
-}
-
 func TestParseShow(t *testing.T) {
 	out := `Package: linux-image-amd64
 Version: 6.1.192-2

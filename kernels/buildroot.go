@@ -110,7 +110,11 @@ func (c *Cache) createRoot(ctx context.Context, r *BuildRoot, final string) erro
 		"--customize-hook=mkdir -p \"$1" + rootKernelDir + "\" \"$1" + rootSrcDir + "\"",
 		r.Suite, target,
 	}
-	args = append(args, strings.Split(strings.TrimSpace(SourcesList(r.Apt, FindMirrors())), "\n")...)
+	mirrors, err := c.chooser().Choose(ctx, "build root "+r.Name, r.Apt)
+	if err != nil {
+		return err
+	}
+	args = append(args, strings.Split(strings.TrimSpace(SourcesList(r.Apt, mirrors)), "\n")...)
 	cmd := exec.CommandContext(ctx, "mmdebstrap", args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	out, err := cmd.CombinedOutput()

@@ -46,6 +46,11 @@ type Cache struct {
 	Logf func(format string, args ...any)
 }
 
+// chooser returns the mirror chooser for this cache's downloads.
+func (c *Cache) chooser() *MirrorChooser {
+	return &MirrorChooser{Logf: c.Logf}
+}
+
 // logf calls c.Logf if set.
 func (c *Cache) logf(format string, args ...any) {
 	if c.Logf != nil {

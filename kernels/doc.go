@@ -14,15 +14,30 @@
 // # Fetching
 //
 // [Cache.Fetch] runs apt-get and apt-cache with a private configuration
-// under the cache directory (own sources.list, package lists and download
-// cache; the host's apt state and apt.conf.d are not used). Sources lines
-// get signed-by the Debian archive keyring, so apt checks the Release
-// signatures and every package's hash. Acquire::Check-Valid-Until is off
-// because mirrors may serve frozen snapshots whose Release files have
-// expired. The ABI is resolved at fetch time from the newest version of the
-// meta packages (linux-image-amd64, linux-headers-amd64) in the entry's
-// sources; the image, headers and kbuild packages are unpacked with
-// dpkg-deb -x. Nothing is installed system-wide.
+// file under the cache directory, passed through APT_CONFIG (own
+// sources.list, package lists and download cache; the host's apt state and
+// apt.conf.d, with its hooks, are never read; only its proxy settings are
+// carried over). Sources lines get signed-by the Debian archive keyring,
+// so apt checks the Release signatures and every package's hash.
+// Acquire::Check-Valid-Until is off because mirrors may serve frozen
+// snapshots whose Release files have expired. The ABI is resolved at fetch
+// time from the newest version of the meta packages (linux-image-amd64,
+// linux-headers-amd64) in the entry's sources; the image, headers and
+// kbuild packages are unpacked with dpkg-deb -x. Nothing is installed
+// system-wide.
+//
+// # Mirrors
+//
+// Sources lines name mirrors by placeholder: {mirror}, {security}, and for
+// suites that have left the mirrors for Debian's archive of old releases,
+// {archive} and {archive-security}. A [MirrorChooser] tries, in order, the
+// environment variable, the host's apt sources whose URI ends in /debian
+// (or /debian-security), and deb.debian.org, and takes the first whose
+// dists/SUITE/InRelease is signed by the Debian archive keyring (gpgv) and
+// names SUITE: a third-party repository under a …/debian URI is skipped.
+// The log says which mirror serves which suites. A suite that the mirrors
+// answer 404 for but the archive serves is taken from the archive, with a
+// message to write {archive} in kernels/matrix.json.
 //
 // Debian's headers name each other by absolute /usr/src paths; the copy
 // in the cache has them rewritten relative to its own location, so KDIR
@@ -72,10 +87,10 @@
 //   - KMODTEST_MATRIX: a matrix file to use instead of the built-in one.
 //   - KMODTEST_CACHE: the cache directory (default $XDG_CACHE_HOME/kmodtest,
 //     else ~/.cache/kmodtest).
-//   - KMODTEST_MIRROR, KMODTEST_SECURITY_MIRROR: the Debian and security
-//     mirrors for {mirror} and {security} in sources lines. By default the
-//     ones this host's /etc/apt sources use, else deb.debian.org. The
-//     security mirror defaults to the Debian mirror's URL + "-security".
+//   - KMODTEST_MIRROR, KMODTEST_SECURITY_MIRROR, KMODTEST_ARCHIVE_MIRROR,
+//     KMODTEST_ARCHIVE_SECURITY_MIRROR: the mirror for {mirror},
+//     {security}, {archive} and {archive-security}; when set, the only
+//     candidate (still verified).
 //   - http_proxy: honoured by apt.
 //   - KMODTEST_INTEGRATION=1: run the tests that download kernels.
 package kernels

@@ -24,8 +24,12 @@ func (c *Cache) download(ctx context.Context, k Kernel, entry string) (*kernelMa
 			return nil, err
 		}
 	}
+	mirrors, err := c.chooser().Choose(ctx, "fetch "+k.Name, k.Apt)
+	if err != nil {
+		return nil, err
+	}
 	apt := aptConfig{dir: filepath.Join(c.Dir, "apt", filepath.Base(entry))}
-	if err := apt.setup(ctx, SourcesList(k.Apt, FindMirrors())); err != nil {
+	if err := apt.setup(ctx, SourcesList(k.Apt, mirrors)); err != nil {
 		return nil, fmt.Errorf("apt config: %w", err)
 	}
 	start := time.Now()
