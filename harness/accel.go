@@ -16,14 +16,14 @@ import (
 // /dev/kvm is not enough: under nested virtualisation QEMU may abort on
 // its first MSR write, which the probe run catches in a fraction of a
 // second.
-func DetectAccel(qemuBin string) (vm.Accel, string) {
+func DetectAccel(ctx context.Context, qemuBin string) (vm.Accel, string) {
 	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
 	if err != nil {
 		return vm.AccelTCG, "no usable /dev/kvm (" + err.Error() + ")"
 	}
 	f.Close()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, qemuBin, "-accel", "kvm", "-cpu", "host", "-S",
 		"-nodefaults", "-display", "none", "-monitor", "none", "-serial", "none")

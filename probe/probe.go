@@ -33,7 +33,7 @@ type Config struct {
 	ModuleName string `json:"module_name"`
 	// Protocol is the netlink protocol number the module listens on.
 	Protocol int `json:"protocol"`
-	// Steps lists the steps to run, in order. Empty means DefaultSteps.
+	// Steps lists the steps to run, in order. Empty means CoreSteps.
 	Steps []string `json:"steps,omitempty"`
 }
 
@@ -74,8 +74,9 @@ const (
 	StepReload           = "reload"             // unload and load again several times
 )
 
-// DefaultSteps is the core load, greet, ack and unload sequence.
-var DefaultSteps = []string{
+// CoreSteps is the core load, greet, ack and unload sequence: what
+// `-steps core` (the default) runs.
+var CoreSteps = []string{
 	StepInsmod,
 	StepReply,
 	StepAck,
@@ -85,7 +86,7 @@ var DefaultSteps = []string{
 	StepSocketGone,
 }
 
-// FullSteps is DefaultSteps with every scenario, in the order they run.
+// FullSteps is CoreSteps with every scenario, in the order they run.
 var FullSteps = []string{
 	StepInsmod,
 	StepReply,

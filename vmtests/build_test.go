@@ -1,7 +1,6 @@
 package vmtests
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -15,10 +14,10 @@ import (
 // that the failure quotes the compiler, file and line included, instead of
 // a bare "exit status 2".
 func TestBuildErrorShowsCompilerLines(t *testing.T) {
-	if !*flagFixtures {
+	if !env.Options.Fixtures {
 		t.Skip("a check of the harness, not of the module: run with -fixtures or KMODTEST_FIXTURES=1 (make test does)")
 	}
-	if env.custom != nil {
+	if env.Custom != nil {
 		t.Skip("runs on the matrix's " + fixtureKernel + " kernel")
 	}
 	matrix, err := kernels.LoadMatrix()
@@ -44,11 +43,11 @@ func TestBuildErrorShowsCompilerLines(t *testing.T) {
 	if err := os.WriteFile(patch, []byte(broken), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := env.cache.Fetch(context.Background(), sel[0])
+	f, err := env.Cache.Fetch(t.Context(), sel[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = env.cache.BuildModule(context.Background(), f, filepath.Join(env.repo, "kmod"), patch)
+	_, err = env.Cache.BuildModule(t.Context(), f, filepath.Join(env.Repo, "kmod"), patch)
 	var be *kernels.BuildError
 	if !errors.As(err, &be) {
 		t.Fatalf("building a module with a syntax error: got %v, want a *kernels.BuildError", err)

@@ -2,16 +2,19 @@
 // NetlinkGreetings module and the guest prober, and asserts each step of
 // the prober's run as its own subtest: TestModule/<kernel>/<step>.
 //
-// Run it with `go test ./vmtests` (add -v to see every step). Flags, each
-// with an environment variable that serves as its default:
+// Run it with `go test ./vmtests` (add -v to see every step). The
+// orchestration lives in package harness; this package parses the flags
+// into harness.Options and asserts the verdicts. Flags, each with an
+// environment variable that serves as its default:
 //
 //	-kernels 6.1,7.2   KMODTEST_KERNELS   kernels of the matrix to run (default: all)
 //	-steps core|full   KMODTEST_STEPS     core load/greet/unload steps (default), or every scenario (make test, CI)
-//	-kernel PATH       KMODTEST_KERNEL    bring your own kernel: a bzImage …
+//	-kernel PATH       KMODTEST_KERNEL    bring your own kernel: an ELF vmlinux or a bzImage …
 //	-kdir PATH         KMODTEST_KDIR      … and the built tree to compile the module against
 //	-accel kvm|tcg     KMODTEST_ACCEL     force an accelerator (default: KVM when QEMU can use it)
 //	-fixtures          KMODTEST_FIXTURES=1 also prove the detectors on the broken modules in kmod/fixtures
-//	-artifacts DIR     KMODTEST_ARTIFACTS where logs, images and rerun commands go (default: artifacts/)
+//	-artifacts-dir DIR KMODTEST_ARTIFACTS where logs, images and rerun commands go (default: artifacts/)
+//	                                      (not -artifacts: go test has its own flag of that name)
 //	                   KMODTEST_CACHE     cache directory (default: $XDG_CACHE_HOME/kmodtest)
 //	                   KMODTEST_MATRIX    a matrix file to use instead of kernels/matrix.json
 //	                   KMODTEST_SKIP_VM=1 skip the VM tests, saying so

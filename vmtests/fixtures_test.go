@@ -49,10 +49,10 @@ type fixture struct {
 // TestFixtures proves the detectors fire: each broken module must fail on
 // its step, for its reason.
 func TestFixtures(t *testing.T) {
-	if !*flagFixtures {
+	if !env.Options.Fixtures {
 		t.Skip("broken-module fixtures are off: run with -fixtures or KMODTEST_FIXTURES=1 (make test does)")
 	}
-	if env.custom != nil {
+	if env.Custom != nil {
 		t.Skip("fixtures run on the matrix's " + fixtureKernel + " kernel, not on a custom one")
 	}
 	name := os.Getenv("KMODTEST_FIXTURE_KERNEL")
@@ -69,7 +69,7 @@ func TestFixtures(t *testing.T) {
 	}
 	tg := harness.Target{Kernel: sel[0], Profile: "hardened"}
 
-	patches, err := filepath.Glob(filepath.Join(env.repo, "kmod", "fixtures", "*.patch"))
+	patches, err := filepath.Glob(filepath.Join(env.Repo, "kmod", "fixtures", "*.patch"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,19 +89,25 @@ func TestFixtures(t *testing.T) {
 	}
 
 	for _, f := range fixtures {
-		patch := filepath.Join(env.repo, "kmod", "fixtures", f.name+".patch")
-		env.prepare(tg.Kernel, patch)
+		patch := filepath.Join(env.Repo, "kmod", "fixtures", f.name+".patch")
+		env.Prepare(t.Context(), tg.Kernel, patch)
 	}
-	go env.baseImage() // builds while kernels download
+	go env.BaseImage() // builds while kernels download
 	for _, f := range fixtures {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
-			patch := filepath.Join(env.repo, "kmod", "fixtures", f.name+".patch")
-			out := probeTarget(t, tg, probe.FullSteps, patch, filepath.Join(env.artifacts, "fixtures", f.name), f.silence)
-			if out.build != nil {
-				t.Fatalf("fixture %s does not build: %v", f.name, out.build)
+			patch := filepath.Join(env.Repo, "kmod", "fixtures", f.name+".patch")
+			out := bootTarget(t, harness.Job{
+				Target:  tg,
+				Steps:   probe.FullSteps,
+				Patch:   patch,
+				Dir:     filepath.Join(env.Artifacts, "fixtures", f.name),
+				Silence: f.silence,
+			})
+			if out.Build != nil {
+				t.Fatalf("fixture %s does not build: %v", f.name, out.Build)
 			}
-			s, ok := out.report.Step(f.step)
+			s, ok := out.Report.Step(f.step)
 			if !ok {
 				t.Fatalf("step %s was not run", f.step)
 			}

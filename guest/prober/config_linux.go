@@ -33,7 +33,7 @@ func loadConfig(path string) (probe.Config, error) {
 		cfg.Protocol = greet.Protocol
 	}
 	if len(cfg.Steps) == 0 {
-		cfg.Steps = append([]string(nil), probe.DefaultSteps...)
+		cfg.Steps = append([]string(nil), probe.CoreSteps...)
 	}
 	if err == nil && cfg.ModulePath == "" {
 		err = fmt.Errorf("config %s: module_path is empty", path)

@@ -120,7 +120,7 @@ func TestLoadConfig(t *testing.T) {
 		{
 			name: "defaults",
 			path: write("min.json", `{"module_path": "/lib/modules/greet.ko"}`),
-			want: probe.Config{ModulePath: "/lib/modules/greet.ko", ModuleName: greet.ModuleName, Protocol: greet.Protocol, Steps: probe.DefaultSteps},
+			want: probe.Config{ModulePath: "/lib/modules/greet.ko", ModuleName: greet.ModuleName, Protocol: greet.Protocol, Steps: probe.CoreSteps},
 		},
 		{
 			name: "full",
@@ -130,19 +130,19 @@ func TestLoadConfig(t *testing.T) {
 		{
 			name:    "missing",
 			path:    filepath.Join(dir, "nope.json"),
-			want:    probe.Config{ModuleName: greet.ModuleName, Protocol: greet.Protocol, Steps: probe.DefaultSteps},
+			want:    probe.Config{ModuleName: greet.ModuleName, Protocol: greet.Protocol, Steps: probe.CoreSteps},
 			wantErr: "read config",
 		},
 		{
 			name:    "bad JSON",
 			path:    write("bad.json", `{"module_path": `),
-			want:    probe.Config{ModuleName: greet.ModuleName, Protocol: greet.Protocol, Steps: probe.DefaultSteps},
+			want:    probe.Config{ModuleName: greet.ModuleName, Protocol: greet.Protocol, Steps: probe.CoreSteps},
 			wantErr: "decode config",
 		},
 		{
 			name:    "no module",
 			path:    write("empty.json", `{}`),
-			want:    probe.Config{ModuleName: greet.ModuleName, Protocol: greet.Protocol, Steps: probe.DefaultSteps},
+			want:    probe.Config{ModuleName: greet.ModuleName, Protocol: greet.Protocol, Steps: probe.CoreSteps},
 			wantErr: "module_path is empty",
 		},
 	}

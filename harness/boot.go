@@ -1,11 +1,3 @@
-// Package harness ties the host-side pieces together for one test run:
-// which kernels and boot profiles to run, the shared base initramfs, one
-// boot of one kernel with one module, its verdict, its artifacts, and the
-// timing and summary reports printed at the end.
-//
-// It holds no test logic of its own: vmtests/ calls it and asserts on the
-// verdicts. Environment variables are defaults only, read when Options are
-// built (see vmtests/doc.go for the list).
 package harness
 
 import (
@@ -23,49 +15,6 @@ import (
 	"github.com/kmodtest/kmodtest/verdict"
 	"github.com/kmodtest/kmodtest/vm"
 )
-
-// Profiles are the boot profiles a matrix entry may name. The hardened one
-// switches on the memory checks that Debian's stock kernels carry but
-// leave off: SLUB red zones, poisoning and user tracking, page poisoning,
-// and KFENCE sampling where the kernel has it. Kernels ignore parameters
-// they do not know.
-var Profiles = map[string][]string{
-	"default":  nil,
-	"hardened": {"slub_debug=FZPU", "page_poison=1", "kfence.sample_interval=10"},
-}
-
-// Target is one kernel booted with one profile: a subtest of its own.
-type Target struct {
-	Kernel  kernels.Kernel
-	Profile string
-}
-
-// Name is the target's subtest name: the kernel's, with the profile
-// appended when it is not the default one ("7.3-hardened").
-func (t Target) Name() string {
-	if t.Profile == "" || t.Profile == "default" {
-		return t.Kernel.Name
-	}
-	return t.Kernel.Name + "-" + t.Profile
-}
-
-// Targets expands kernels into their profiles.
-func Targets(ks []kernels.Kernel) ([]Target, error) {
-	var out []Target
-	for _, k := range ks {
-		profiles := k.Profiles
-		if len(profiles) == 0 {
-			profiles = []string{"default"}
-		}
-		for _, p := range profiles {
-			if _, ok := Profiles[p]; !ok {
-				return nil, fmt.Errorf("kernel %s names boot profile %q, which does not exist (known: default, hardened)", k.Name, p)
-			}
-			out = append(out, Target{Kernel: k, Profile: p})
-		}
-	}
-	return out, nil
-}
 
 // Timeouts sized for TCG; KVM divides the boot timeout by KVMSpeedup. The silence
 // bound must stay above the prober's longest step timeout (60 s) plus its
@@ -94,7 +43,7 @@ type Boot struct {
 	Dir   string
 	Accel vm.Accel
 	// Rerun returns the command that reruns this target, narrowed to
-	// one step's subtest when step is not empty.
+	// one step's subtest when step is not empty; nil when there is none.
 	Rerun func(step string) string
 	// Silence, when set, replaces the default bound on the time between
 	// two events from the prober (a test that expects a hang need not
@@ -113,11 +62,9 @@ type Result struct {
 }
 
 // Run composes the initramfs, boots the VM and judges what it printed.
-// Everything needed to look at a failure again lands in b.Dir.
+// Everything needed to look at a failure again lands in b.Dir, which
+// should be new: files of an earlier boot there are overwritten.
 func (b Boot) Run(ctx context.Context) (*Result, error) {
-	if err := os.RemoveAll(b.Dir); err != nil {
-		return nil, fmt.Errorf("clear artifacts dir: %w", err)
-	}
 	if err := os.MkdirAll(b.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create artifacts dir: %w", err)
 	}
@@ -185,11 +132,6 @@ func (b Boot) Run(ctx context.Context) (*Result, error) {
 		probe.StepInsmod: fmt.Sprintf(greet.LogLoaded, greet.Protocol),
 		probe.StepRmmod:  greet.LogUnloaded,
 	})
-
-	rerun := "#!/bin/sh\n# Reruns this kernel from the repository root.\n" + b.Rerun("") + "\n"
-	if err := os.WriteFile(filepath.Join(b.Dir, "rerun.sh"), []byte(rerun), 0o755); err != nil {
-		return nil, fmt.Errorf("write rerun command: %w", err)
-	}
 	return res, nil
 }
 
@@ -218,7 +160,9 @@ func Describe(s verdict.Step, b Boot, run *vm.Run) string {
 		}
 	}
 	fmt.Fprintf(&w, "artifacts: %s (console.log, results.log, initramfs.cpio, the .ko, qemu-cmdline.txt)\n", b.Dir)
-	fmt.Fprintf(&w, "rerun: %s\n", b.Rerun(s.Name))
+	if b.Rerun != nil {
+		fmt.Fprintf(&w, "rerun: %s\n", b.Rerun(s.Name))
+	}
 	if run != nil {
 		fmt.Fprintf(&w, "QEMU: %s", run.Cmdline)
 	}

@@ -1,0 +1,121 @@
+package harness
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kmodtest/kmodtest/probe"
+	"github.com/kmodtest/kmodtest/verdict"
+	"github.com/kmodtest/kmodtest/vm"
+)
+
+// StepBuild is the report's name for fetching the kernel and building
+// the module, the step before any boot.
+const StepBuild = "build"
+
+// A Row is one booted target's line in the report.
+type Row struct {
+	Name string
+	// Timings are fetch, build root, module, initramfs, boot and probe;
+	// a target that did not build has the first three or none.
+	Timings []time.Duration
+	// Cached says what came from the cache.
+	Cached string
+	// Steps maps a step's name to its probe.Status*.
+	Steps map[string]string
+	// First is the first failing step, if any.
+	First string
+	// Fixture names the broken module this row ran, if any: such rows
+	// are expected to fail and are summarised apart.
+	Fixture string
+}
+
+// A Report collects rows from concurrent boots and prints the timing
+// table and the kernels x steps summary.
+type Report struct {
+	Accel vm.Accel
+	// Steps are the probe steps of the run, in order.
+	Steps []string
+
+	mu   sync.Mutex
+	rows []Row
+}
+
+// Add records one row.
+func (r *Report) Add(row Row) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rows = append(r.rows, row)
+}
+
+// String returns the report, or "" when no row was added.
+func (r *Report) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.rows) == 0 {
+		return ""
+	}
+	rows := append([]Row(nil), r.rows...)
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
+
+	var w strings.Builder
+	fmt.Fprintf(&w, "\ntimings (seconds; accelerator %s):\n", r.Accel)
+	fmt.Fprintf(&w, "%-22s %7s %7s %7s %7s %7s %7s  %s\n", "target", "fetch", "broot", "module", "initrd", "boot", "probe", "cached")
+	for _, row := range rows {
+		fmt.Fprintf(&w, "%-22s", row.Name)
+		for _, d := range row.Timings {
+			fmt.Fprintf(&w, " %7.2f", d.Seconds())
+		}
+		fmt.Fprintf(&w, "  %s\n", row.Cached)
+	}
+
+	steps := append([]string{StepBuild}, r.Steps...)
+	steps = append(steps, verdict.LogStep)
+	fmt.Fprintf(&w, "\nsummary (. pass, F fail, s skip, - not run):\n")
+	for i, st := range steps {
+		fmt.Fprintf(&w, "  %2d %s\n", i+1, st)
+	}
+	fmt.Fprintf(&w, "%-22s ", "target")
+	for i := range steps {
+		fmt.Fprintf(&w, "%3d", i+1)
+	}
+	fmt.Fprintln(&w)
+	marks := map[string]string{probe.StatusPass: ".", probe.StatusFail: "F", probe.StatusSkip: "s"}
+	first := ""
+	var fixtures []Row
+	for _, row := range rows {
+		if row.Fixture != "" {
+			fixtures = append(fixtures, row)
+			continue
+		}
+		fmt.Fprintf(&w, "%-22s ", row.Name)
+		for _, st := range steps {
+			mark := marks[row.Steps[st]]
+			if mark == "" {
+				mark = "-"
+			}
+			fmt.Fprintf(&w, "%3s", mark)
+		}
+		fmt.Fprintln(&w)
+		if row.First != "" && first == "" {
+			first = row.Name + ": " + row.First
+		}
+	}
+	if first != "" {
+		fmt.Fprintf(&w, "first failure: %s\n", first)
+	}
+	if len(fixtures) > 0 {
+		fmt.Fprintf(&w, "\nbroken fixtures (each must fail; TestFixtures checks the step and reason):\n")
+		for _, row := range fixtures {
+			caught := "NOT CAUGHT: every step passed"
+			if row.First != "" {
+				caught = "first failing step: " + row.First
+			}
+			fmt.Fprintf(&w, "  %-22s %s\n", row.Fixture, caught)
+		}
+	}
+	return w.String()
+}

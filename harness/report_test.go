@@ -1,0 +1,41 @@
+package harness
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kmodtest/kmodtest/probe"
+	"github.com/kmodtest/kmodtest/vm"
+)
+
+func TestReport(t *testing.T) {
+	r := &Report{Accel: vm.AccelTCG, Steps: []string{probe.StepInsmod, probe.StepReply}}
+	if got := r.String(); got != "" {
+		t.Fatalf("empty report = %q, want nothing", got)
+	}
+	var wg sync.WaitGroup
+	for _, row := range []Row{
+		{Name: "7.2", Timings: []time.Duration{time.Second, 0, 0, 0, 2 * time.Second, 0}, Steps: map[string]string{StepBuild: "pass", "insmod": "pass", "reply": "fail", "kernel-log": "pass"}, First: "reply"},
+		{Name: "6.1", Steps: map[string]string{StepBuild: "fail"}, First: StepBuild},
+		{Name: "6.1 no-ack", Fixture: "no-ack", Steps: map[string]string{"reply": "fail"}, First: "reply"},
+		{Name: "6.1 leak", Fixture: "leak", Steps: map[string]string{"reply": "pass"}},
+	} {
+		wg.Go(func() { r.Add(row) })
+	}
+	wg.Wait()
+	got := r.String()
+	for _, want := range []string{
+		"timings (seconds; accelerator tcg):",
+		"7.2                       1.00    0.00    0.00    0.00    2.00    0.00",
+		"   1 build\n   2 insmod\n   3 reply\n   4 kernel-log\n",
+		"6.1                      F  -  -  -\n7.2                      .  .  F  .\n",
+		"first failure: 6.1: build\n",
+		"  leak                   NOT CAUGHT: every step passed\n  no-ack                 first failing step: reply\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
+	}
+}

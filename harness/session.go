@@ -1,0 +1,313 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kmodtest/kmodtest/initramfs"
+	"github.com/kmodtest/kmodtest/kernels"
+	"github.com/kmodtest/kmodtest/probe"
+	"github.com/kmodtest/kmodtest/verdict"
+	"github.com/kmodtest/kmodtest/vm"
+)
+
+// A Session is one run of the VM tests: the options, the targets they
+// select, the cache, the shared base initramfs and the per-kernel
+// preparations, and the report rows. Its methods are safe for concurrent
+// use by the tests of one process.
+type Session struct {
+	Options Options
+	// Repo is the repository root (go.mod, kmod/).
+	Repo  string
+	Cache *kernels.Cache
+	// Targets are the kernels x boot profiles selected.
+	Targets []Target
+	// Custom is the user's own kernel (-kernel, -kdir), or nil.
+	Custom *kernels.Fetched
+	// Steps are the probe steps each boot runs.
+	Steps []string
+	Accel vm.Accel
+	// Artifacts is this run's artifacts directory.
+	Artifacts string
+	// Logf receives progress lines.
+	Logf func(format string, args ...any)
+
+	baseOnce sync.Once
+	base     *initramfs.Base
+	baseErr  error
+
+	prepMu sync.Mutex
+	preps  map[string]*Prep
+
+	report Report
+}
+
+// NewSession checks o and sets up a run of it from the repository at
+// repo. Bad options fail here, before anything is fetched or built.
+// ctx bounds the accelerator probe; logf receives progress lines.
+func NewSession(ctx context.Context, o Options, repo string, logf func(format string, args ...any)) (*Session, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	repo, err := filepath.Abs(repo)
+	if err != nil {
+		return nil, fmt.Errorf("repository directory: %w", err)
+	}
+	dir, err := kernels.DefaultCacheDir()
+	if err != nil {
+		return nil, fmt.Errorf("cache directory: %w", err)
+	}
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	s := &Session{
+		Options:   o,
+		Repo:      repo,
+		Cache:     &kernels.Cache{Dir: dir, Logf: logf},
+		Artifacts: o.ArtifactsDir,
+		Logf:      logf,
+		preps:     map[string]*Prep{},
+	}
+	if s.Artifacts == "" {
+		s.Artifacts = filepath.Join(repo, "artifacts")
+	}
+	s.Steps, _ = o.StepNames()
+
+	switch o.Accel {
+	case "":
+		var why string
+		s.Accel, why = DetectAccel(ctx, "qemu-system-x86_64")
+		logf("accelerator: %s (%s)", s.Accel, why)
+	default:
+		s.Accel = vm.Accel(o.Accel)
+		logf("accelerator: %s (forced)", s.Accel)
+	}
+	s.report.Accel = s.Accel
+	s.report.Steps = s.Steps
+
+	if o.Kernel != "" {
+		f, err := kernels.Custom(o.Kernel, o.KDIR)
+		if err != nil {
+			return nil, err
+		}
+		s.Custom = f
+		s.Targets = []Target{{Kernel: f.Kernel, Profile: "default"}}
+		return s, nil
+	}
+	matrix, err := kernels.LoadMatrix()
+	if err != nil {
+		return nil, err
+	}
+	selected, err := kernels.Select(matrix, o.KernelNames())
+	if err != nil {
+		return nil, err
+	}
+	s.Targets, err = Targets(selected)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// BaseImage builds the shared u-root image once per session.
+func (s *Session) BaseImage() (*initramfs.Base, error) {
+	s.baseOnce.Do(func() {
+		b := &initramfs.Builder{RepoDir: s.Repo, CacheDir: s.Cache.Dir, Logf: s.Logf}
+		s.base, s.baseErr = b.Base()
+	})
+	return s.base, s.baseErr
+}
+
+// A Prep is one kernel fetched and the module built for it, started at
+// most once per session and shared by every target and fixture that
+// needs it. Its fields are set once Done is closed.
+type Prep struct {
+	done   chan struct{}
+	Kernel *kernels.Fetched
+	// Image is what QEMU boots.
+	Image  string
+	Module *kernels.ModuleBuild
+	Err    error
+}
+
+// Done is closed when the preparation has finished.
+func (p *Prep) Done() <-chan struct{} { return p.done }
+
+// Wait waits for the preparation, or for ctx.
+func (p *Prep) Wait(ctx context.Context) error {
+	select {
+	case <-p.done:
+		return p.Err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Prepare fetches k and builds the module source (with patch applied, if
+// any) for it, in the background. The work runs under the ctx of the
+// first caller for k and patch: cancelling it stops the downloads and
+// builds.
+func (s *Session) Prepare(ctx context.Context, k kernels.Kernel, patch string) *Prep {
+	key := k.Name + "\x00" + patch
+	s.prepMu.Lock()
+	defer s.prepMu.Unlock()
+	if p, ok := s.preps[key]; ok {
+		return p
+	}
+	p := &Prep{done: make(chan struct{})}
+	s.preps[key] = p
+	go func() {
+		defer close(p.done)
+		p.Err = s.prepare(ctx, p, k, patch)
+	}()
+	return p
+}
+
+func (s *Session) prepare(ctx context.Context, p *Prep, k kernels.Kernel, patch string) error {
+	f := s.Custom
+	if f == nil {
+		var err error
+		if f, err = s.Cache.Fetch(ctx, k); err != nil {
+			return err
+		}
+	}
+	p.Kernel = f
+	image, why, err := s.Cache.BootImage(ctx, f)
+	if err != nil {
+		return err
+	}
+	p.Image = image
+	if patch == "" {
+		s.Logf("boot image for %s: %s", k.Name, why)
+	}
+	p.Module, err = s.Cache.BuildModule(ctx, f, filepath.Join(s.Repo, "kmod"), patch)
+	return err
+}
+
+// A Job is one target to build, boot and judge.
+type Job struct {
+	Target Target
+	// Steps to run; nil means the session's.
+	Steps []string
+	// Patch, when set, is a fixture: a patch that breaks the module.
+	Patch string
+	// Dir receives the artifacts.
+	Dir string
+	// Silence, when set, replaces the default bound on the time between
+	// two events from the prober.
+	Silence time.Duration
+	// Rerun returns the command that reruns this job, narrowed to one
+	// step when step is not empty.
+	Rerun func(step string) string
+}
+
+// An Outcome is one job's build, boot and verdict. When Build is set,
+// nothing was booted.
+type Outcome struct {
+	Build    error
+	Warnings []string
+	Boot     Boot
+	Result   *Result
+	Report   *verdict.Report
+}
+
+// BootTarget builds, boots and judges one job and records its row in
+// the report. It returns an error only when the harness itself cannot
+// go on; what the module did is in the Outcome.
+func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
+	steps := j.Steps
+	if steps == nil {
+		steps = s.Steps
+	}
+	r := Row{Name: j.Target.Name(), Steps: map[string]string{}}
+	if j.Patch != "" {
+		r.Fixture = strings.TrimSuffix(filepath.Base(j.Patch), ".patch")
+		r.Name += " " + r.Fixture
+	}
+	defer func() { s.report.Add(r) }()
+
+	p := s.Prepare(ctx, j.Target.Kernel, j.Patch)
+	if err := p.Wait(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		r.Steps[StepBuild], r.First = probe.StatusFail, StepBuild
+		return &Outcome{Build: err}, nil
+	}
+	r.Steps[StepBuild] = probe.StatusPass
+	timings := p.Kernel.Timings
+	r.Timings = []time.Duration{timings.Fetch, timings.BuildRoot, p.Module.Duration}
+	r.Cached = fmt.Sprintf("kernel:%v module:%v", timings.Cached, p.Module.Cached)
+
+	base, err := s.BaseImage()
+	if err != nil {
+		return nil, fmt.Errorf("base initramfs: %w", err)
+	}
+	b := Boot{
+		Target:  j.Target,
+		Kernel:  p.Kernel,
+		Image:   p.Image,
+		Ko:      p.Module.Ko,
+		Base:    base.Path,
+		Steps:   steps,
+		Dir:     j.Dir,
+		Accel:   s.Accel,
+		Rerun:   j.Rerun,
+		Silence: j.Silence,
+	}
+	s.Logf("boot %s: starting (%s, %d steps)", r.Name, s.Accel, len(steps))
+	res, err := b.Run(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if j.Rerun != nil {
+		script := s.RerunScript(j.Rerun(""))
+		if err := os.WriteFile(filepath.Join(j.Dir, "rerun.sh"), []byte(script), 0o755); err != nil {
+			return nil, fmt.Errorf("write rerun command: %w", err)
+		}
+	}
+	passed := 0
+	var probeTime time.Duration
+	for _, st := range res.Report.Steps {
+		if st.Status == probe.StatusPass {
+			passed++
+		}
+		probeTime += time.Duration(st.DurationMS) * time.Millisecond
+	}
+	s.Logf("boot %s: %d of %d steps passed, %.1fs", r.Name, passed, len(res.Report.Steps), res.Boot.Seconds())
+	r.Timings = append(r.Timings, res.Initramfs, res.Boot, probeTime)
+	for _, st := range append(res.Report.Steps, res.Report.Log) {
+		r.Steps[st.Name] = st.Status
+		if st.Failed() && r.First == "" {
+			r.First = st.Name
+		}
+	}
+	return &Outcome{Warnings: p.Module.Warnings, Boot: b, Result: res, Report: res.Report}, nil
+}
+
+// Finish writes the timing report and the kernels x steps summary to w,
+// and a copy to report.txt in the artifacts directory: go test shows a
+// passing package's output only with -v. It writes nothing when no
+// target was booted.
+func (s *Session) Finish(w io.Writer) error {
+	text := s.report.String()
+	if text == "" {
+		return nil
+	}
+	fmt.Fprint(w, text)
+	if err := os.MkdirAll(s.Artifacts, 0o755); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	path := filepath.Join(s.Artifacts, "report.txt")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	fmt.Fprintf(w, "report: %s\n", path)
+	return nil
+}
