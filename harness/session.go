@@ -119,7 +119,7 @@ func NewSession(ctx context.Context, o Options, repo string, logf func(format st
 func (s *Session) BaseImage() (*initramfs.Base, error) {
 	s.baseOnce.Do(func() {
 		b := &initramfs.Builder{RepoDir: s.Repo, CacheDir: s.Cache.Dir, Logf: s.Logf}
-		s.base, s.baseErr = b.Base()
+		s.base, s.baseErr = b.Base(context.Background())
 	})
 	return s.base, s.baseErr
 }

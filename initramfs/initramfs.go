@@ -7,10 +7,12 @@
 package initramfs
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/kmodtest/kmodtest/internal/cachefs"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -51,6 +53,8 @@ type Builder struct {
 	CacheDir string
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
+	// build replaces the u-root build in tests of the caching.
+	build func(ctx context.Context, out string) error
 }
 
 // Base is a built base image.
@@ -67,30 +71,67 @@ func (b *Builder) logf(format string, args ...any) {
 }
 
 // Base returns the base image for the current guest sources, building it
-// if no image with their hash is cached.
-func (b *Builder) Base() (*Base, error) {
+// if no image with their hash is cached. The image is an entry of the
+// cache like any other (see internal/cachefs): two processes build it
+// once, the second waits for the first, and a truncated or altered image
+// is found on use and rebuilt.
+func (b *Builder) Base(ctx context.Context) (*Base, error) {
 	start := time.Now()
+	if err := cachefs.Claim(b.CacheDir); err != nil {
+		return nil, err
+	}
 	key, err := b.sourceHash()
 	if err != nil {
 		return nil, fmt.Errorf("hash guest sources: %w", err)
 	}
+	name := "base-" + key[:16]
 	dir := filepath.Join(b.CacheDir, "initramfs")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create initramfs cache: %w", err)
+	build := b.build
+	if build == nil {
+		build = b.buildUroot
 	}
-	path := filepath.Join(dir, "base-"+key[:16]+".cpio")
-	if _, err := os.Stat(path); err == nil {
-		return &Base{Path: path, Duration: time.Since(start), Cached: true}, nil
+	entry := &cachefs.FileEntry{
+		Root: b.CacheDir,
+		Dir:  filepath.Join(dir, name),
+		Name: "base.cpio",
+		Lock: filepath.Join(b.CacheDir, "locks", "initramfs-"+name+".lock"),
+		Kind: "base initramfs",
+		Logf: b.Logf,
+		Build: func(ctx context.Context, out string) error {
+			// Under the lock: build folders of the old layout were
+			// left by a process that died.
+			old, _ := filepath.Glob(filepath.Join(dir, ".build-*"))
+			for _, o := range old {
+				if err := cachefs.RemoveAll(b.CacheDir, o); err != nil {
+					return fmt.Errorf("remove interrupted build %s: %w", o, err)
+				}
+			}
+			b.logf("initramfs: building u-root base image (init + prober)…")
+			if err := build(ctx, out); err != nil {
+				return err
+			}
+			b.logf("initramfs: base image built in %.1fs", time.Since(start).Seconds())
+			return nil
+		},
 	}
-
-	b.logf("initramfs: building u-root base image (init + prober)…")
-	tmpDir, err := os.MkdirTemp(dir, ".build-*")
+	path, cached, err := entry.Get(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("create build dir: %w", err)
+		return nil, fmt.Errorf("base initramfs: %w", err)
 	}
-	defer os.RemoveAll(tmpDir)
-	tmpOut := filepath.Join(tmpDir, "base.cpio")
+	if !cached {
+		b.prune(ctx, dir, name)
+	}
+	return &Base{Path: path, Duration: time.Since(start), Cached: cached}, nil
+}
 
+// buildUroot builds the u-root image (core init, the prober as uinit)
+// into out, using out's directory for Go's temporary files.
+func (b *Builder) buildUroot(ctx context.Context, out string) error {
+	tmpDir := filepath.Join(filepath.Dir(out), "build")
+	if err := os.Mkdir(tmpDir, 0o755); err != nil {
+		return fmt.Errorf("create build dir: %w", err)
+	}
+	defer cachefs.RemoveAll(b.CacheDir, tmpDir)
 	env := golang.Default(
 		golang.DisableCGO(),
 		golang.WithGOARCH("amd64"),
@@ -101,46 +142,54 @@ func (b *Builder) Base() (*Base, error) {
 	l := llog.New(slog.LevelInfo, func(format string, args ...any) {
 		fmt.Fprintf(&log, format+"\n", args...)
 	})
-	err = uimage.Create(l,
+	err := uimage.Create(l,
 		uimage.WithReplaceEnv(env),
 		uimage.WithTempDir(tmpDir),
 		uimage.WithBusyboxCommands(initCmd, proberCmd),
 		uimage.WithInit("init"),
 		uimage.WithUinit("prober"),
-		uimage.WithCPIOOutput(tmpOut),
+		uimage.WithCPIOOutput(out),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("build u-root image: %w\n%s", err, log.String())
+		return fmt.Errorf("build u-root image: %w\n%s", err, log.String())
 	}
-	if err := os.Rename(tmpOut, path); err != nil {
-		return nil, fmt.Errorf("store base image: %w", err)
-	}
-	took := time.Since(start)
-	b.logf("initramfs: base image built in %.1fs", took.Seconds())
-	pruneOld(dir, keepBases)
-	return &Base{Path: path, Duration: took}, nil
+	return nil
 }
 
 // keepBases is how many base images stay cached: enough for a few
 // branches, not one per edit of the prober.
 const keepBases = 3
 
-// pruneOld removes all but the newest keep base images in dir.
-func pruneOld(dir string, keep int) {
-	paths, _ := filepath.Glob(filepath.Join(dir, "base-*.cpio"))
+// prune removes all but the newest keepBases base images in dir (by last
+// use), each under its lock; one in use elsewhere is skipped.
+func (b *Builder) prune(ctx context.Context, dir, current string) {
+	entries, _ := filepath.Glob(filepath.Join(dir, "base-*"))
 	type aged struct {
 		path string
-		mod  time.Time
+		used time.Time
 	}
 	var all []aged
-	for _, p := range paths {
-		if fi, err := os.Stat(p); err == nil {
-			all = append(all, aged{p, fi.ModTime()})
+	for _, p := range entries {
+		if used, err := cachefs.LastUsed(p); err == nil && filepath.Base(p) != current {
+			all = append(all, aged{p, used})
 		}
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].mod.After(all[j].mod) })
-	for i := keep; i < len(all); i++ {
-		os.Remove(all[i].path)
+	sort.Slice(all, func(i, j int) bool { return all[i].used.After(all[j].used) })
+	// Images of the old layout (base-KEY.cpio files) are never used again.
+	legacy, _ := filepath.Glob(filepath.Join(dir, "base-*.cpio"))
+	for _, p := range legacy {
+		os.Remove(p)
+	}
+	for i := keepBases - 1; i < len(all); i++ {
+		lock := filepath.Join(b.CacheDir, "locks", "initramfs-"+filepath.Base(all[i].path)+".lock")
+		unlock, ok := cachefs.TryLock(lock)
+		if !ok {
+			continue
+		}
+		if err := cachefs.RemoveAll(b.CacheDir, all[i].path); err == nil {
+			b.logf("initramfs: pruned %s (keeping the newest %d base images)", filepath.Base(all[i].path), keepBases)
+		}
+		unlock()
 	}
 }
 

@@ -2,10 +2,15 @@ package initramfs
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/kmodtest/kmodtest/probe"
 	"github.com/u-root/u-root/pkg/cpio"
@@ -103,5 +108,118 @@ func TestSourceHashChanges(t *testing.T) {
 	write("guest/main.go", "package main\n\nfunc main() {}\n")
 	if h3, _ := b.sourceHash(); h3 == h1 {
 		t.Error("editing the prober did not change the hash")
+	}
+}
+
+// fakeRepo writes the guest sources the base image's key is made of.
+func fakeRepo(t *testing.T) string {
+	t.Helper()
+	repo := t.TempDir()
+	for _, d := range []string{"guest", "probe", "greet"} {
+		os.MkdirAll(filepath.Join(repo, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(repo, "go.mod"), []byte("module x\n"), 0o644)
+	os.WriteFile(filepath.Join(repo, "go.sum"), nil, 0o644)
+	os.WriteFile(filepath.Join(repo, "guest", "main.go"), []byte("package main\n"), 0o644)
+	return repo
+}
+
+// slowBuild stands in for the ~20 s u-root build: it takes a while and
+// appends a line to log for every build, so that builds across
+// processes can be counted.
+func slowBuild(log string) func(ctx context.Context, out string) error {
+	return func(ctx context.Context, out string) error {
+		f, err := os.OpenFile(log, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(f, "build by %d\n", os.Getpid())
+		f.Close()
+		time.Sleep(time.Second)
+		return os.WriteFile(out, []byte("070701 a base image"), 0o644)
+	}
+}
+
+// TestBaseHelperProcess is the second builder of TestBaseBuiltOnceByTwoProcesses.
+func TestBaseHelperProcess(t *testing.T) {
+	if os.Getenv("KMODTEST_BASE_HELPER") != "1" {
+		t.Skip("helper of TestBaseBuiltOnceByTwoProcesses")
+	}
+	b := &Builder{RepoDir: os.Getenv("KMODTEST_BASE_REPO"), CacheDir: os.Getenv("KMODTEST_BASE_CACHE"),
+		build: slowBuild(os.Getenv("KMODTEST_BASE_LOG"))}
+	base, err := b.Base(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("BASE=%s\n", base.Path)
+}
+
+// TestBaseBuiltOnceByTwoProcesses starts a second process building the
+// same base image at the same time: one builds, the other waits for it
+// and reuses the image; a build folder left by a process that died is
+// removed.
+func TestBaseBuiltOnceByTwoProcesses(t *testing.T) {
+	repo, cache := fakeRepo(t), t.TempDir()
+	log := filepath.Join(t.TempDir(), "builds.log")
+	dead := filepath.Join(cache, "initramfs", ".build-1234")
+	os.MkdirAll(dead, 0o755)
+	os.WriteFile(filepath.Join(dead, "base.cpio"), []byte("half"), 0o644)
+
+	helper := exec.Command(os.Args[0], "-test.run=^TestBaseHelperProcess$", "-test.v")
+	helper.Env = append(os.Environ(), "KMODTEST_BASE_HELPER=1", "KMODTEST_BASE_REPO="+repo,
+		"KMODTEST_BASE_CACHE="+cache, "KMODTEST_BASE_LOG="+log)
+	var out bytes.Buffer
+	helper.Stdout, helper.Stderr = &out, &out
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	b := &Builder{RepoDir: repo, CacheDir: cache, build: slowBuild(log)}
+	base, err := b.Base(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Wait(); err != nil {
+		t.Fatalf("second builder: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "BASE="+base.Path+"\n") {
+		t.Fatalf("the processes got different images: %s and\n%s", base.Path, out.String())
+	}
+	builds, _ := os.ReadFile(log)
+	if n := strings.Count(string(builds), "build by"); n != 1 {
+		t.Fatalf("two processes built the base image %d times, want 1:\n%s", n, builds)
+	}
+	if _, err := os.Stat(dead); err == nil {
+		t.Fatal("the interrupted build folder .build-1234 was not removed")
+	}
+}
+
+// TestBaseCorruptRebuilt truncates the cached base image: the next use
+// must notice, say so and build it again.
+func TestBaseCorruptRebuilt(t *testing.T) {
+	repo, cache := fakeRepo(t), t.TempDir()
+	log := filepath.Join(t.TempDir(), "builds.log")
+	var logs []string
+	b := &Builder{RepoDir: repo, CacheDir: cache, build: slowBuild(log),
+		Logf: func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }}
+	first, err := b.Base(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := b.Base(context.Background()); err != nil || !again.Cached {
+		t.Fatalf("second use: cached=%v err=%v, want the cached image", again != nil && again.Cached, err)
+	}
+	if err := os.Truncate(first.Path, 7); err != nil {
+		t.Fatal(err)
+	}
+	logs = nil
+	rebuilt, err := b.Base(context.Background())
+	if err != nil || rebuilt.Cached {
+		t.Fatalf("use after truncation: cached=%v err=%v, want a rebuild", rebuilt != nil && rebuilt.Cached, err)
+	}
+	if data, _ := os.ReadFile(rebuilt.Path); string(data) != "070701 a base image" {
+		t.Fatalf("rebuilt image holds %q", data)
+	}
+	if !strings.Contains(strings.Join(logs, "\n"), "base initramfs corrupt (base.cpio size 7, manifest says 19)") {
+		t.Fatalf("the truncation was not reported as corruption: %q", logs)
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
+	"github.com/kmodtest/kmodtest/internal/cachefs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,11 +21,14 @@ const (
 
 // rootManifest is the manifest of a finished build root.
 type rootManifest struct {
-	Name     string    `json:"name"`
-	Suite    string    `json:"suite"`
-	Packages []string  `json:"packages"`
-	Mode     string    `json:"mode"`
-	Created  time.Time `json:"created"`
+	Name     string   `json:"name"`
+	Suite    string   `json:"suite"`
+	Packages []string `json:"packages"`
+	Mode     string   `json:"mode"`
+	// Files are the root's tools (make, the compilers), checked on use.
+	// Roots made before they were recorded have none.
+	Files   []cachefs.FileSum `json:"files,omitempty"`
+	Created time.Time         `json:"created"`
 }
 
 // rootKey is the cache entry name for r.
@@ -44,7 +47,7 @@ func rootKey(r *BuildRoot) string {
 func (c *Cache) ensureRoot(ctx context.Context, r *BuildRoot) (dir string, cached bool, err error) {
 	key := rootKey(r)
 	final := filepath.Join(c.Dir, "roots", key)
-	unlock, err := lockFile(ctx, filepath.Join(c.Dir, "locks", "root-"+key+".lock"), c.logf)
+	unlock, err := cachefs.Lock(ctx, filepath.Join(c.Dir, "locks", "root-"+key+".lock"), c.logf)
 	if err != nil {
 		return "", false, err
 	}
@@ -62,10 +65,11 @@ func (c *Cache) ensureRoot(ctx context.Context, r *BuildRoot) (dir string, cache
 	return final, false, nil
 }
 
-// checkRoot verifies a finished build root: manifest and make present.
+// checkRoot verifies a finished build root: manifest, mount points and
+// make present, and its tools as recorded.
 func checkRoot(dir string) error {
 	var m rootManifest
-	if err := loadManifest(dir, &m); err != nil {
+	if err := cachefs.LoadManifest(dir, &m); err != nil {
 		return err
 	}
 	for _, p := range []string{"root/usr/bin/make", "root" + rootKernelDir, "root" + rootSrcDir} {
@@ -73,7 +77,34 @@ func checkRoot(dir string) error {
 			return fmt.Errorf("%s missing", p)
 		}
 	}
+	for _, f := range m.Files {
+		if err := f.Verify(dir); err != nil {
+			return err
+		}
+	}
+	cachefs.MarkUsed(dir)
 	return nil
+}
+
+// rootTools records the root's make and compilers: the files a build
+// depends on most, cheap to hash on every use (a root has 400 MB).
+// Only regular files count: a link may point out of the root.
+func rootTools(dir string) ([]cachefs.FileSum, error) {
+	names, _ := filepath.Glob(filepath.Join(dir, "root", "usr", "bin", "*gcc*"))
+	names = append(names, filepath.Join(dir, "root", "usr", "bin", "make"))
+	var sums []cachefs.FileSum
+	for _, p := range names {
+		if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		rel, _ := filepath.Rel(dir, p)
+		s, err := cachefs.SumFile(dir, rel)
+		if err != nil {
+			return nil, err
+		}
+		sums = append(sums, s)
+	}
+	return sums, nil
 }
 
 // createRoot runs mmdebstrap. As root it writes the directory directly
@@ -84,12 +115,12 @@ func (c *Cache) createRoot(ctx context.Context, r *BuildRoot, final string) erro
 	if err := needTool("mmdebstrap"); err != nil {
 		return err
 	}
-	st, err := stage(final)
+	st, err := cachefs.Stage(c.Dir, final)
 	if err != nil {
 		return err
 	}
-	defer st.discard()
-	tmp := st.dir
+	defer st.Discard()
+	tmp := st.Dir
 	start := time.Now()
 	c.logf("build root %s: mmdebstrap %s with %s…", r.Name, r.Suite, strings.Join(r.Packages, ","))
 	mode := "root"
@@ -137,25 +168,12 @@ func (c *Cache) createRoot(ctx context.Context, r *BuildRoot, final string) erro
 		}
 	}
 	m := rootManifest{Name: r.Name, Suite: r.Suite, Packages: r.Packages, Mode: mode, Created: time.Now().UTC()}
-	if err := st.commit(m); err != nil {
+	if m.Files, err = rootTools(tmp); err != nil {
+		return err
+	}
+	if err := st.Commit(m); err != nil {
 		return err
 	}
 	c.logf("build root %s: done in %.1fs", r.Name, time.Since(start).Seconds())
 	return nil
-}
-
-// removeAll is os.RemoveAll that also removes read-only directories
-// (a build root has some) by making them writable first.
-func removeAll(path string) error {
-	err := os.RemoveAll(path)
-	if err == nil || !errors.Is(err, fs.ErrPermission) {
-		return err
-	}
-	filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			os.Chmod(p, 0o755)
-		}
-		return nil
-	})
-	return os.RemoveAll(path)
 }

@@ -8,16 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"github.com/kmodtest/kmodtest/internal/atomicfile"
-	"io"
+	"github.com/kmodtest/kmodtest/internal/cachefs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 )
-
-// manifestName is the file written last into a finished cache entry.
-// An entry without it was interrupted and is never used.
-const manifestName = "manifest.json"
 
 // DefaultCacheDir returns $KMODTEST_CACHE, else $XDG_CACHE_HOME/kmodtest,
 // else ~/.cache/kmodtest.
@@ -49,6 +45,15 @@ type Cache struct {
 // chooser returns the mirror chooser for this cache's downloads.
 func (c *Cache) chooser() *MirrorChooser {
 	return &MirrorChooser{Logf: c.Logf}
+}
+
+// claim makes sure c.Dir is a kmodtest cache (see cachefs.Claim) before
+// anything is written into it.
+func (c *Cache) claim() error {
+	if c.Dir == "" {
+		return errors.New("cache has no Dir")
+	}
+	return cachefs.Claim(c.Dir)
 }
 
 // logf calls c.Logf if set.
@@ -138,8 +143,8 @@ func (c *Cache) Fetch(ctx context.Context, k Kernel) (*Fetched, error) {
 }
 
 func (c *Cache) fetch(ctx context.Context, k Kernel) (*Fetched, error) {
-	if c.Dir == "" {
-		return nil, errors.New("cache has no Dir")
+	if err := c.claim(); err != nil {
+		return nil, err
 	}
 	if k.Toolchain != HostToolchain && k.Root == nil {
 		return nil, fmt.Errorf("toolchain %q has no build root definition (use a Kernel from LoadMatrix)", k.Toolchain)
@@ -148,7 +153,7 @@ func (c *Cache) fetch(ctx context.Context, k Kernel) (*Fetched, error) {
 	key := kernelKey(k)
 	entry := filepath.Join(c.Dir, "kernels", key)
 
-	unlock, err := lockFile(ctx, filepath.Join(c.Dir, "locks", "kernel-"+key+".lock"), c.logf)
+	unlock, err := cachefs.Lock(ctx, filepath.Join(c.Dir, "locks", "kernel-"+key+".lock"), c.logf)
 	if err != nil {
 		return nil, err
 	}
@@ -193,152 +198,32 @@ func (c *Cache) fetch(ctx context.Context, k Kernel) (*Fetched, error) {
 	return f, nil
 }
 
-// loadManifest decodes dir's manifest into v. A missing entry gives an
-// error matching os.ErrNotExist; an entry without a manifest (an
-// interrupted write) or with a bad one gives another error.
-func loadManifest(dir string, v any) error {
-	data, err := os.ReadFile(filepath.Join(dir, manifestName))
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			if _, serr := os.Stat(dir); serr == nil {
-				return errors.New("no manifest")
-			}
-		}
-		return err
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("bad manifest: %v", err)
-	}
-	return nil
-}
-
 // readKernelManifest reads and verifies a kernel entry: the vmlinuz must
 // have the recorded size and sha256 and KDIR must have its Makefile.
 // A missing entry gives an error matching os.ErrNotExist.
 func readKernelManifest(entry string) (*kernelManifest, error) {
 	var m kernelManifest
-	if err := loadManifest(entry, &m); err != nil {
+	if err := cachefs.LoadManifest(entry, &m); err != nil {
 		return nil, err
 	}
 	if m.Release == "" || m.Vmlinuz == "" || m.KDIR == "" {
 		return nil, errors.New("incomplete manifest")
 	}
-	size, sum, err := fileSHA256(filepath.Join(entry, m.Vmlinuz))
-	if err != nil {
-		return nil, fmt.Errorf("vmlinuz: %v", errors.Unwrap(err))
-	}
-	if size != m.VmlinuzSize {
-		return nil, fmt.Errorf("vmlinuz size %d, manifest says %d", size, m.VmlinuzSize)
-	}
-	if sum != m.VmlinuzSHA256 {
-		return nil, errors.New("vmlinuz sha256 mismatch")
+	vmlinuz := cachefs.FileSum{Path: m.Vmlinuz, Size: m.VmlinuzSize, SHA256: m.VmlinuzSHA256}
+	if err := vmlinuz.Verify(entry); err != nil {
+		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(entry, m.KDIR, "Makefile")); err != nil {
 		return nil, errors.New("KDIR Makefile missing")
 	}
+	cachefs.MarkUsed(entry)
 	return &m, nil
-}
-
-// fileSHA256 returns the size and hex sha256 of a file.
-func fileSHA256(path string) (int64, string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return 0, "", err
-	}
-	return n, hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // writeFileAtomic writes data to path so that readers see the old or the
 // new file, never a part.
 func writeFileAtomic(path string, data []byte) error {
 	return atomicfile.WriteFile(path, data, 0o644)
-}
-
-// writeJSON writes v as indented JSON to path, atomically.
-func writeJSON(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(path, append(data, '\n'))
-}
-
-// newTempDir creates a temporary directory next to final, after removing
-// leftovers of interrupted attempts. Callers hold final's lock, so any
-// leftover belongs to a process that died.
-func newTempDir(final string) (string, error) {
-	parent, base := filepath.Split(final)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return "", err
-	}
-	old, _ := filepath.Glob(filepath.Join(parent, ".tmp-"+base+"-*"))
-	for _, o := range old {
-		if err := removeAll(o); err != nil {
-			return "", fmt.Errorf("remove interrupted %s: %w", o, err)
-		}
-	}
-	return os.MkdirTemp(parent, ".tmp-"+base+"-")
-}
-
-// A staging directory is where a cache entry is built. commit writes the
-// entry's manifest, last, and renames the directory into place; a deferred
-// discard removes it when commit was never reached.
-type staging struct {
-	dir, final string
-	done       bool
-}
-
-// stage creates the staging directory for final.
-func stage(final string) (*staging, error) {
-	dir, err := newTempDir(final)
-	if err != nil {
-		return nil, err
-	}
-	return &staging{dir: dir, final: final}, nil
-}
-
-func (s *staging) commit(manifest any) error {
-	if err := writeJSON(filepath.Join(s.dir, manifestName), manifest); err != nil {
-		return err
-	}
-	if err := commitDir(s.dir, s.final); err != nil {
-		return err
-	}
-	s.done = true
-	return nil
-}
-
-func (s *staging) discard() {
-	if !s.done {
-		removeAll(s.dir)
-	}
-}
-
-// commitDir replaces final with the finished tmp directory.
-func commitDir(tmp, final string) error {
-	if _, err := os.Stat(final); err == nil {
-		if err := removeAll(final); err != nil {
-			return fmt.Errorf("remove old %s: %w", final, err)
-		}
-	}
-	return os.Rename(tmp, final)
-}
-
-// Clean removes everything in the cache.
-func (c *Cache) Clean() error {
-	if c.Dir == "" {
-		return errors.New("clean cache: no Dir")
-	}
-	if err := removeAll(c.Dir); err != nil {
-		return fmt.Errorf("clean cache %s: %w", c.Dir, err)
-	}
-	return nil
 }
 
 // Custom describes a kernel the user built: vmlinuz is its bzImage and

@@ -3,13 +3,13 @@ package kernels
 import (
 	"context"
 	"errors"
+	"github.com/kmodtest/kmodtest/internal/cachefs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 )
 
 func asNetwork(err error, ne **NetworkError) bool { return errors.As(err, ne) }
@@ -26,13 +26,13 @@ func fakeKernelEntry(t *testing.T, entry string) {
 	vmlinuz := filepath.Join(entry, "tree", "boot", "vmlinuz-1.0-amd64")
 	os.MkdirAll(filepath.Dir(vmlinuz), 0o755)
 	os.WriteFile(vmlinuz, []byte("not really a kernel"), 0o644)
-	size, sum, err := fileSHA256(vmlinuz)
+	size, sum, err := cachefs.FileSHA256(vmlinuz)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := kernelManifest{Kernel: "1.0", Release: "1.0-amd64", Vmlinuz: "tree/boot/vmlinuz-1.0-amd64",
 		VmlinuzSize: size, VmlinuzSHA256: sum, KDIR: "tree/usr/src/linux-headers-1.0-amd64"}
-	if err := writeJSON(filepath.Join(entry, manifestName), m); err != nil {
+	if err := cachefs.WriteJSON(filepath.Join(entry, cachefs.ManifestName), m); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -46,13 +46,13 @@ func TestKernelManifestCorruption(t *testing.T) {
 		{"intact", func(string) {}, ""},
 		{"flipped byte", func(e string) {
 			os.WriteFile(filepath.Join(e, "tree/boot/vmlinuz-1.0-amd64"), []byte("not really a kernEl"), 0o644)
-		}, "vmlinuz sha256 mismatch"},
+		}, "tree/boot/vmlinuz-1.0-amd64 sha256 mismatch"},
 		{"truncated", func(e string) {
 			os.WriteFile(filepath.Join(e, "tree/boot/vmlinuz-1.0-amd64"), []byte("not"), 0o644)
-		}, "vmlinuz size 3, manifest says 19"},
-		{"vmlinuz gone", func(e string) { os.Remove(filepath.Join(e, "tree/boot/vmlinuz-1.0-amd64")) }, "vmlinuz:"},
-		{"no manifest", func(e string) { os.Remove(filepath.Join(e, manifestName)) }, "no manifest"},
-		{"bad manifest", func(e string) { os.WriteFile(filepath.Join(e, manifestName), []byte("{"), 0o644) }, "bad manifest"},
+		}, "tree/boot/vmlinuz-1.0-amd64 size 3, manifest says 19"},
+		{"vmlinuz gone", func(e string) { os.Remove(filepath.Join(e, "tree/boot/vmlinuz-1.0-amd64")) }, "tree/boot/vmlinuz-1.0-amd64: no such file"},
+		{"no manifest", func(e string) { os.Remove(filepath.Join(e, cachefs.ManifestName)) }, "no manifest"},
+		{"bad manifest", func(e string) { os.WriteFile(filepath.Join(e, cachefs.ManifestName), []byte("{"), 0o644) }, "bad manifest"},
 		{"kdir gone", func(e string) { os.RemoveAll(filepath.Join(e, "tree/usr")) }, "KDIR Makefile missing"},
 	}
 	for _, tt := range tests {
@@ -83,8 +83,8 @@ func TestKernelManifestCorruption(t *testing.T) {
 func TestModuleManifestCorruption(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "hello.ko"), []byte("ko"), 0o644)
-	_, sum, _ := fileSHA256(filepath.Join(dir, "hello.ko"))
-	writeJSON(filepath.Join(dir, manifestName), moduleManifest{Kos: []string{"hello.ko"}, SHA256: []string{sum}})
+	_, sum, _ := cachefs.FileSHA256(filepath.Join(dir, "hello.ko"))
+	cachefs.WriteJSON(filepath.Join(dir, cachefs.ManifestName), moduleManifest{Kos: []string{"hello.ko"}, SHA256: []string{sum}})
 	if _, err := readModuleManifest(dir); err != nil {
 		t.Fatalf("intact module rejected: %v", err)
 	}
@@ -149,43 +149,6 @@ make: Leaving directory '/k'
 	}
 	if got := compilerLines("something odd\nhappened\n"); len(got) != 2 {
 		t.Fatalf("fallback to tail: got %q", got)
-	}
-}
-
-func TestLockExcludesGoroutines(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "x.lock")
-	ctx := context.Background()
-	var mu sync.Mutex
-	inside, maxInside := 0, 0
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			unlock, err := lockFile(ctx, path, func(string, ...any) {})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			mu.Lock()
-			inside++
-			maxInside = max(maxInside, inside)
-			mu.Unlock()
-			time.Sleep(5 * time.Millisecond)
-			mu.Lock()
-			inside--
-			mu.Unlock()
-			unlock()
-		})
-	}
-	wg.Wait()
-	if maxInside != 1 {
-		t.Fatalf("%d holders at once, want 1", maxInside)
-	}
-	unlock, _ := lockFile(ctx, path, func(string, ...any) {})
-	defer unlock()
-	cctx, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
-	defer cancel()
-	if _, err := lockFile(cctx, path, func(string, ...any) {}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("want deadline exceeded while held, got %v", err)
 	}
 }
 

@@ -72,13 +72,18 @@
 //
 // # Cache safety
 //
-// Every entry (kernel, build root, module) is guarded by an flock lock
-// file, which serialises goroutines of one process as well as concurrent
-// processes (two go test runs), so a shared build root is created once.
-// Entries are built under a temporary name and renamed into place; a
-// manifest records the sha256 of the key files and is verified on use
-// (vmlinuz size and hash, the .ko hashes). A corrupt entry is logged and
-// rebuilt; leftovers of interrupted runs are never used.
+// Every entry (kernel, build root, module, extracted vmlinux) follows the
+// rules of internal/cachefs: it is guarded by an flock lock file, which
+// serialises goroutines of one process as well as concurrent processes
+// (two go test runs), so a shared build root is created once. Entries are
+// built under a temporary name and renamed into place; a manifest, written
+// last, records the size and sha256 of the key files and is verified on
+// every use (the vmlinuz, the .ko files, the extracted vmlinux, a build
+// root's make and compiler). A corrupt entry is logged and rebuilt;
+// leftovers of interrupted runs are removed under the entry's lock and
+// never used. The cache root carries a marker file; cleaning and pruning
+// ([Cache.CleanPlan], [Cache.PrunePlan], [Cache.Remove]) only remove
+// entries inside a marked root, each under its lock.
 //
 // # Environment
 //

@@ -3,6 +3,7 @@ package kernels
 import (
 	"context"
 	"fmt"
+	"github.com/kmodtest/kmodtest/internal/cachefs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,12 +45,12 @@ func (c *Cache) download(ctx context.Context, k Kernel, entry string) (*kernelMa
 		return nil, err
 	}
 
-	st, err := stage(entry)
+	st, err := cachefs.Stage(c.Dir, entry)
 	if err != nil {
 		return nil, err
 	}
-	defer st.discard()
-	tmp := st.dir
+	defer st.Discard()
+	tmp := st.Dir
 	debs := filepath.Join(tmp, "debs")
 	if err := os.MkdirAll(debs, 0o755); err != nil {
 		return nil, err
@@ -85,7 +86,7 @@ func (c *Cache) download(ctx context.Context, k Kernel, entry string) (*kernelMa
 			return nil, commandError("dpkg-deb -x "+filepath.Base(deb), err, string(out))
 		}
 	}
-	if err := removeAll(debs); err != nil {
+	if err := cachefs.RemoveAll(c.Dir, debs); err != nil {
 		return nil, err
 	}
 
@@ -103,14 +104,14 @@ func (c *Cache) download(ctx context.Context, k Kernel, entry string) (*kernelMa
 	} else if fi, err := os.Stat(filepath.Join(tree, "usr", "lib", "modules", release, "kernel")); err == nil && fi.IsDir() {
 		m.Modules = filepath.Join("tree", "usr", "lib", "modules", release)
 	}
-	m.VmlinuzSize, m.VmlinuzSHA256, err = fileSHA256(filepath.Join(tmp, m.Vmlinuz))
+	m.VmlinuzSize, m.VmlinuzSHA256, err = cachefs.FileSHA256(filepath.Join(tmp, m.Vmlinuz))
 	if err != nil {
 		return nil, fmt.Errorf("vmlinuz not at %s in %s: %w", withRelease(k.Vmlinuz, release), withRelease(k.Image, release), err)
 	}
 	if err := relocateHeaders(filepath.Join(tmp, m.KDIR)); err != nil {
 		return nil, err
 	}
-	if err := st.commit(m); err != nil {
+	if err := st.Commit(m); err != nil {
 		return nil, err
 	}
 	return m, nil

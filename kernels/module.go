@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/kmodtest/kmodtest/internal/cachefs"
 	"io"
 	"io/fs"
 	"os"
@@ -124,6 +125,9 @@ func moduleKey(f *Fetched, srcDir string, files []string, patch, toolchain strin
 // source is rebuilt.
 func (c *Cache) BuildModule(ctx context.Context, f *Fetched, srcDir string, patch string) (*ModuleBuild, error) {
 	mb, err := c.buildModule(ctx, f, srcDir, patch)
+	if err == nil && !mb.Cached {
+		c.prune(ctx)
+	}
 	if err != nil {
 		var be *BuildError
 		if errors.As(err, &be) {
@@ -135,6 +139,9 @@ func (c *Cache) BuildModule(ctx context.Context, f *Fetched, srcDir string, patc
 }
 
 func (c *Cache) buildModule(ctx context.Context, f *Fetched, srcDir, patch string) (*ModuleBuild, error) {
+	if err := c.claim(); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	srcDir, err := filepath.Abs(srcDir)
 	if err != nil {
@@ -161,7 +168,7 @@ func (c *Cache) buildModule(ctx context.Context, f *Fetched, srcDir, patch strin
 		return nil, err
 	}
 	final := filepath.Join(c.Dir, "modules", f.Kernel.Name+"-"+key)
-	unlock, err := lockFile(ctx, filepath.Join(c.Dir, "locks", "module-"+f.Kernel.Name+"-"+key+".lock"), c.logf)
+	unlock, err := cachefs.Lock(ctx, filepath.Join(c.Dir, "locks", "module-"+f.Kernel.Name+"-"+key+".lock"), c.logf)
 	if err != nil {
 		return nil, err
 	}
@@ -176,12 +183,12 @@ func (c *Cache) buildModule(ctx context.Context, f *Fetched, srcDir, patch strin
 		c.logf("cache: module %s for %s corrupt (%v), rebuilding", filepath.Base(srcDir), f.Kernel.Name, err)
 	}
 
-	st, err := stage(final)
+	st, err := cachefs.Stage(c.Dir, final)
 	if err != nil {
 		return nil, err
 	}
-	defer st.discard()
-	tmp := st.dir
+	defer st.Discard()
+	tmp := st.Dir
 	work := filepath.Join(tmp, "src")
 	if err := copyFiles(srcDir, work, files); err != nil {
 		return nil, fmt.Errorf("copy source: %w", err)
@@ -219,7 +226,7 @@ func (c *Cache) buildModule(ctx context.Context, f *Fetched, srcDir, patch strin
 		if err := os.Rename(ko, filepath.Join(tmp, name)); err != nil {
 			return nil, err
 		}
-		_, sum, err := fileSHA256(filepath.Join(tmp, name))
+		_, sum, err := cachefs.FileSHA256(filepath.Join(tmp, name))
 		if err != nil {
 			return nil, err
 		}
@@ -230,10 +237,10 @@ func (c *Cache) buildModule(ctx context.Context, f *Fetched, srcDir, patch strin
 	if err := os.WriteFile(filepath.Join(tmp, "build.log"), []byte(cmdline+"\n"+out), 0o644); err != nil {
 		return nil, err
 	}
-	if err := removeAll(work); err != nil {
+	if err := cachefs.RemoveAll(c.Dir, work); err != nil {
 		return nil, err
 	}
-	if err := st.commit(m); err != nil {
+	if err := st.Commit(m); err != nil {
 		return nil, err
 	}
 	c.logf("build %s for %s: %s in %.1fs (%d warnings)", filepath.Base(srcDir), f.Kernel.Name, strings.Join(m.Kos, " "), time.Since(start).Seconds(), len(m.Warnings))
@@ -254,14 +261,14 @@ func joinAll(dir string, names []string) []string {
 // readModuleManifest reads and verifies a module entry.
 func readModuleManifest(dir string) (*moduleManifest, error) {
 	var m moduleManifest
-	if err := loadManifest(dir, &m); err != nil {
+	if err := cachefs.LoadManifest(dir, &m); err != nil {
 		return nil, err
 	}
 	if len(m.Kos) == 0 || len(m.Kos) != len(m.SHA256) {
 		return nil, errors.New("incomplete manifest")
 	}
 	for i, ko := range m.Kos {
-		_, sum, err := fileSHA256(filepath.Join(dir, ko))
+		_, sum, err := cachefs.FileSHA256(filepath.Join(dir, ko))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", ko, errors.Unwrap(err))
 		}
@@ -269,6 +276,7 @@ func readModuleManifest(dir string) (*moduleManifest, error) {
 			return nil, fmt.Errorf("%s sha256 mismatch", ko)
 		}
 	}
+	cachefs.MarkUsed(dir)
 	return &m, nil
 }
 

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/kmodtest/kmodtest/internal/atomicfile"
+	"github.com/kmodtest/kmodtest/internal/cachefs"
 )
 
 // BootImage returns the image QEMU should boot for f, and why.
@@ -28,35 +28,44 @@ import (
 // into the cache, keyed by the bzImage's hash, and the bzImage is used as
 // it is only when extraction is not possible.
 func (c *Cache) BootImage(ctx context.Context, f *Fetched) (path, why string, err error) {
-	_, sum, err := fileSHA256(f.Vmlinuz)
+	if err := c.claim(); err != nil {
+		return "", "", err
+	}
+	_, sum, err := cachefs.FileSHA256(f.Vmlinuz)
 	if err != nil {
 		return "", "", fmt.Errorf("hash %s: %w", f.Vmlinuz, err)
 	}
-	out := filepath.Join(c.Dir, "vmlinux", sum[:16]+".elf")
-	if _, err := os.Stat(out); err == nil {
-		return out, "uncompressed vmlinux with a PVH entry (cached)", nil
-	}
-	unlock, err := lockFile(ctx, filepath.Join(c.Dir, "locks", "vmlinux-"+sum[:16]), c.logf)
-	if err != nil {
-		return "", "", err
-	}
-	defer unlock()
-	if _, err := os.Stat(out); err == nil {
-		return out, "uncompressed vmlinux with a PVH entry (cached)", nil
-	}
-
+	key := sum[:16]
 	start := time.Now()
-	elfData, err := ExtractVmlinux(f.Vmlinuz)
+	var extractErr error
+	entry := &cachefs.FileEntry{
+		Root:  c.Dir,
+		Dir:   filepath.Join(c.Dir, "vmlinux", key),
+		Name:  "vmlinux.elf",
+		Lock:  filepath.Join(c.Dir, "locks", "vmlinux-"+key+".lock"),
+		Owner: f.Kernel.Name,
+		Kind:  "vmlinux of " + f.Kernel.Name,
+		Logf:  c.Logf,
+		Build: func(ctx context.Context, out string) error {
+			elfData, err := ExtractVmlinux(f.Vmlinuz)
+			if err != nil {
+				extractErr = err
+				return err
+			}
+			c.logf("vmlinux %s: extracted %d MB from the bzImage in %.1fs (PVH boot)", f.Kernel.Name, len(elfData)>>20, time.Since(start).Seconds())
+			return os.WriteFile(out, elfData, 0o644)
+		},
+	}
+	out, cached, err := entry.Get(ctx)
+	if extractErr != nil {
+		return f.Vmlinuz, "bzImage (" + extractErr.Error() + ")", nil
+	}
 	if err != nil {
-		return f.Vmlinuz, "bzImage (" + err.Error() + ")", nil
+		return "", "", fmt.Errorf("vmlinux for %s: %w", f.Kernel.Name, checkDiskFull(c.Dir, err))
 	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return "", "", fmt.Errorf("create vmlinux cache: %w", err)
+	if cached {
+		return out, "uncompressed vmlinux with a PVH entry (cached)", nil
 	}
-	if err := atomicfile.WriteFile(out, elfData, 0o644); err != nil {
-		return "", "", fmt.Errorf("store vmlinux for %s: %w", f.Kernel.Name, err)
-	}
-	c.logf("vmlinux %s: extracted %d MB from the bzImage in %.1fs (PVH boot)", f.Kernel.Name, len(elfData)>>20, time.Since(start).Seconds())
 	return out, "uncompressed vmlinux with a PVH entry", nil
 }
 

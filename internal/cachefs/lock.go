@@ -1,4 +1,4 @@
-package kernels
+package cachefs
 
 import (
 	"context"
@@ -15,12 +15,13 @@ import (
 // downloads and builds the locks protect.
 const lockPoll = 100 * time.Millisecond
 
-// lockFile takes an exclusive flock on path, waiting until ctx is done.
+// Lock takes an exclusive flock on path, waiting until ctx is done.
 // flock locks belong to the open file description, so the lock excludes
 // other goroutines of this process (each opens its own) as well as other
 // processes. The lock goes away with the process, so a crash never leaves
-// a stale lock behind. The returned func releases it.
-func lockFile(ctx context.Context, path string, logf func(string, ...any)) (func(), error) {
+// a stale lock behind. The returned func releases it. logf, if not nil,
+// hears once that the caller is waiting.
+func Lock(ctx context.Context, path string, logf func(string, ...any)) (func(), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
@@ -38,7 +39,7 @@ func lockFile(ctx context.Context, path string, logf func(string, ...any)) (func
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
-		if !waited {
+		if !waited && logf != nil {
 			waited = true
 			logf("cache: waiting for %s (another fetch or build holds it)", filepath.Base(path))
 		}
@@ -53,4 +54,24 @@ func lockFile(ctx context.Context, path string, logf func(string, ...any)) (func
 		unix.Flock(int(f.Fd()), unix.LOCK_UN)
 		f.Close()
 	}, nil
+}
+
+// TryLock takes the lock on path if nobody holds it. ok is false when
+// someone does (or the lock file cannot be opened).
+func TryLock(path string) (unlock func(), ok bool) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, false
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, false
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, false
+	}
+	return func() {
+		unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		f.Close()
+	}, true
 }

@@ -1,0 +1,277 @@
+package kernels
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kmodtest/kmodtest/internal/cachefs"
+)
+
+// A Removal is one cache entry that cleaning or pruning removes.
+type Removal struct {
+	// Path is the entry; Size its size in bytes.
+	Path string
+	Size int64
+	// lock is the entry's lock file, taken while it is removed.
+	lock string
+}
+
+// lockPrefix names each cache subdirectory's lock files: the lock of
+// entry SUB/NAME is locks/PREFIX-NAME.lock.
+var lockPrefix = map[string]string{
+	"kernels":   "kernel",
+	"apt":       "kernel",
+	"modules":   "module",
+	"roots":     "root",
+	"vmlinux":   "vmlinux",
+	"initramfs": "initramfs",
+}
+
+// entryLock returns the lock file of entry name in subdirectory sub.
+// Staging directories (.tmp-NAME-RANDOM) share their entry's lock.
+func (c *Cache) entryLock(sub, name string) string {
+	if rest, ok := strings.CutPrefix(name, ".tmp-"); ok {
+		if i := strings.LastIndex(rest, "-"); i > 0 {
+			name = rest[:i]
+		}
+	}
+	return filepath.Join(c.Dir, "locks", lockPrefix[sub]+"-"+name+".lock")
+}
+
+// CleanPlan lists what cleaning removes. With only empty, that is every
+// entry kmodtest made in the cache (the lock files stay: a running test
+// may be waiting on one). Otherwise it is the entries of the kernels in
+// only: their packages, apt state, modules and extracted vmlinux, and the
+// build roots that no kernel of matrix outside only uses. A directory
+// without the cache marker is refused whole.
+func (c *Cache) CleanPlan(matrix, only []Kernel) ([]Removal, error) {
+	if exists, err := cachefs.CheckOwned(c.Dir); !exists || err != nil {
+		return nil, err
+	}
+	var plan []Removal
+	add := func(sub, name string) {
+		p := filepath.Join(c.Dir, sub, name)
+		plan = append(plan, Removal{Path: p, Size: diskUsage(p), lock: c.entryLock(sub, name)})
+	}
+	for _, sub := range cachefs.Subdirs {
+		if sub == "locks" {
+			continue
+		}
+		entries, err := os.ReadDir(filepath.Join(c.Dir, sub))
+		if err != nil && !os.IsNotExist(err) {
+			return nil, err
+		}
+		for _, e := range entries {
+			if len(only) == 0 || c.selected(sub, e.Name(), matrix, only) {
+				add(sub, e.Name())
+			}
+		}
+	}
+	return plan, nil
+}
+
+// selected reports whether entry sub/name belongs to the kernels in only.
+func (c *Cache) selected(sub, name string, matrix, only []Kernel) bool {
+	name = strings.TrimPrefix(name, ".tmp-")
+	for _, k := range only {
+		switch sub {
+		case "kernels", "apt":
+			if keyOf(k.Name, 12).MatchString(name) {
+				return true
+			}
+		case "modules":
+			if keyOf(k.Name, 24).MatchString(name) {
+				return true
+			}
+		case "vmlinux":
+			var m cachefs.FileManifest
+			if cachefs.LoadManifest(filepath.Join(c.Dir, sub, name), &m) == nil && m.Owner == k.Name {
+				return true
+			}
+		case "roots":
+			if k.Root == nil || !keyOf(k.Root.Name, 12).MatchString(name) {
+				continue
+			}
+			shared := slices.ContainsFunc(matrix, func(o Kernel) bool {
+				return o.Toolchain == k.Toolchain && !slices.ContainsFunc(only, func(s Kernel) bool { return s.Name == o.Name })
+			})
+			if !shared {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// keyOf matches the entry names of name: name, a dash and a hash of n hex
+// digits, with an optional staging suffix.
+func keyOf(name string, n int) *regexp.Regexp {
+	return regexp.MustCompile(fmt.Sprintf(`^%s-[0-9a-f]{%d}(-[0-9]+)?$`, regexp.QuoteMeta(name), n))
+}
+
+// Remove removes the entries of plan, each under its lock, and returns
+// the bytes freed.
+func (c *Cache) Remove(ctx context.Context, plan []Removal) (int64, error) {
+	var freed int64
+	for _, r := range plan {
+		unlock, err := cachefs.Lock(ctx, r.lock, c.Logf)
+		if err != nil {
+			return freed, err
+		}
+		err = cachefs.RemoveAll(c.Dir, r.Path)
+		unlock()
+		if err != nil {
+			return freed, fmt.Errorf("remove %s: %w", r.Path, err)
+		}
+		freed += r.Size
+	}
+	return freed, nil
+}
+
+// diskUsage returns the size of the files under path.
+func diskUsage(path string) int64 {
+	var n int64
+	filepath.WalkDir(path, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// A Status says what the cache holds for one kernel.
+type Status struct {
+	// Release is the cached kernel's uname -r, "" if it is not cached.
+	Release string
+	// Size is the bytes of its entries: packages, apt state, modules and
+	// vmlinux (build roots are shared and not counted).
+	Size int64
+}
+
+// Status reports what the cache holds for k, without verifying it.
+func (c *Cache) Status(k Kernel) Status {
+	var st Status
+	var m kernelManifest
+	if cachefs.LoadManifest(filepath.Join(c.Dir, "kernels", kernelKey(k)), &m) == nil {
+		st.Release = m.Release
+	}
+	for _, sub := range []string{"kernels", "apt", "modules", "vmlinux"} {
+		entries, _ := os.ReadDir(filepath.Join(c.Dir, sub))
+		for _, e := range entries {
+			if c.selected(sub, e.Name(), nil, []Kernel{k}) {
+				st.Size += diskUsage(filepath.Join(c.Dir, sub, e.Name()))
+			}
+		}
+	}
+	return st
+}
+
+// Pruning policy: the newest module builds of each kernel stay, so that
+// switching between a few branches rebuilds nothing; anything unused for
+// a month goes; leftovers of interrupted builds go after a day.
+const (
+	keepModules = 8
+	maxUnused   = 30 * 24 * time.Hour
+	// recentUse protects an entry a concurrent run may be about to boot.
+	recentUse   = 10 * time.Minute
+	staleStaged = 24 * time.Hour
+)
+
+// PrunePlan lists the entries that pruning removes at time now: module
+// builds beyond the newest keepModules per kernel (by last use), entries
+// unused for maxUnused, apt state whose kernel entry is gone, vmlinux
+// files of the old layout and staging leftovers older than a day.
+func (c *Cache) PrunePlan(now time.Time) ([]Removal, error) {
+	if exists, err := cachefs.CheckOwned(c.Dir); !exists || err != nil {
+		return nil, err
+	}
+	var plan []Removal
+	add := func(sub, name string) {
+		p := filepath.Join(c.Dir, sub, name)
+		plan = append(plan, Removal{Path: p, Size: diskUsage(p), lock: c.entryLock(sub, name)})
+	}
+	type module struct {
+		name string
+		used time.Time
+	}
+	modules := map[string][]module{}
+	for _, sub := range cachefs.Subdirs {
+		if sub == "locks" {
+			continue
+		}
+		entries, err := os.ReadDir(filepath.Join(c.Dir, sub))
+		if err != nil && !os.IsNotExist(err) {
+			return nil, err
+		}
+		for _, e := range entries {
+			name := e.Name()
+			p := filepath.Join(c.Dir, sub, name)
+			if strings.HasPrefix(name, ".tmp-") {
+				if fi, err := e.Info(); err == nil && now.Sub(fi.ModTime()) > staleStaged {
+					add(sub, name)
+				}
+				continue
+			}
+			if sub == "vmlinux" && !e.IsDir() {
+				add(sub, name) // the old layout, one .elf file per kernel
+				continue
+			}
+			if sub == "apt" {
+				if _, err := os.Stat(filepath.Join(c.Dir, "kernels", name)); err != nil {
+					add(sub, name)
+				}
+				continue
+			}
+			used, err := cachefs.LastUsed(p)
+			if err != nil {
+				continue // no manifest: not finished, or not ours to judge
+			}
+			if now.Sub(used) > maxUnused {
+				add(sub, name)
+				continue
+			}
+			if sub == "modules" {
+				if i := strings.LastIndex(name, "-"); i > 0 {
+					modules[name[:i]] = append(modules[name[:i]], module{name, used})
+				}
+			}
+		}
+	}
+	for _, ms := range modules {
+		slices.SortFunc(ms, func(a, b module) int { return b.used.Compare(a.used) })
+		for i := keepModules; i < len(ms); i++ {
+			if now.Sub(ms[i].used) > recentUse {
+				add("modules", ms[i].name)
+			}
+		}
+	}
+	return plan, nil
+}
+
+// prune removes what PrunePlan lists and logs it; failures are logged
+// too: pruning never fails the build that triggered it.
+func (c *Cache) prune(ctx context.Context) {
+	plan, err := c.PrunePlan(time.Now())
+	if err == nil && len(plan) > 0 {
+		var freed int64
+		freed, err = c.Remove(ctx, plan)
+		var names []string
+		for _, r := range plan {
+			names = append(names, strings.TrimPrefix(r.Path, c.Dir+"/"))
+		}
+		c.logf("cache: pruned %d old entries, %.1f MB (%s)", len(plan), float64(freed)/(1<<20), strings.Join(names, " "))
+	}
+	if err != nil {
+		c.logf("cache: prune: %v", err)
+	}
+}
