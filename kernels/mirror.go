@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kmodtest/kmodtest/internal/cachefs"
 	"io"
 	"net/http"
 	"os"
@@ -318,7 +319,7 @@ func verifyInRelease(ctx context.Context, keyring string, data []byte) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer cachefs.RemoveAll(filepath.Dir(dir), dir)
 	in := filepath.Join(dir, "InRelease")
 	out := filepath.Join(dir, "Release")
 	if err := os.WriteFile(in, data, 0o644); err != nil {
