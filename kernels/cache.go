@@ -182,10 +182,19 @@ func (c *Cache) fetch(ctx context.Context, k Kernel) (*Fetched, error) {
 	}
 	f.Timings.Fetch = time.Since(start)
 
+	root := k.Root
+	if k.Toolchain == HostToolchain {
+		var why string
+		root, why, err = chooseRoot(ctx, k, f.KDIR)
+		if err != nil {
+			return nil, err
+		}
+		c.logf("toolchain %s: %s", k.Name, why)
+	}
 	rootCached := true
-	if k.Root != nil {
+	if root != nil {
 		rootStart := time.Now()
-		f.root, rootCached, err = c.ensureRoot(ctx, k.Root)
+		f.root, rootCached, err = c.ensureRoot(ctx, root)
 		if err != nil {
 			return nil, err
 		}

@@ -23,6 +23,8 @@ func fakeKernelEntry(t *testing.T, entry string) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(kdir, "Makefile"), []byte("include /usr/src/linux-headers-1.0-common/Makefile\n"), 0o644)
+	os.MkdirAll(filepath.Join(kdir, "include", "config"), 0o755)
+	os.WriteFile(filepath.Join(kdir, "include", "config", "auto.conf"), []byte("CONFIG_CC_VERSION_TEXT=\""+fakeCCText+"\"\n"), 0o644)
 	vmlinuz := filepath.Join(entry, "tree", "boot", "vmlinuz-1.0-amd64")
 	os.MkdirAll(filepath.Dir(vmlinuz), 0o755)
 	os.WriteFile(vmlinuz, []byte("not really a kernel"), 0o644)
@@ -103,12 +105,15 @@ func TestFetchUsesVerifiedEntryAndRejectsCorrupt(t *testing.T) {
 	dir := t.TempDir()
 	entry := filepath.Join(dir, "kernels", kernelKey(k[0]))
 	fakeKernelEntry(t, entry)
+	fakeCompiler(t, "gcc", fakeCCText)
 	var logs []string
 	var mu sync.Mutex
 	c := &Cache{Dir: dir, Logf: func(f string, a ...any) {
 		mu.Lock()
 		defer mu.Unlock()
-		logs = append(logs, f)
+		if !strings.HasPrefix(f, "toolchain ") {
+			logs = append(logs, f)
+		}
 	}}
 	f, err := c.Fetch(context.Background(), k[0])
 	if err != nil {

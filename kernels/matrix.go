@@ -60,7 +60,10 @@ type Kernel struct {
 	MakeVars []string `json:"make_vars,omitempty"`
 	// Profiles lists the boot profiles the VM tests run ("default", "hardened").
 	Profiles []string `json:"profiles"`
-	// Root is the build root named by Toolchain; nil for host builds.
+	// Root is the build root named by Toolchain. For a kernel that
+	// prefers the host it is the build root named after its Suite, if
+	// the matrix has one: used when the host's compiler is not the one
+	// the kernel was built with.
 	// LoadMatrix fills it in from the matrix's build_roots.
 	Root *BuildRoot `json:"-"`
 }
@@ -147,6 +150,8 @@ func ParseMatrix(data []byte) ([]Kernel, error) {
 				return nil, fmt.Errorf("kernel %q: toolchain %q is neither %q nor a build_roots entry", k.Name, k.Toolchain, HostToolchain)
 			}
 			k.Root = r
+		} else {
+			k.Root = mf.BuildRoots[k.Suite]
 		}
 	}
 	return mf.Kernels, nil

@@ -1,0 +1,92 @@
+package kernels
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// headersCCText returns CONFIG_CC_VERSION_TEXT from the headers in kdir:
+// the first line of `$CC --version` of the compiler the kernel was built
+// with (include/config/auto.conf, else .config).
+func headersCCText(kdir string) (string, error) {
+	for _, name := range []string{filepath.Join("include", "config", "auto.conf"), ".config"} {
+		f, err := os.Open(filepath.Join(kdir, name))
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			v, ok := strings.CutPrefix(sc.Text(), "CONFIG_CC_VERSION_TEXT=")
+			if !ok {
+				continue
+			}
+			f.Close()
+			if u, err := strconv.Unquote(v); err == nil {
+				v = u
+			}
+			return v, nil
+		}
+		f.Close()
+	}
+	return "", fmt.Errorf("no CONFIG_CC_VERSION_TEXT in %s (include/config/auto.conf or .config)", kdir)
+}
+
+// hostCCText returns what Kbuild compares with CONFIG_CC_VERSION_TEXT:
+// the first line of `LC_ALL=C cc --version`, without '#' characters.
+func hostCCText(ctx context.Context, cc string) (string, error) {
+	cmd := exec.CommandContext(ctx, cc, "--version")
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("%s --version: %w", cc, err)
+	}
+	first, _, _ := strings.Cut(string(out), "\n")
+	return strings.ReplaceAll(strings.TrimSpace(first), "#", ""), nil
+}
+
+// hostCompiler returns the compiler a host build of k would use: the CC=
+// of its make variables, else the one the headers name.
+func hostCompiler(k Kernel, kdir string) string {
+	if cc := makeCC(k); cc != "" {
+		return cc
+	}
+	return kernelCC(kdir)
+}
+
+// chooseRoot decides where the module of a kernel whose matrix entry
+// prefers the host is built, by the compiler's identity rather than its
+// name: on the host only when the host compiler's version text is the one
+// the headers record (Ubuntu's gcc-12 is 12.3, Debian 12's is 12.2, and
+// Kbuild warns about the difference, which fails the build step), else in
+// k.Root, the build root of the kernel's suite. It returns nil for a host
+// build, and why, for the log.
+func chooseRoot(ctx context.Context, k Kernel, kdir string) (*BuildRoot, string, error) {
+	want, err := headersCCText(kdir)
+	if err != nil {
+		return nil, "", err
+	}
+	cc := hostCompiler(k, kdir)
+	var reason string
+	if _, err := exec.LookPath(cc); err != nil {
+		reason = fmt.Sprintf("the host has no %s (the kernel was built with %q)", cc, want)
+	} else {
+		got, err := hostCCText(ctx, cc)
+		if err != nil {
+			return nil, "", err
+		}
+		if got == want {
+			return nil, fmt.Sprintf("host %s is the kernel's own compiler (%q)", cc, want), nil
+		}
+		reason = fmt.Sprintf("host %s is %q, the kernel was built with %q", cc, got, want)
+	}
+	if k.Root == nil {
+		return nil, "", fmt.Errorf("kernel %s: %s, and the matrix has no build root for its suite: add a build_roots entry named %q with the kernel's compiler to kernels/matrix.json, or install that very compiler", k.Name, reason, k.Suite)
+	}
+	return k.Root, reason + ": building in the " + k.Root.Name + " build root", nil
+}

@@ -1,0 +1,102 @@
+package kernels
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fakeCCText is the compiler version text of fake kernel entries.
+const fakeCCText = "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0"
+
+// fakeCompiler puts a compiler named name first on PATH whose --version
+// prints text, as Ubuntu's gcc-12 (12.3) would print its own.
+func fakeCompiler(t *testing.T, name, text string) {
+	t.Helper()
+	dir := t.TempDir()
+	script := "#!/bin/sh\necho '" + text + "'\necho 'Copyright (C) 2022 Free Software Foundation, Inc.'\n"
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+func TestHeadersCCText(t *testing.T) {
+	kdir := t.TempDir()
+	if _, err := headersCCText(kdir); err == nil {
+		t.Fatal("headers without a config gave a compiler")
+	}
+	os.WriteFile(filepath.Join(kdir, ".config"), []byte("CONFIG_X=y\nCONFIG_CC_VERSION_TEXT=\"gcc-14 (Debian 14.2.0-19) 14.2.0\"\n"), 0o644)
+	got, err := headersCCText(kdir)
+	if err != nil || got != "gcc-14 (Debian 14.2.0-19) 14.2.0" {
+		t.Fatalf(".config: got %q, %v", got, err)
+	}
+	os.MkdirAll(filepath.Join(kdir, "include", "config"), 0o755)
+	os.WriteFile(filepath.Join(kdir, "include", "config", "auto.conf"), []byte("CONFIG_CC_VERSION_TEXT=\"gcc-12 (Debian 12.2.0-14) 12.2.0\"\n"), 0o644)
+	if got, _ := headersCCText(kdir); got != "gcc-12 (Debian 12.2.0-14) 12.2.0" {
+		t.Fatalf("auto.conf must win: got %q", got)
+	}
+}
+
+// TestChooseRootByIdentity: a host compiler of the right name but another
+// version (Ubuntu's gcc-12 12.3 for headers built by Debian's 12.2) or a
+// missing one sends the build to the suite's build root; only the same
+// version text builds on the host.
+func TestChooseRootByIdentity(t *testing.T) {
+	kdir := t.TempDir()
+	os.MkdirAll(filepath.Join(kdir, "include", "config"), 0o755)
+	os.WriteFile(filepath.Join(kdir, "include", "config", "auto.conf"), []byte("CONFIG_CC_VERSION_TEXT=\""+fakeCCText+"\"\n"), 0o644)
+	os.WriteFile(filepath.Join(kdir, ".kernelvariables"), []byte("override CC = kmodtest-test-gcc-12\n"), 0o644)
+	bookworm := &BuildRoot{Name: "bookworm", Suite: "bookworm"}
+	k := Kernel{Name: "6.1", Suite: "bookworm", Toolchain: HostToolchain, Root: bookworm}
+
+	t.Run("same", func(t *testing.T) {
+		fakeCompiler(t, "kmodtest-test-gcc-12", fakeCCText)
+		root, why, err := chooseRoot(t.Context(), k, kdir)
+		if err != nil || root != nil || !strings.Contains(why, "is the kernel's own compiler") {
+			t.Fatalf("same compiler: got root %v, %q, %v", root, why, err)
+		}
+	})
+	t.Run("other version", func(t *testing.T) {
+		fakeCompiler(t, "kmodtest-test-gcc-12", "gcc-12 (Ubuntu 12.3.0-1ubuntu1~22.04) 12.3.0")
+		root, why, err := chooseRoot(t.Context(), k, kdir)
+		if err != nil || root != bookworm {
+			t.Fatalf("other version: got root %v, %q, %v", root, why, err)
+		}
+		for _, want := range []string{"12.3.0", fakeCCText, "bookworm build root"} {
+			if !strings.Contains(why, want) {
+				t.Errorf("reason lacks %q: %s", want, why)
+			}
+		}
+	})
+	t.Run("missing", func(t *testing.T) {
+		root, why, err := chooseRoot(t.Context(), k, kdir)
+		if err != nil || root != bookworm || !strings.Contains(why, "has no kmodtest-test-gcc-12") {
+			t.Fatalf("missing compiler: got root %v, %q, %v", root, why, err)
+		}
+	})
+	t.Run("no fallback", func(t *testing.T) {
+		k := k
+		k.Root = nil
+		_, _, err := chooseRoot(t.Context(), k, kdir)
+		if err == nil || !strings.Contains(err.Error(), `add a build_roots entry named "bookworm"`) {
+			t.Fatalf("want an error naming the fix, got %v", err)
+		}
+	})
+}
+
+// TestMatrixHostKernelsHaveFallback: every kernel of the shipped matrix
+// that prefers the host has a build root for its suite, so a host with
+// another compiler (Ubuntu, Debian 13) can still build it.
+func TestMatrixHostKernelsHaveFallback(t *testing.T) {
+	m, err := ParseMatrix(embeddedMatrix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range m {
+		if k.Toolchain == HostToolchain && (k.Root == nil || k.Root.Suite != k.Suite) {
+			t.Errorf("kernel %s prefers the host but has no build root for suite %s", k.Name, k.Suite)
+		}
+	}
+}
