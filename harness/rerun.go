@@ -1,8 +1,8 @@
 package harness
 
 import (
+	"github.com/kmodtest/kmodtest/internal/userpath"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 )
@@ -31,7 +31,7 @@ func (s *Session) RerunLine(test, step string) string {
 			continue
 		}
 		if pathEnv[name] {
-			if abs, err := filepath.Abs(v); err == nil {
+			if abs, err := userpath.Resolve(v); err == nil {
 				v = abs
 			}
 		}
@@ -64,7 +64,7 @@ func (s *Session) RerunLine(test, step string) string {
 	}
 	if o.ArtifactsDir != "" {
 		dir := o.ArtifactsDir
-		if abs, err := filepath.Abs(dir); err == nil {
+		if abs, err := userpath.Resolve(dir); err == nil {
 			dir = abs
 		}
 		words = append(words, "-artifacts-dir", dir)

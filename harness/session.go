@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"github.com/kmodtest/kmodtest/internal/userpath"
 	"io"
 	"os"
 	"path/filepath"
@@ -54,6 +55,15 @@ type Session struct {
 func NewSession(ctx context.Context, o Options, repo string, logf func(format string, args ...any)) (*Session, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
+	}
+	// Relative paths are the user's: taken from the directory go test (or
+	// the command) was started in, not from vmtests/.
+	for _, p := range []*string{&o.Kernel, &o.KDIR, &o.ArtifactsDir} {
+		abs, err := userpath.Resolve(*p)
+		if err != nil {
+			return nil, err
+		}
+		*p = abs
 	}
 	repo, err := filepath.Abs(repo)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"github.com/kmodtest/kmodtest/internal/atomicfile"
 	"github.com/kmodtest/kmodtest/internal/cachefs"
+	"github.com/kmodtest/kmodtest/internal/userpath"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,10 +17,12 @@ import (
 )
 
 // DefaultCacheDir returns $KMODTEST_CACHE, else $XDG_CACHE_HOME/kmodtest,
-// else ~/.cache/kmodtest.
+// else ~/.cache/kmodtest. A relative KMODTEST_CACHE is taken from the
+// directory the command was started in (see internal/userpath), not
+// from the test binary's package directory.
 func DefaultCacheDir() (string, error) {
 	if d := os.Getenv("KMODTEST_CACHE"); d != "" {
-		return filepath.Abs(d)
+		return userpath.Resolve(d)
 	}
 	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
 		if !filepath.IsAbs(d) {
@@ -238,12 +241,15 @@ func writeFileAtomic(path string, data []byte) error {
 // Custom describes a kernel the user built: vmlinuz is its bzImage and
 // kdir the build tree (with include/config/kernel.release and
 // Module.symvers). Its modules are built with the host's compiler.
+//
+// Relative paths are taken from the directory the command was started in
+// (see internal/userpath).
 func Custom(vmlinuz, kdir string) (*Fetched, error) {
-	vmlinuz, err := filepath.Abs(vmlinuz)
+	vmlinuz, err := userpath.Resolve(vmlinuz)
 	if err != nil {
 		return nil, fmt.Errorf("custom kernel: %w", err)
 	}
-	kdir, err = filepath.Abs(kdir)
+	kdir, err = userpath.Resolve(kdir)
 	if err != nil {
 		return nil, fmt.Errorf("custom kernel: %w", err)
 	}

@@ -1,11 +1,15 @@
 package kernels
 
 import (
+	"bytes"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kmodtest/kmodtest/internal/userpath"
+	"io"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -90,8 +94,13 @@ type matrixFile struct {
 
 // LoadMatrix returns the kernel matrix: the file named by $KMODTEST_MATRIX
 // if set, else the matrix.json compiled into the package.
+// A relative KMODTEST_MATRIX is taken from the directory the command was
+// started in (see internal/userpath).
 func LoadMatrix() ([]Kernel, error) {
-	path := os.Getenv("KMODTEST_MATRIX")
+	path, err := userpath.Resolve(os.Getenv("KMODTEST_MATRIX"))
+	if err != nil {
+		return nil, fmt.Errorf("load matrix (KMODTEST_MATRIX): %w", err)
+	}
 	if path == "" {
 		m, err := ParseMatrix(embeddedMatrix)
 		if err != nil {
@@ -105,9 +114,21 @@ func LoadMatrix() ([]Kernel, error) {
 	}
 	m, err := ParseMatrix(data)
 	if err != nil {
-		return nil, fmt.Errorf("load matrix %s: %w", path, err)
+		return nil, fmt.Errorf("load matrix %s (KMODTEST_MATRIX): %w", path, err)
 	}
 	return m, nil
+}
+
+// MatrixSource names the matrix LoadMatrix reads, for messages: the
+// KMODTEST_MATRIX file or the built-in kernels/matrix.json.
+func MatrixSource() string {
+	if p := os.Getenv("KMODTEST_MATRIX"); p != "" {
+		if abs, err := userpath.Resolve(p); err == nil {
+			p = abs
+		}
+		return "KMODTEST_MATRIX=" + p
+	}
+	return "the built-in kernels/matrix.json"
 }
 
 // ParseMatrix decodes and validates a matrix in the matrix.json format.
@@ -116,13 +137,16 @@ func ParseMatrix(data []byte) ([]Kernel, error) {
 	var mf matrixFile
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
-	if err := decodeMatrix(dec, &mf); err != nil {
+	if err := decodeMatrix(data, dec, &mf); err != nil {
 		return nil, err
 	}
 	if len(mf.Kernels) == 0 {
 		return nil, errors.New("matrix has no kernels")
 	}
 	for name, r := range mf.BuildRoots {
+		if err := checkName("build root", name); err != nil {
+			return nil, err
+		}
 		r.Name = name
 		if r.Suite == "" {
 			r.Suite = name
@@ -159,10 +183,10 @@ func ParseMatrix(data []byte) ([]Kernel, error) {
 
 // decodeMatrix accepts a top-level "_comment" key (JSON has no comments)
 // while still rejecting unknown fields everywhere else.
-func decodeMatrix(dec *json.Decoder, mf *matrixFile) error {
+func decodeMatrix(data []byte, dec *json.Decoder, mf *matrixFile) error {
 	var top map[string]json.RawMessage
 	if err := dec.Decode(&top); err != nil {
-		return fmt.Errorf("decode: %w", err)
+		return jsonError(data, 0, dec, err)
 	}
 	delete(top, "_comment")
 	for key := range top {
@@ -174,15 +198,51 @@ func decodeMatrix(dec *json.Decoder, mf *matrixFile) error {
 		d := json.NewDecoder(strings.NewReader(string(raw)))
 		d.DisallowUnknownFields()
 		if err := d.Decode(&mf.Kernels); err != nil {
-			return fmt.Errorf("decode kernels: %w", err)
+			return jsonError(data, int64(bytes.Index(data, raw)), d, fmt.Errorf("kernels: %w", err))
 		}
 	}
 	if raw, ok := top["build_roots"]; ok {
 		d := json.NewDecoder(strings.NewReader(string(raw)))
 		d.DisallowUnknownFields()
 		if err := d.Decode(&mf.BuildRoots); err != nil {
-			return fmt.Errorf("decode build_roots: %w", err)
+			return jsonError(data, int64(bytes.Index(data, raw)), d, fmt.Errorf("build_roots: %w", err))
 		}
+	}
+	return nil
+}
+
+// jsonError gives a decoding error the line and column it happened at in
+// data. base is the offset in data of the part dec decoded; errors that
+// carry no offset (unknown fields) are placed where dec stopped.
+func jsonError(data []byte, base int64, dec *json.Decoder, err error) error {
+	off := dec.InputOffset()
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		off = se.Offset
+	case errors.As(err, &te):
+		off = te.Offset
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		off = int64(len(data))
+	}
+	// The offsets count the bytes read up to the error: the last one is
+	// where it is.
+	off = min(max(base, 0)+off, int64(len(data)))
+	line := 1 + bytes.Count(data[:off], []byte("\n"))
+	col := max(off-int64(bytes.LastIndexByte(data[:off], '\n'))-1, 1)
+	return fmt.Errorf("line %d, column %d: %w", line, col, err)
+}
+
+// nameRE is a plain token: kernel and build root names become parts of
+// cache entry names and artifacts paths, so "..", "/" and a leading "-"
+// (a flag) or "." (a hidden file, "..") are kept out.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]*$`)
+
+// checkName checks a kernel or build root name.
+func checkName(what, name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("%s %q: a name must be a plain token: letters, digits, '.', '-' and '_', not starting with '.' or '-' (it becomes part of cache and artifacts paths)", what, name)
 	}
 	return nil
 }
@@ -192,8 +252,8 @@ func (k *Kernel) validate() error {
 	if k.Name == "" {
 		return errors.New("kernel entry without a name")
 	}
-	if strings.ContainsAny(k.Name, "/ \t\n") {
-		return fmt.Errorf("kernel %q: name must not contain '/' or spaces", k.Name)
+	if err := checkName("kernel", k.Name); err != nil {
+		return err
 	}
 	if k.Arch == "" {
 		k.Arch = ArchAMD64
@@ -234,7 +294,7 @@ func Select(matrix []Kernel, names []string) ([]Kernel, error) {
 		name = strings.TrimSpace(name)
 		i := slices.IndexFunc(matrix, func(k Kernel) bool { return k.Name == name })
 		if i < 0 {
-			return nil, fmt.Errorf("unknown kernel %q: the matrix has %s (kernels/matrix.json)", name, strings.Join(Names(matrix), ", "))
+			return nil, fmt.Errorf("unknown kernel %q: the matrix (%s) has %s", name, MatrixSource(), strings.Join(Names(matrix), ", "))
 		}
 		out = append(out, matrix[i])
 	}

@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"github.com/kmodtest/kmodtest/internal/userpath"
 	"os"
 	"path/filepath"
 	"slices"
@@ -64,7 +65,14 @@ func TestParseMatrixErrors(t *testing.T) {
 		name, json, want string
 	}{
 		{"no kernels", `{"kernels": []}`, "no kernels"},
-		{"bad json", `{"kernels": [`, "decode"},
+		{"bad json", `{"kernels": [`, "line 1, column 13: unexpected EOF"},
+		{"syntax error", "{\n  \"kernels\": [\n    {\"name\": \"a\",}\n  ]\n}", "line 3, column 18: invalid character '}'"},
+		{"wrong type", "{\"kernels\": [\n {\"name\": \"a\", \"profiles\": \"default\"}]}", "line 2, column 36: kernels: json: cannot unmarshal string"},
+		{"dot-dot name", `{"kernels": [{"name": "..", "toolchain": "host", ` + good + `}]}`, `kernel "..": a name must be a plain token`},
+		{"slash name", `{"kernels": [{"name": "a/b", "toolchain": "host", ` + good + `}]}`, `kernel "a/b": a name must be a plain token`},
+		{"dash name", `{"kernels": [{"name": "-run", "toolchain": "host", ` + good + `}]}`, `kernel "-run": a name must be a plain token`},
+		{"hidden name", `{"kernels": [{"name": ".git", "toolchain": "host", ` + good + `}]}`, `kernel ".git": a name must be a plain token`},
+		{"dot-dot root", `{"kernels": [{"name": "a", "toolchain": "..", ` + good + `}], "build_roots": {"..": {"apt": ["x"], "packages": ["gcc"]}}}`, `build root "..": a name must be a plain token`},
 		{"unknown field", `{"kernels": [{"name": "a", "toolchain": "host", "colour": "red", ` + good + `}]}`, "unknown field"},
 		{"unknown top key", `{"kernel": []}`, "unknown top-level key"},
 		{"missing fields", `{"kernels": [{"name": "a", "toolchain": "host"}]}`, "missing apt, headers_meta, image, image_meta, profiles, suite, vmlinuz"},
@@ -100,18 +108,31 @@ func TestSelect(t *testing.T) {
 		t.Fatalf("unexpected selection %v", got)
 	}
 	_, err = Select(m, []string{"6.1", "9.9"})
-	want := `unknown kernel "9.9": the matrix has 5.10, 6.1, 6.12, 7.2, 7.3 (kernels/matrix.json)`
+	t.Setenv("KMODTEST_MATRIX", "")
+	want := `unknown kernel "9.9": the matrix (the built-in kernels/matrix.json) has 5.10, 6.1, 6.12, 7.2, 7.3`
 	if err == nil || err.Error() != want {
 		t.Fatalf("unexpected error:\n- want %s\n- got  %v", want, err)
+	}
+	t.Setenv("KMODTEST_MATRIX", "/srv/my-matrix.json")
+	_, err = Select(m, []string{"9.9"})
+	if err == nil || !strings.Contains(err.Error(), "the matrix (KMODTEST_MATRIX=/srv/my-matrix.json) has") {
+		t.Fatalf("unknown kernel with KMODTEST_MATRIX set: the message must name that file, got %v", err)
 	}
 }
 
 func TestDefaultCacheDir(t *testing.T) {
 	home := t.TempDir()
+	start, err := userpath.StartDir()
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name, cache, xdg, want string
 	}{
 		{"KMODTEST_CACHE", "/srv/kc", "/x", "/srv/kc"},
+		// Not kernels/.kcache: go test runs this binary in kernels/, but
+		// the user typed the path where go test was started.
+		{"relative KMODTEST_CACHE", ".kcache", "", filepath.Join(start, ".kcache")},
 		{"XDG_CACHE_HOME", "", "/x/cache", "/x/cache/kmodtest"},
 		{"home", "", "", filepath.Join(home, ".cache", "kmodtest")},
 	}
