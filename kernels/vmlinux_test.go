@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"github.com/kmodtest/kmodtest/internal/cachefs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,16 +24,27 @@ func TestDecompressUnknown(t *testing.T) {
 	}
 }
 
-// TestExtractCachedKernels extracts the real Debian kernels in the cache,
-// when they are there (the VM tests fetch them).
+// TestExtractCachedKernels extracts the real Debian kernels of the matrix
+// in the cache, when they are there (the VM tests fetch them). Only
+// finished x86 entries count: another process may be filling the cache.
 func TestExtractCachedKernels(t *testing.T) {
 	dir, err := DefaultCacheDir()
 	if err != nil {
 		t.Skip(err)
 	}
-	images, _ := filepath.Glob(filepath.Join(dir, "kernels", "*", "tree", "boot", "vmlinuz-*"))
-	more, _ := filepath.Glob(filepath.Join(dir, "kernels", "*", "tree", "usr", "lib", "modules", "*", "vmlinuz"))
-	images = append(images, more...)
+	matrix, err := LoadMatrix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var images []string
+	for _, k := range matrix {
+		entry := filepath.Join(dir, "kernels", kernelKey(k))
+		var m kernelManifest
+		if k.Arch != ArchAMD64 || cachefs.LoadManifest(entry, &m) != nil {
+			continue
+		}
+		images = append(images, filepath.Join(entry, m.Vmlinuz))
+	}
 	if len(images) == 0 || testing.Short() {
 		t.Skip("no cached kernels (run go test ./vmtests first)")
 	}
