@@ -33,6 +33,9 @@ type Options struct {
 	// ArtifactsDir is where each run's directory goes; "" is
 	// artifacts/ at the repository root.
 	ArtifactsDir string
+	// Update compares every cached kernel with what Debian now
+	// publishes and moves to a newer one (kernels.Cache.Update).
+	Update bool
 }
 
 // The values of Options.Steps.
@@ -70,6 +73,8 @@ var Settings = []Setting{
 		value: func(o *Options) any { return &o.Fixtures }},
 	{Flag: "artifacts-dir", Env: "KMODTEST_ARTIFACTS", Usage: "where each run's directory of logs, images and rerun commands goes (default: artifacts/ at the repository root)",
 		value: func(o *Options) any { return &o.ArtifactsDir }},
+	{Flag: "update", Env: "KMODTEST_UPDATE", Bool: true, Usage: "move cached kernels to the newest Debian publishes (without it they are compared at most daily, and a newer one is only reported)",
+		value: func(o *Options) any { return &o.Update }},
 }
 
 // Register defines o's flags on fs, with defaults from the environment

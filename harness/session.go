@@ -79,7 +79,7 @@ func NewSession(ctx context.Context, o Options, repo string, logf func(format st
 	s := &Session{
 		Options:   o,
 		Repo:      repo,
-		Cache:     &kernels.Cache{Dir: dir, Logf: logf},
+		Cache:     &kernels.Cache{Dir: dir, Logf: logf, Update: o.Update},
 		Artifacts: o.ArtifactsDir,
 		Logf:      logf,
 		preps:     map[string]*Prep{},

@@ -43,6 +43,10 @@ type Cache struct {
 	Dir string
 	// Logf receives progress lines; nil discards them.
 	Logf func(format string, args ...any)
+	// Update makes Fetch compare every cached kernel with what Debian
+	// now publishes and move to a newer one. Without it the comparison
+	// runs at most once a day per kernel (StaleAfter) and only says so.
+	Update bool
 }
 
 // chooser returns the mirror chooser for this cache's downloads.
@@ -167,6 +171,10 @@ func (c *Cache) fetch(ctx context.Context, k Kernel) (*Fetched, error) {
 	}
 	if !cached {
 		m, err = c.download(ctx, k, entry)
+	} else {
+		var downloaded bool
+		m, downloaded, err = c.refreshCached(ctx, k, entry, m)
+		cached = !downloaded
 	}
 	unlock()
 	if err != nil {

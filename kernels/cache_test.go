@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func asNetwork(err error, ne **NetworkError) bool { return errors.As(err, ne) }
@@ -33,7 +34,8 @@ func fakeKernelEntry(t *testing.T, entry string) {
 		t.Fatal(err)
 	}
 	m := kernelManifest{Kernel: "1.0", Release: "1.0-amd64", Vmlinuz: "tree/boot/vmlinuz-1.0-amd64",
-		VmlinuzSize: size, VmlinuzSHA256: sum, KDIR: "tree/usr/src/linux-headers-1.0-amd64"}
+		VmlinuzSize: size, VmlinuzSHA256: sum, KDIR: "tree/usr/src/linux-headers-1.0-amd64",
+		Version: "1.0-1", Created: time.Now().UTC()}
 	if err := cachefs.WriteJSON(filepath.Join(entry, cachefs.ManifestName), m); err != nil {
 		t.Fatal(err)
 	}

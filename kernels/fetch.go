@@ -25,21 +25,10 @@ func (c *Cache) download(ctx context.Context, k Kernel, entry string) (*kernelMa
 			return nil, err
 		}
 	}
-	mirrors, err := c.chooser().Choose(ctx, "fetch "+k.Name, k.Apt)
+	apt, err := c.updateLists(ctx, k, entry)
 	if err != nil {
 		return nil, err
 	}
-	apt := aptConfig{dir: filepath.Join(c.Dir, "apt", filepath.Base(entry))}
-	if err := apt.setup(ctx, SourcesList(k.Apt, mirrors)); err != nil {
-		return nil, fmt.Errorf("apt config: %w", err)
-	}
-	start := time.Now()
-	c.logf("fetch %s: apt-get update (%s)", k.Name, k.Suite)
-	if err := apt.update(ctx); err != nil {
-		return nil, err
-	}
-	c.logf("fetch %s: package lists in %.1fs", k.Name, time.Since(start).Seconds())
-
 	pkgs, release, version, err := resolve(ctx, apt, k)
 	if err != nil {
 		return nil, err
@@ -114,7 +103,46 @@ func (c *Cache) download(ctx context.Context, k Kernel, entry string) (*kernelMa
 	if err := st.Commit(m); err != nil {
 		return nil, err
 	}
+	if err := c.stampChecked(entry); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// updateLists chooses the mirrors for k's sources, writes the entry's
+// private apt configuration and runs apt-get update.
+func (c *Cache) updateLists(ctx context.Context, k Kernel, entry string) (aptConfig, error) {
+	mirrors, err := c.chooser().Choose(ctx, "fetch "+k.Name, k.Apt)
+	if err != nil {
+		return aptConfig{}, err
+	}
+	apt := aptConfig{dir: filepath.Join(c.Dir, "apt", filepath.Base(entry))}
+	if err := apt.setup(ctx, SourcesList(k.Apt, mirrors)); err != nil {
+		return aptConfig{}, fmt.Errorf("apt config: %w", err)
+	}
+	start := time.Now()
+	c.logf("fetch %s: apt-get update (%s)", k.Name, k.Suite)
+	if err := apt.update(ctx); err != nil {
+		return aptConfig{}, err
+	}
+	c.logf("fetch %s: package lists in %.1fs", k.Name, time.Since(start).Seconds())
+	return apt, nil
+}
+
+// resolveMeta returns the release and Debian version the newest image
+// meta package of k's sources points at.
+func resolveMeta(ctx context.Context, apt aptConfig, k Kernel) (release, version string, err error) {
+	imeta, err := apt.show(ctx, k.ImageMeta)
+	if err != nil {
+		return "", "", err
+	}
+	meta := newest(imeta)
+	for _, d := range meta.Depends {
+		if strings.HasPrefix(d, "linux-image-") {
+			return strings.TrimPrefix(d, "linux-image-"), meta.Version, nil
+		}
+	}
+	return "", "", fmt.Errorf("%s %s depends on no linux-image-RELEASE package", k.ImageMeta, meta.Version)
 }
 
 // resolve finds the packages of k: the release from the meta packages'
@@ -122,20 +150,9 @@ func (c *Cache) download(ctx context.Context, k Kernel, entry string) (*kernelMa
 // and the headers' linux-headers-*/linux-kbuild-* dependencies, all at the
 // meta package's version.
 func resolve(ctx context.Context, apt aptConfig, k Kernel) (pkgs []pkgInfo, release, version string, err error) {
-	imeta, err := apt.show(ctx, k.ImageMeta)
+	release, version, err = resolveMeta(ctx, apt, k)
 	if err != nil {
 		return nil, "", "", err
-	}
-	meta := newest(imeta)
-	version = meta.Version
-	for _, d := range meta.Depends {
-		if strings.HasPrefix(d, "linux-image-") {
-			release = strings.TrimPrefix(d, "linux-image-")
-			break
-		}
-	}
-	if release == "" {
-		return nil, "", "", fmt.Errorf("%s %s depends on no linux-image-RELEASE package", k.ImageMeta, version)
 	}
 	hmeta, err := apt.show(ctx, k.HeadersMeta)
 	if err != nil {

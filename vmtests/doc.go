@@ -15,6 +15,7 @@
 //	-fixtures          KMODTEST_FIXTURES=1 also prove the detectors on the broken modules in kmod/fixtures
 //	-artifacts-dir DIR KMODTEST_ARTIFACTS where logs, images and rerun commands go (default: artifacts/)
 //	                                      (not -artifacts: go test has its own flag of that name)
+//	-update            KMODTEST_UPDATE=1  move cached kernels to the newest Debian publishes (else compared daily, only reported)
 //	                   KMODTEST_CACHE     cache directory (default: $XDG_CACHE_HOME/kmodtest)
 //	                   KMODTEST_MATRIX    a matrix file to use instead of kernels/matrix.json
 //	                   KMODTEST_SKIP_VM=1 skip the VM tests, saying so

@@ -13,7 +13,7 @@ import (
 
 var cacheCommand = &command{
 	Name:  "cache",
-	Args:  "list|fetch|path|clean|prune [-kernels 6.1,7.2] [-n]",
+	Args:  "list|fetch|path|clean|prune [-kernels 6.1,7.2] [-n] [-update]",
 	Short: "show, warm, locate, clean and prune the kernel cache",
 	Long: `The cache holds the kernels fetched from Debian, the build roots, the
 extracted vmlinux files, the built modules and the base initramfs images.
@@ -36,7 +36,9 @@ directory that holds files it did not create.
 Flags:
 
   -kernels 6.1,7.2   comma-separated kernel names (default: the whole matrix)
-  -n                 clean and prune: only print what would be removed`,
+  -n                 clean and prune: only print what would be removed
+  -update            fetch: move cached kernels to the newest Debian publishes
+                     (a warm fetch compares them at most daily and only reports)`,
 	Run: runCache,
 }
 
@@ -44,6 +46,7 @@ Flags:
 type cacheFlags struct {
 	kernels string
 	dryRun  bool
+	update  bool
 }
 
 func runCache(ctx context.Context, env *cliEnv, args []string) error {
@@ -51,6 +54,7 @@ func runCache(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet("cache")
 	fs.StringVar(&f.kernels, "kernels", "", "")
 	fs.BoolVar(&f.dryRun, "n", false, "")
+	fs.BoolVar(&f.update, "update", false, "")
 	// Flags may come before or after the action.
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -72,6 +76,9 @@ func runCache(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	if f.dryRun && action != "clean" && action != "prune" {
 		return usagef("-n applies to clean and prune, not %s", action)
+	}
+	if f.update && action != "fetch" {
+		return usagef("-update applies to fetch, not %s", action)
 	}
 
 	dir, err := kernels.DefaultCacheDir()
@@ -95,7 +102,7 @@ func runCache(ctx context.Context, env *cliEnv, args []string) error {
 		return usagef("-kernels: %v", err)
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(env.stderr, "kmodtest: "+format+"\n", args...) }
-	cache := &kernels.Cache{Dir: dir, Logf: logf}
+	cache := &kernels.Cache{Dir: dir, Logf: logf, Update: f.update}
 	switch action {
 	case "list":
 		return cacheList(env, cache, selected)
