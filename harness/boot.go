@@ -159,7 +159,13 @@ func Describe(s verdict.Step, b Boot, run *vm.Run) string {
 			fmt.Fprintf(&w, "    %s\n", l)
 		}
 	}
-	fmt.Fprintf(&w, "artifacts: %s (console.log, results.log, initramfs.cpio, the .ko, qemu-cmdline.txt)\n", b.Dir)
+	if run != nil && len(run.Stderr) > 0 {
+		fmt.Fprintf(&w, "QEMU said:\n")
+		for _, l := range run.Stderr {
+			fmt.Fprintf(&w, "    %s\n", l)
+		}
+	}
+	fmt.Fprintf(&w, "artifacts: %s (console.log, results.log, qemu-stderr.log, initramfs.cpio, the .ko, qemu-cmdline.txt, rerun.sh)\n", b.Dir)
 	if b.Rerun != nil {
 		fmt.Fprintf(&w, "rerun: %s\n", b.Rerun(s.Name))
 	}

@@ -72,7 +72,7 @@ func (r *Report) String() string {
 		fmt.Fprintf(&w, "  %s\n", row.Cached)
 	}
 
-	steps := append([]string{StepBuild}, r.Steps...)
+	steps := append([]string{StepBuild, verdict.BootStep}, r.Steps...)
 	steps = append(steps, verdict.LogStep)
 	fmt.Fprintf(&w, "\nsummary (. pass, F fail, s skip, - not run):\n")
 	for i, st := range steps {

@@ -102,6 +102,13 @@ func NewSession(ctx context.Context, o Options, repo string, logf func(format st
 	s.report.Steps = s.Steps
 
 	if o.Kernel != "" {
+		// A file that is no kernel, or a tree for another kernel, would
+		// fail only after a module build and a boot: say so now.
+		img, err := kernels.CheckTree(o.Kernel, o.KDIR)
+		if err != nil {
+			return nil, err
+		}
+		logf("custom kernel: %s %s", img.Kind, img.Release)
 		f, err := kernels.Custom(o.Kernel, o.KDIR)
 		if err != nil {
 			return nil, err
@@ -292,7 +299,7 @@ func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
 	}
 	s.Logf("boot %s: %d of %d steps passed, %.1fs", r.Name, passed, len(res.Report.Steps), res.Boot.Seconds())
 	r.Timings = append(r.Timings, res.Initramfs, res.Boot, probeTime)
-	for _, st := range append(res.Report.Steps, res.Report.Log) {
+	for _, st := range append([]verdict.Step{res.Report.Boot}, append(res.Report.Steps, res.Report.Log)...) {
 		r.Steps[st.Name] = st.Status
 		if st.Failed() && r.First == "" {
 			r.First = st.Name

@@ -42,6 +42,11 @@ type Report struct {
 	Log Step
 	// Panic holds the panic lines when the guest panicked.
 	Panic []string
+	// Boot is the verdict on the boot itself. It fails when the guest
+	// sent no event at all (QEMU would not start, the kernel died
+	// early): then there is one failure for the whole boot and Steps is
+	// empty, rather than the same reason once per step.
+	Boot Step
 }
 
 // Step returns the verdict on the named step.
@@ -56,6 +61,9 @@ func (r *Report) Step(name string) (Step, bool) {
 
 // FirstFailure returns the first failing step, if any.
 func (r *Report) FirstFailure() (Step, bool) {
+	if r.Boot.Failed() {
+		return r.Boot, true
+	}
 	for _, s := range r.Steps {
 		if s.Failed() {
 			return s, true
@@ -79,6 +87,9 @@ type Run struct {
 
 // LogStep is the name of the whole-log verdict.
 const LogStep = "kernel-log"
+
+// BootStep is the name of the verdict on the boot itself.
+const BootStep = "boot"
 
 // AllowedTaint holds the taint flags a module under test may add:
 // O (out-of-tree, bit 12) and E (unsigned, bit 13).
@@ -165,6 +176,17 @@ func Judge(run Run, steps []string, expect map[string]string) *Report {
 		}
 	}
 	r.Panic = panicExcerpt(run.Console)
+	r.Log = judgeLog(run.Console)
+	r.Boot = Step{Name: BootStep, Status: probe.StatusPass}
+	if len(run.Events) == 0 {
+		r.Boot.Status = probe.StatusFail
+		r.Boot.Reasons = []string{"the guest never started the prober: " + guestEnd(run, r)}
+		r.Boot.Evidence = r.Panic
+		if r.Boot.Evidence == nil {
+			r.Boot.Evidence = tail(run.Console, 20)
+		}
+		return r
+	}
 
 	for _, name := range steps {
 		s := Step{Name: name}
@@ -219,14 +241,18 @@ func Judge(run Run, steps []string, expect map[string]string) *Report {
 		}
 		r.Steps = append(r.Steps, s)
 	}
-
-	r.Log = Step{Name: LogStep, Status: probe.StatusPass}
-	if reports := KernelReports(run.Console); len(reports) > 0 {
-		r.Log.Status = probe.StatusFail
-		r.Log.Reasons = append(r.Log.Reasons, fmt.Sprintf("the console log holds %d kernel error line(s), the first: %s", len(reports), reports[0]))
-		r.Log.Evidence = excerpt(run.Console, reports)
-	}
 	return r
+}
+
+// judgeLog gives the verdict on the console log as a whole.
+func judgeLog(console []string) Step {
+	s := Step{Name: LogStep, Status: probe.StatusPass}
+	if reports := KernelReports(console); len(reports) > 0 {
+		s.Status = probe.StatusFail
+		s.Reasons = append(s.Reasons, fmt.Sprintf("the console log holds %d kernel error line(s), the first: %s", len(reports), reports[0]))
+		s.Evidence = excerpt(console, reports)
+	}
+	return s
 }
 
 // guestEnd says how the guest stopped short.

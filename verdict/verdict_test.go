@@ -84,12 +84,6 @@ func TestJudge(t *testing.T) {
 			want:   map[string]string{"insmod": "pass", "reply": "fail", "ack": "fail"},
 			reason: map[string]string{"reply": "hung during the step", "ack": "never ran: the guest hung"},
 		},
-		{
-			name:   "no events at all",
-			run:    Run{Exit: "exit status 1"},
-			want:   map[string]string{"insmod": "fail", "reply": "fail", "ack": "fail"},
-			reason: map[string]string{"insmod": "QEMU exited early"},
-		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -166,5 +160,32 @@ func TestJudgeExpectedLogLine(t *testing.T) {
 	}
 	if s, _ := r.Step("rmmod"); !s.Failed() || !strings.Contains(s.Reasons[0], "unloaded") {
 		t.Errorf("rmmod without its farewell line: want a failure naming it, got %s %v", s.Status, s.Reasons)
+	}
+}
+
+// TestBootFailureIsReportedOnce: a guest that never started the prober
+// is one failure of the boot, with QEMU's words, not one per step.
+func TestBootFailureIsReportedOnce(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		run  Run
+		want string
+	}{
+		{name: "QEMU refused", run: Run{Exit: "exit status 1: qemu: linux kernel too old to load a ram disk"}, want: "never started the prober: QEMU exited early (exit status 1: qemu: linux kernel too old"},
+		{name: "early panic", run: Run{Console: []string{"Kernel panic - not syncing: VFS: Unable to mount root fs"}}, want: "never started the prober: the kernel panicked"},
+		{name: "silent guest", run: Run{Hung: true, HangReason: "no word from the prober for 1m30s"}, want: "never started the prober: the guest hung"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := Judge(tt.run, []string{"insmod", "reply", "ack"}, nil)
+			if len(r.Steps) != 0 {
+				t.Errorf("steps judged after a failed boot: %+v", r.Steps)
+			}
+			if !r.Boot.Failed() || len(r.Boot.Reasons) != 1 || !strings.Contains(r.Boot.Reasons[0], tt.want) {
+				t.Fatalf("boot verdict %+v, want one failure containing %q", r.Boot, tt.want)
+			}
+			if first, ok := r.FirstFailure(); !ok || first.Name != BootStep {
+				t.Errorf("first failure %q, want %s", first.Name, BootStep)
+			}
+		})
 	}
 }

@@ -1,6 +1,8 @@
-// Package vm boots one kernel with one initramfs under QEMU, using
-// hugelgupf/vmtest's qemu package, and collects what came out of it: the
-// console (ttyS0) and the prober's events from the result port (ttyS1).
+// Package vm boots one kernel image (the ELF vmlinux the cache extracts,
+// or a bzImage) with one initramfs under QEMU, with the command line
+// hugelgupf/vmtest's qemu package builds, and collects what came out of
+// it: the console (ttyS0), the prober's events from the result port
+// (ttyS1) and QEMU's own stderr.
 //
 // A guest that panics ends QEMU at once (panic=-1 with -no-reboot). A guest
 // that stops sending events for StepTimeout, or runs past Timeout, is
@@ -13,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +24,7 @@ import (
 	"time"
 
 	"github.com/hugelgupf/vmtest/qemu"
+	"github.com/kmodtest/kmodtest/internal/proc"
 	"github.com/kmodtest/kmodtest/probe"
 )
 
@@ -36,7 +40,8 @@ const (
 type Config struct {
 	// QEMU is the QEMU binary; empty means qemu-system-x86_64.
 	QEMU string
-	// Kernel is the bzImage to boot, Initramfs the archive to give it.
+	// Kernel is the image to boot (an ELF vmlinux with a PVH entry, or a
+	// bzImage), Initramfs the archive to give it.
 	Kernel    string
 	Initramfs string
 	// Append holds extra kernel parameters (a boot profile's).
@@ -46,7 +51,8 @@ type Config struct {
 	// two events from the prober (the first one included).
 	Timeout     time.Duration
 	StepTimeout time.Duration
-	// Dir receives console.log, results.log and qemu-cmdline.txt.
+	// Dir receives console.log, results.log, qemu-stderr.log and
+	// qemu-cmdline.txt.
 	Dir string
 	// Alarm, when set, is called on every console line; once it returns
 	// true, AlarmSilence replaces StepTimeout. A guest that printed an
@@ -69,14 +75,24 @@ type Run struct {
 	// running past its timeout; HangReason says which.
 	Hung       bool
 	HangReason string
-	// ExitErr is QEMU's exit status when it was not a clean power-off.
+	// ExitErr is QEMU's exit status when it was not a clean power-off,
+	// with its last stderr lines.
 	ExitErr error
+	// Stderr holds QEMU's last lines on stderr (its own complaints, such
+	// as a kernel it cannot load); all of it is in qemu-stderr.log.
+	Stderr []string
 }
 
 // ErrNoQEMU is returned when the QEMU binary cannot be found.
 var ErrNoQEMU = errors.New("QEMU not found")
 
 // Boot runs the guest to its end and returns what it printed.
+//
+// vmtest's qemu package builds the command line; QEMU itself is started
+// here, through internal/proc, so that it dies with the run (its own
+// process group, killed when ctx is done, and PR_SET_PDEATHSIG), and so
+// that its stderr, where QEMU says why it would not start, is kept apart
+// from the console.
 func Boot(ctx context.Context, cfg Config) (*Run, error) {
 	bin := cfg.QEMU
 	if bin == "" {
@@ -94,11 +110,88 @@ func Boot(ctx context.Context, cfg Config) (*Run, error) {
 	if err := os.WriteFile(resultsPath, nil, 0o644); err != nil {
 		return nil, fmt.Errorf("create result port file: %w", err)
 	}
+	cmdline, err := qemuCmdline(bin, cfg, resultsPath)
+	if err != nil {
+		return nil, err
+	}
+	run := &Run{Cmdline: quoteCmdline(cmdline)}
+	if err := os.WriteFile(filepath.Join(cfg.Dir, "qemu-cmdline.txt"), []byte(run.Cmdline+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("write QEMU command line: %w", err)
+	}
 	console, err := os.Create(consolePath)
 	if err != nil {
 		return nil, fmt.Errorf("create console log: %w", err)
 	}
+	defer console.Close()
+	stderrFile, err := os.Create(filepath.Join(cfg.Dir, "qemu-stderr.log"))
+	if err != nil {
+		return nil, fmt.Errorf("create QEMU stderr log: %w", err)
+	}
+	defer stderrFile.Close()
 
+	vmCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if cfg.Timeout > 0 {
+		vmCtx, cancel = context.WithTimeout(vmCtx, cfg.Timeout)
+		defer cancel()
+	}
+	w := &watcher{path: resultsPath, stepTimeout: cfg.StepTimeout, alarmSilence: cfg.AlarmSilence}
+	lines := &lineWriter{fn: func(line string) {
+		if cfg.Alarm != nil && cfg.Alarm(line) {
+			w.alarm()
+		}
+	}}
+	var stderr tailBuffer
+	cmd := exec.CommandContext(vmCtx, cmdline[0], cmdline[1:]...)
+	proc.Tie(cmd)
+	cmd.Stdout = io.MultiWriter(console, lines)
+	cmd.Stderr = io.MultiWriter(stderrFile, &stderr)
+
+	start := time.Now()
+	done, err := proc.Start(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("start QEMU: %w", err)
+	}
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		w.watch(vmCtx, cancel)
+	}()
+	waitErr := <-done
+	cancel()
+	<-watchDone
+	run.Duration = time.Since(start)
+
+	consoleData, err := os.ReadFile(consolePath)
+	if err != nil {
+		return nil, fmt.Errorf("read console log: %w", err)
+	}
+	run.Console = splitLines(consoleData)
+	run.Stderr = stderr.lines()
+	run.Events, run.BadLines, err = readEvents(resultsPath)
+	if err != nil {
+		return nil, err
+	}
+
+	switch {
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("boot stopped: %w", context.Cause(ctx))
+	case w.silentFor() != "":
+		run.Hung, run.HangReason = true, w.silentFor()
+	case errors.Is(vmCtx.Err(), context.DeadlineExceeded):
+		run.Hung, run.HangReason = true, fmt.Sprintf("VM still running after %s", cfg.Timeout)
+	case waitErr != nil:
+		run.ExitErr = waitErr
+		if len(run.Stderr) > 0 {
+			run.ExitErr = fmt.Errorf("%w: %s", waitErr, strings.Join(run.Stderr, " | "))
+		}
+	}
+	return run, nil
+}
+
+// qemuCmdline returns the QEMU command line for cfg, built by vmtest's
+// qemu package.
+func qemuCmdline(bin string, cfg Config, resultsPath string) ([]string, error) {
 	qemuCmd := []string{bin, "-m", "512", "-smp", "1", "-nodefaults"}
 	switch cfg.Accel {
 	case AccelKVM:
@@ -108,14 +201,7 @@ func Boot(ctx context.Context, cfg Config) (*Run, error) {
 		// about 20 % faster than -cpu max (medians of 5, 6.1).
 		qemuCmd = append(qemuCmd, "-cpu", "qemu64")
 	}
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	w := &watcher{path: resultsPath, stepTimeout: cfg.StepTimeout, alarmSilence: cfg.AlarmSilence}
-	run := &Run{}
-	start := time.Now()
-	v, err := qemu.StartContext(ctx, qemu.ArchAMD64,
+	o, err := qemu.OptionsFor(qemu.ArchAMD64,
 		qemu.WithQEMUCommand(strings.Join(qemuCmd, " ")),
 		qemu.WithKernel(cfg.Kernel),
 		qemu.WithInitramfs(cfg.Initramfs),
@@ -124,45 +210,79 @@ func Boot(ctx context.Context, cfg Config) (*Run, error) {
 		qemu.WithAppendKernel("console=ttyS0", "edd=off", "cryptomgr.notests"),
 		qemu.WithAppendKernel(cfg.Append...),
 		qemu.HaltOnKernelPanic(),
-		qemu.WithVMTimeout(cfg.Timeout),
 		qemu.ArbitraryArgs("-serial", "mon:stdio", "-serial", "file:"+resultsPath),
-		qemu.WithSerialOutput(console),
-		qemu.LogSerialByLine(func(line string) {
-			if cfg.Alarm != nil && cfg.Alarm(line) {
-				w.alarm()
-			}
-		}),
-		qemu.WithTask(w.task(cancel)),
 	)
 	if err != nil {
-		console.Close()
-		return nil, fmt.Errorf("start QEMU: %w", err)
+		return nil, fmt.Errorf("QEMU options: %w", err)
 	}
-	run.Cmdline = v.CmdlineQuoted()
-	_ = os.WriteFile(filepath.Join(cfg.Dir, "qemu-cmdline.txt"), []byte(run.Cmdline+"\n"), 0o644)
-
-	waitErr := v.Wait()
-	run.Duration = time.Since(start)
-
-	consoleData, err := os.ReadFile(consolePath)
+	cmdline, err := o.Cmdline()
 	if err != nil {
-		return nil, fmt.Errorf("read console log: %w", err)
+		return nil, fmt.Errorf("QEMU command line: %w", err)
 	}
-	run.Console = splitLines(consoleData)
-	run.Events, run.BadLines, err = readEvents(resultsPath)
-	if err != nil {
-		return nil, err
-	}
+	return cmdline, nil
+}
 
-	switch {
-	case w.silentFor() != "":
-		run.Hung, run.HangReason = true, w.silentFor()
-	case ctx.Err() != nil || errors.Is(waitErr, context.DeadlineExceeded) || run.Duration >= cfg.Timeout && cfg.Timeout > 0:
-		run.Hung, run.HangReason = true, fmt.Sprintf("VM still running after %s", cfg.Timeout)
-	case waitErr != nil:
-		run.ExitErr = waitErr
+// quoteCmdline quotes the arguments that hold spaces, for a log.
+func quoteCmdline(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if strings.ContainsAny(a, " \t\n'") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		out[i] = a
 	}
-	return run, nil
+	return strings.Join(out, " ")
+}
+
+// lineWriter calls fn with every complete line written to it.
+type lineWriter struct {
+	buf []byte
+	fn  func(line string)
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		l.fn(strings.TrimRight(string(l.buf[:i]), "\r"))
+		l.buf = l.buf[i+1:]
+	}
+	if len(l.buf) > 64<<10 {
+		l.fn(string(l.buf))
+		l.buf = l.buf[:0]
+	}
+	return len(p), nil
+}
+
+// maxStderrLines is how many of QEMU's last stderr lines a Run keeps.
+const maxStderrLines = 5
+
+// tailBuffer keeps the last lines written to it (the writes of one
+// process's stderr, from one goroutine).
+type tailBuffer struct {
+	data []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.data = append(t.data, p...)
+	if len(t.data) > 64<<10 {
+		t.data = t.data[len(t.data)-32<<10:]
+	}
+	return len(p), nil
+}
+
+// lines returns the last non-empty lines written.
+func (t *tailBuffer) lines() []string {
+	var out []string
+	for _, l := range splitLines(t.data) {
+		if strings.TrimSpace(l) != "" {
+			out = append(out, l)
+		}
+	}
+	return out[max(0, len(out)-maxStderrLines):]
 }
 
 // watcher follows the result port while the VM runs and cancels it when
@@ -205,38 +325,36 @@ func (w *watcher) silentFor() string {
 	return w.silent
 }
 
-func (w *watcher) task(cancel context.CancelFunc) qemu.Task {
-	return func(ctx context.Context, n *qemu.Notifications) error {
-		if w.stepTimeout <= 0 {
-			return nil
+// watch follows the result port until ctx is done, and calls cancel
+// when the prober has been silent for too long.
+func (w *watcher) watch(ctx context.Context, cancel context.CancelFunc) {
+	if w.stepTimeout <= 0 {
+		return
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	lastSize := int64(-1)
+	lastChange := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
 		}
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		lastSize := int64(-1)
-		lastChange := time.Now()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-n.VMExited:
-				return nil
-			case <-tick.C:
+		if fi, err := os.Stat(w.path); err == nil && fi.Size() != lastSize {
+			lastSize, lastChange = fi.Size(), time.Now()
+			continue
+		}
+		limit, since := w.limit(lastChange)
+		if time.Since(since) > limit {
+			w.mu.Lock()
+			w.silent = fmt.Sprintf("no word from the prober for %s", limit)
+			if !w.alarmed.IsZero() {
+				w.silent += " after the kernel reported an error"
 			}
-			if fi, err := os.Stat(w.path); err == nil && fi.Size() != lastSize {
-				lastSize, lastChange = fi.Size(), time.Now()
-				continue
-			}
-			limit, since := w.limit(lastChange)
-			if time.Since(since) > limit {
-				w.mu.Lock()
-				w.silent = fmt.Sprintf("no word from the prober for %s", limit)
-				if !w.alarmed.IsZero() {
-					w.silent += " after the kernel reported an error"
-				}
-				w.mu.Unlock()
-				cancel()
-				return nil
-			}
+			w.mu.Unlock()
+			cancel()
+			return
 		}
 	}
 }

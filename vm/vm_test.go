@@ -1,8 +1,11 @@
 package vm
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -61,5 +64,51 @@ func TestSplitLines(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("splitLines = %q, want %q", got, want)
 		}
+	}
+}
+
+// TestBootShowsQEMUReason: when QEMU refuses to start, the run carries
+// its own words, not only "exit status 1".
+func TestBootShowsQEMUReason(t *testing.T) {
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("qemu-system-x86_64 is not installed (make setup)")
+	}
+	dir := t.TempDir()
+	initrd := filepath.Join(dir, "initrd.cpio")
+	if err := os.WriteFile(initrd, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run, err := Boot(t.Context(), Config{Kernel: "/etc/passwd", Initramfs: initrd, Accel: AccelTCG, Timeout: time.Minute, StepTimeout: time.Minute, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.ExitErr == nil || !strings.Contains(run.ExitErr.Error(), "linux kernel too old to load a ram disk") {
+		t.Errorf("ExitErr = %v, want QEMU's reason", run.ExitErr)
+	}
+	if len(run.Stderr) == 0 {
+		t.Errorf("no stderr lines kept")
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "qemu-stderr.log")); !strings.Contains(string(data), "too old") {
+		t.Errorf("qemu-stderr.log = %q", data)
+	}
+}
+
+func TestTailBuffer(t *testing.T) {
+	var b tailBuffer
+	for i := range 10 {
+		fmt.Fprintf(&b, "line %d\n\n", i)
+	}
+	if got := strings.Join(b.lines(), ","); got != "line 5,line 6,line 7,line 8,line 9" {
+		t.Errorf("lines() = %s", got)
+	}
+}
+
+func TestLineWriter(t *testing.T) {
+	var got []string
+	w := &lineWriter{fn: func(l string) { got = append(got, l) }}
+	w.Write([]byte("a\r\nb"))
+	w.Write([]byte("c\nd"))
+	if strings.Join(got, ",") != "a,bc" {
+		t.Errorf("lines %q, want a, bc", got)
 	}
 }

@@ -14,20 +14,7 @@ import (
 // that the failure quotes the compiler, file and line included, instead of
 // a bare "exit status 2".
 func TestBuildErrorShowsCompilerLines(t *testing.T) {
-	if !env.Options.Fixtures {
-		t.Skip("a check of the harness, not of the module: run with -fixtures or KMODTEST_FIXTURES=1 (make test does)")
-	}
-	if env.Custom != nil {
-		t.Skip("runs on the matrix's " + fixtureKernel + " kernel")
-	}
-	matrix, err := kernels.LoadMatrix()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sel, err := kernels.Select(matrix, []string{fixtureKernel})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tg := fixtureTarget(t, "default")
 	patch := filepath.Join(t.TempDir(), "syntax-error.patch")
 	broken := `--- a/NetlinkGreetingsLKM.c
 +++ b/NetlinkGreetingsLKM.c
@@ -43,7 +30,7 @@ func TestBuildErrorShowsCompilerLines(t *testing.T) {
 	if err := os.WriteFile(patch, []byte(broken), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := env.Cache.Fetch(t.Context(), sel[0])
+	f, err := env.Cache.Fetch(t.Context(), tg.Kernel)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,6 +54,13 @@ func runTarget(t *testing.T, tg harness.Target, dir string) {
 	if out.Build != nil {
 		return
 	}
+	if b := out.Report.Boot; b.Failed() {
+		// One failure for the boot, not one per step it kept from running.
+		t.Run(b.Name, func(t *testing.T) {
+			t.Errorf("%s did not boot:\n%s", tg.Name(), harness.Describe(b, out.Boot, out.Result.Run))
+		})
+		return
+	}
 	t.Logf("guest kernel %s, boot %.1fs (%s)", out.Report.Kernel, out.Result.Boot.Seconds(), env.Accel)
 	for _, s := range append(out.Report.Steps, out.Report.Log) {
 		t.Run(s.Name, func(t *testing.T) {
