@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"strings"
 	"time"
 
+	"github.com/kmodtest/kmodtest/internal/proc"
 	"github.com/kmodtest/kmodtest/vm"
 )
 
@@ -25,9 +25,9 @@ func DetectAccel(ctx context.Context, qemuBin string) (vm.Accel, string) {
 
 	ctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, qemuBin, "-accel", "kvm", "-cpu", "host", "-S",
+	cmd := proc.Command(ctx, qemuBin, "-accel", "kvm", "-cpu", "host", "-S",
 		"-nodefaults", "-display", "none", "-monitor", "none", "-serial", "none")
-	out, err := cmd.CombinedOutput()
+	out, err := proc.CombinedOutput(cmd)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		// Still running after the wait: KVM works.
 		return vm.AccelKVM, "/dev/kvm works"

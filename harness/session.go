@@ -47,11 +47,17 @@ type Session struct {
 	preps  map[string]*Prep
 
 	report Report
+
+	// ctx is the run's context, from NewSession: when it is done (Ctrl-C,
+	// SIGTERM), every preparation and boot stops, whatever context its
+	// caller gave.
+	ctx context.Context
 }
 
 // NewSession checks o and sets up a run of it from the repository at
 // repo. Bad options fail here, before anything is fetched or built.
-// ctx bounds the accelerator probe; logf receives progress lines.
+// ctx is the run's: cancelling it (a signal context, say) stops every
+// preparation and boot of the session. logf receives progress lines.
 func NewSession(ctx context.Context, o Options, repo string, logf func(format string, args ...any)) (*Session, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -83,6 +89,7 @@ func NewSession(ctx context.Context, o Options, repo string, logf func(format st
 		Artifacts: o.ArtifactsDir,
 		Logf:      logf,
 		preps:     map[string]*Prep{},
+		ctx:       ctx,
 	}
 	if s.Artifacts == "" {
 		s.Artifacts = filepath.Join(repo, "artifacts")
@@ -181,9 +188,21 @@ func (s *Session) Prepare(ctx context.Context, k kernels.Kernel, patch string) *
 	s.preps[key] = p
 	go func() {
 		defer close(p.done)
+		ctx, cancel := s.jobContext(ctx)
+		defer cancel()
 		p.Err = s.prepare(ctx, p, k, patch)
 	}()
 	return p
+}
+
+// jobContext returns a context done when ctx or the session's is.
+func (s *Session) jobContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(s.ctx, func() { cancel(context.Cause(s.ctx)) })
+	return ctx, func() {
+		stop()
+		cancel(nil)
+	}
 }
 
 func (s *Session) prepare(ctx context.Context, p *Prep, k kernels.Kernel, patch string) error {
@@ -238,6 +257,8 @@ type Outcome struct {
 // the report. It returns an error only when the harness itself cannot
 // go on; what the module did is in the Outcome.
 func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
+	ctx, cancel := s.jobContext(ctx)
+	defer cancel()
 	steps := j.Steps
 	if steps == nil {
 		steps = s.Steps

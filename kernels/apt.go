@@ -5,8 +5,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/kmodtest/kmodtest/internal/proc"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -136,7 +136,7 @@ func (a aptConfig) conf(proxy map[string]string) string {
 func hostAptProxy(ctx context.Context) map[string]string {
 	out := map[string]string{}
 	for _, k := range hostProxyKeys {
-		v, err := exec.CommandContext(ctx, "apt-config", "shell", "V", k).Output()
+		v, err := proc.Output(proc.Command(ctx, "apt-config", "shell", "V", k))
 		if err != nil {
 			continue
 		}
@@ -168,13 +168,13 @@ func (a aptConfig) run(ctx context.Context, dir, prog string, args ...string) ([
 	if err := needTool(prog); err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, prog, args...)
+	cmd := proc.Command(ctx, prog, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "LC_ALL=C", "APT_CONFIG="+a.confPath())
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
-	err := cmd.Run()
+	err := proc.Run(cmd)
 	if err != nil {
 		return stdout.Bytes(), commandError(prog+" "+strings.Join(args, " "), err, stdout.String()+stderr.String())
 	}

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"github.com/kmodtest/kmodtest/internal/cachefs"
+	"github.com/kmodtest/kmodtest/internal/proc"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -146,9 +146,9 @@ func (c *Cache) createRoot(ctx context.Context, r *BuildRoot, final string) erro
 		return err
 	}
 	args = append(args, strings.Split(strings.TrimSpace(SourcesList(r.Apt, mirrors)), "\n")...)
-	cmd := exec.CommandContext(ctx, "mmdebstrap", args...)
+	cmd := proc.Command(ctx, "mmdebstrap", args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	out, err := cmd.CombinedOutput()
+	out, err := proc.CombinedOutput(cmd)
 	if err != nil {
 		return commandError("mmdebstrap "+r.Suite, err, string(out))
 	}
@@ -159,8 +159,8 @@ func (c *Cache) createRoot(ctx context.Context, r *BuildRoot, final string) erro
 		}
 		// Device nodes cannot be made without privileges; builds bind
 		// mount the host's /dev instead.
-		tar := exec.CommandContext(ctx, "tar", "-C", root, "--exclude=./dev/*", "-xf", target)
-		if out, err := tar.CombinedOutput(); err != nil {
+		tar := proc.Command(ctx, "tar", "-C", root, "--exclude=./dev/*", "-xf", target)
+		if out, err := proc.CombinedOutput(tar); err != nil {
 			return commandError("tar -x build root", err, string(out))
 		}
 		if err := os.Remove(target); err != nil {

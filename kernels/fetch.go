@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"github.com/kmodtest/kmodtest/internal/cachefs"
+	"github.com/kmodtest/kmodtest/internal/proc"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -70,7 +70,7 @@ func (c *Cache) download(ctx context.Context, k Kernel, entry string) (*kernelMa
 		return nil, fmt.Errorf("apt-get download gave %d files for %d packages", len(files), len(pkgs))
 	}
 	for _, deb := range files {
-		out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", deb, tree).CombinedOutput()
+		out, err := proc.CombinedOutput(proc.Command(ctx, "dpkg-deb", "-x", deb, tree))
 		if err != nil {
 			return nil, commandError("dpkg-deb -x "+filepath.Base(deb), err, string(out))
 		}

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"github.com/kmodtest/kmodtest/internal/cachefs"
+	"github.com/kmodtest/kmodtest/internal/proc"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -325,9 +325,9 @@ func verifyInRelease(ctx context.Context, keyring string, data []byte) ([]byte, 
 	if err := os.WriteFile(in, data, 0o644); err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, "gpgv", "--keyring", keyring, "--output", out, in)
+	cmd := proc.Command(ctx, "gpgv", "--keyring", keyring, "--output", out, in)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	if msg, err := cmd.CombinedOutput(); err != nil {
+	if msg, err := proc.CombinedOutput(cmd); err != nil {
 		return nil, fmt.Errorf("InRelease not signed by a key of %s (not a Debian mirror?): gpgv: %s", keyring, strings.Join(tailLines(string(msg), 2), "; "))
 	}
 	return os.ReadFile(out)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/kmodtest/kmodtest/internal/cachefs"
+	"github.com/kmodtest/kmodtest/internal/proc"
 	"io"
 	"io/fs"
 	"os"
@@ -197,7 +198,7 @@ func (c *Cache) buildModule(ctx context.Context, f *Fetched, srcDir, patch strin
 		if err := needTool("patch"); err != nil {
 			return nil, err
 		}
-		out, err := exec.CommandContext(ctx, "patch", "-p1", "--batch", "--forward", "-d", work, "-i", patch).CombinedOutput()
+		out, err := proc.CombinedOutput(proc.Command(ctx, "patch", "-p1", "--batch", "--forward", "-d", work, "-i", patch))
 		if err != nil {
 			return nil, commandError("patch -p1 -i "+patch, err, string(out))
 		}
@@ -371,7 +372,7 @@ func toolchainID(ctx context.Context, f *Fetched) (string, error) {
 	if err := needTool(cc); err != nil {
 		return "", fmt.Errorf("kernel %s is built on the host with %s: %w", f.Kernel.Name, cc, err)
 	}
-	out, err := exec.CommandContext(ctx, cc, "--version").Output()
+	out, err := proc.Output(proc.Command(ctx, cc, "--version"))
 	if err != nil {
 		return "", fmt.Errorf("%s --version: %w", cc, err)
 	}
@@ -406,7 +407,7 @@ func (c *Cache) runMake(ctx context.Context, f *Fetched, work string) (cmdline, 
 		}
 		args := append([]string{"-C", f.KDIR, "M=" + work, "W=1"}, f.Kernel.MakeVars...)
 		args = append(args, "modules")
-		cmd = exec.CommandContext(ctx, "make", args...)
+		cmd = proc.Command(ctx, "make", args...)
 		cmd.Env = append(os.Environ(), "LC_ALL=C")
 		cmdline = "make " + strings.Join(args, " ")
 	} else {
@@ -431,7 +432,7 @@ exec chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/ LC
 		}
 		uargs = append(uargs, "sh", "-c", script, "sh", root, f.Tree, work)
 		uargs = append(uargs, margs...)
-		cmd = exec.CommandContext(ctx, "unshare", uargs...)
+		cmd = proc.Command(ctx, "unshare", uargs...)
 		// mount and chroot live in /usr/sbin, which a normal user's
 		// PATH often lacks.
 		cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/sbin:/sbin")
@@ -439,7 +440,7 @@ exec chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/ LC
 	var buf bytes.Buffer
 	cmd.Stdout = &buf
 	cmd.Stderr = &buf
-	if err := cmd.Run(); err != nil {
+	if err := proc.Run(cmd); err != nil {
 		out := buf.String()
 		if strings.Contains(out, "No space left on device") {
 			return cmdline, out, checkDiskFull(work, fmt.Errorf("%s: %s", cmdline, strings.Join(tailLines(out, 5), "; ")))

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/kmodtest/kmodtest/internal/proc"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,9 +41,9 @@ func headersCCText(kdir string) (string, error) {
 // hostCCText returns what Kbuild compares with CONFIG_CC_VERSION_TEXT:
 // the first line of `LC_ALL=C cc --version`, without '#' characters.
 func hostCCText(ctx context.Context, cc string) (string, error) {
-	cmd := exec.CommandContext(ctx, cc, "--version")
+	cmd := proc.Command(ctx, cc, "--version")
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	out, err := cmd.Output()
+	out, err := proc.Output(cmd)
 	if err != nil {
 		return "", fmt.Errorf("%s --version: %w", cc, err)
 	}

@@ -10,12 +10,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/kmodtest/kmodtest/internal/cachefs"
+	"github.com/kmodtest/kmodtest/internal/proc"
 )
 
 // BootImage returns the image QEMU should boot for f, and why.
@@ -47,7 +47,7 @@ func (c *Cache) BootImage(ctx context.Context, f *Fetched) (path, why string, er
 		Kind:  "vmlinux of " + f.Kernel.Name,
 		Logf:  c.Logf,
 		Build: func(ctx context.Context, out string) error {
-			elfData, err := ExtractVmlinux(f.Vmlinuz)
+			elfData, err := ExtractVmlinux(ctx, f.Vmlinuz)
 			if err != nil {
 				extractErr = err
 				return err
@@ -75,7 +75,7 @@ var ErrNoPVH = errors.New("vmlinux has no PVH entry note (CONFIG_PVH off)")
 
 // ExtractVmlinux returns the ELF vmlinux inside an x86 bzImage, checking
 // that QEMU can boot it through PVH.
-func ExtractVmlinux(bzImage string) ([]byte, error) {
+func ExtractVmlinux(ctx context.Context, bzImage string) ([]byte, error) {
 	d, err := os.ReadFile(bzImage)
 	if err != nil {
 		return nil, err
@@ -96,7 +96,7 @@ func ExtractVmlinux(bzImage string) ([]byte, error) {
 	}
 	payload := d[start:end]
 
-	out, err := decompress(payload)
+	out, err := decompress(ctx, payload)
 	if err != nil {
 		return nil, err
 	}
@@ -108,18 +108,18 @@ func ExtractVmlinux(bzImage string) ([]byte, error) {
 
 // decompress undoes the kernel's payload compression. xz and zstd
 // payloads end with the uncompressed size (the Makefile's *_with_size).
-func decompress(p []byte) ([]byte, error) {
+func decompress(ctx context.Context, p []byte) ([]byte, error) {
 	var r io.Reader
 	withSize := true
 	switch {
 	case bytes.HasPrefix(p, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
 		// The kernel's xz streams use the x86 BCJ filter, which no pure
 		// Go decoder handles; xz-utils does.
-		cmd := exec.Command("xz", "-dc")
+		cmd := proc.Command(ctx, "xz", "-dc")
 		cmd.Stdin = bytes.NewReader(p[:len(p)-4])
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
-		out, err := cmd.Output()
+		out, err := proc.Output(cmd)
 		if err != nil {
 			return nil, fmt.Errorf("xz -dc on the payload (apt-get install xz-utils): %w: %s", err, stderr.String())
 		}

@@ -13,13 +13,13 @@ func TestExtractVmlinuxRejectsNonBzImage(t *testing.T) {
 	if err := os.WriteFile(p, make([]byte, 4096), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ExtractVmlinux(p); err == nil || !strings.Contains(err.Error(), "not a bzImage") {
+	if _, err := ExtractVmlinux(t.Context(), p); err == nil || !strings.Contains(err.Error(), "not a bzImage") {
 		t.Fatalf("ExtractVmlinux(zeros) = %v, want a 'not a bzImage' error", err)
 	}
 }
 
 func TestDecompressUnknown(t *testing.T) {
-	if _, err := decompress([]byte{1, 2, 3, 4, 5, 6}); err == nil || !strings.Contains(err.Error(), "not supported") {
+	if _, err := decompress(t.Context(), []byte{1, 2, 3, 4, 5, 6}); err == nil || !strings.Contains(err.Error(), "not supported") {
 		t.Fatalf("decompress(junk) = %v, want 'not supported'", err)
 	}
 }
@@ -49,7 +49,7 @@ func TestExtractCachedKernels(t *testing.T) {
 		t.Skip("no cached kernels (run go test ./vmtests first)")
 	}
 	for _, img := range images {
-		out, err := ExtractVmlinux(img)
+		out, err := ExtractVmlinux(t.Context(), img)
 		if err != nil {
 			t.Errorf("%s: %v", img, err)
 			continue

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/kmodtest/kmodtest/harness"
+	"github.com/kmodtest/kmodtest/internal/proc"
 )
 
 // env is the run all VM tests of this process share, set up by TestMain.
@@ -24,9 +25,22 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M, opts harness.Options) int {
 	// SIGINT and SIGTERM cancel the run: every fetch, build and boot
-	// stops and takes its child processes with it.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// stops and takes its child processes with it. A second signal
+	// kills the process at once; its children die with it
+	// (PR_SET_PDEATHSIG).
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		signal.Reset(os.Interrupt, syscall.SIGTERM)
+		fmt.Fprintf(os.Stderr, "vmtests: %v: stopping every fetch, build and boot (again to quit at once)\n", sig)
+		cancel(fmt.Errorf("interrupted by %v", sig))
+	}()
+	// go test forwards no SIGTERM: when the go command dies, so does
+	// this binary, and with it its children.
+	proc.DieWithParent(syscall.SIGTERM)
 	if os.Getenv("KMODTEST_SKIP_VM") == "1" {
 		fmt.Println("vmtests: KMODTEST_SKIP_VM=1: skipping every VM test")
 		return 0
