@@ -100,6 +100,9 @@ func TestReadImageCachedKernels(t *testing.T) {
 		t.Skip("no cached kernel: run go test ./vmtests first")
 	}
 	for _, p := range append(elfs, images...) {
+		if strings.Contains(p, "arm64") || strings.Contains(p, "/.tmp-") {
+			continue // ReadImage knows x86 images only; .tmp- entries are half-written
+		}
 		img, err := ReadImage(p)
 		if err != nil {
 			t.Errorf("%v", err)
