@@ -9,9 +9,9 @@ import (
 	"testing"
 )
 
-// fakeBzImage returns the start of a bzImage whose setup header points at
+// bzImageWithBanner returns the start of a bzImage whose setup header points at
 // banner.
-func fakeBzImage(banner string) []byte {
+func bzImageWithBanner(banner string) []byte {
 	d := make([]byte, 0x400)
 	copy(d[0x202:], "HdrS")
 	binary.LittleEndian.PutUint16(d[0x20e:], 0x100) // string at 0x300
@@ -41,7 +41,7 @@ func fakeTree(t *testing.T, utsRelease, config string) string {
 func TestReadImage(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string][]byte{
-		"bzImage": fakeBzImage("6.1.0-56-amd64 (debian-kernel@lists.debian.org) #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-2"),
+		"bzImage": bzImageWithBanner("6.1.0-56-amd64 (debian-kernel@lists.debian.org) #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-2"),
 		"vmlinux": []byte("\x7fELF\x02\x01\x01junk Linux version %s\x00more Linux version 6.13.0-rc1 (me@host) #2 SMP\x00tail"),
 		"passwd":  []byte("root:x:0:0:root:/root:/bin/bash\n"),
 		"elf":     []byte("\x7fELF\x02\x01\x01 an ELF that is no kernel"),
@@ -73,7 +73,7 @@ func TestReadImage(t *testing.T) {
 
 func TestCheckTree(t *testing.T) {
 	image := filepath.Join(t.TempDir(), "bzImage")
-	if err := os.WriteFile(image, fakeBzImage("6.1.0-56-amd64 (x) #1 SMP PREEMPT_DYNAMIC"), 0o644); err != nil {
+	if err := os.WriteFile(image, bzImageWithBanner("6.1.0-56-amd64 (x) #1 SMP PREEMPT_DYNAMIC"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := CheckTree(image, fakeTree(t, "6.1.0-56-amd64", "#\nCONFIG_SMP=y\n")); err != nil {
