@@ -137,6 +137,26 @@ func TestClaim(t *testing.T) {
 	}
 }
 
+// TestClaimConcurrent: parallel fetches claim a cache from before the
+// marker at once; none may take another's marker for a foreign file.
+func TestClaimConcurrent(t *testing.T) {
+	for round := range 50 {
+		dir := filepath.Join(t.TempDir(), "legacy")
+		os.MkdirAll(filepath.Join(dir, "kernels"), 0o755)
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		for i := range errs {
+			wg.Go(func() { errs[i] = Claim(dir) })
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: concurrent Claim: %v", round, err)
+			}
+		}
+	}
+}
+
 // TestStageRemovesLeftovers: a staging directory left by a process that
 // died is removed by the next Stage of the same entry, and only that.
 func TestStageRemovesLeftovers(t *testing.T) {

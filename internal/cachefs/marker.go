@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/kmodtest/kmodtest/internal/atomicfile"
 )
 
 // MarkerName is the file that marks a directory as a kmodtest cache. It is
@@ -48,9 +50,12 @@ func Claim(dir string) error {
 	}
 	var foreign []string
 	for _, e := range entries {
-		if !slices.Contains(Subdirs, e.Name()) {
-			foreign = append(foreign, e.Name())
+		// The marker, or its temporary file, may appear between the
+		// Stat above and ReadDir: another process claimed dir meanwhile.
+		if isMarker(e.Name()) || slices.Contains(Subdirs, e.Name()) {
+			continue
 		}
+		foreign = append(foreign, e.Name())
 	}
 	if len(foreign) > 0 {
 		if len(foreign) > 3 {
@@ -61,10 +66,16 @@ func Claim(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create cache directory: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, MarkerName), []byte(markerText), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, MarkerName), []byte(markerText), 0o644); err != nil {
 		return fmt.Errorf("mark cache directory: %w", err)
 	}
 	return nil
+}
+
+// isMarker reports whether name is the marker or atomicfile's temporary
+// name for it.
+func isMarker(name string) bool {
+	return name == MarkerName || strings.HasPrefix(name, "."+MarkerName+".tmp-")
 }
 
 // CheckOwned is Claim for commands that remove things: a directory that
