@@ -3,6 +3,7 @@
 #   make                  build kmod/NetlinkGreetingsLKM.ko for the running kernel
 #   make KDIR=...         build it against other kernel headers
 #   make setup            install what the harness needs (apt packages, Go modules)
+#   make kmodtest         build the command-line tool (./kmodtest; `./kmodtest help`)
 #   make vmtest           the VM test matrix: every kernel, every scenario
 #   make test             every test: unit tests, the VM matrix and the
 #                         broken-module fixtures that prove the detectors
@@ -27,4 +28,7 @@ vmtest:
 setup:
 	./scripts/setup.sh
 
-.PHONY: all module clean test vmtest setup
+kmodtest:
+	go build -o kmodtest ./cmd/kmodtest
+
+.PHONY: all module clean test vmtest setup kmodtest
