@@ -120,6 +120,9 @@ func NewSession(ctx context.Context, o Options, repo string, logf func(format st
 		if err != nil {
 			return nil, err
 		}
+		if err := kernels.NewPreflight("qemu-system-x86_64").Run(ctx, s.Cache, nil); err != nil {
+			return nil, err
+		}
 		s.Custom = f
 		s.Targets = []Target{{Kernel: f.Kernel, Profile: "default"}}
 		return s, nil
@@ -134,6 +137,10 @@ func NewSession(ctx context.Context, o Options, repo string, logf func(format st
 	}
 	s.Targets, err = Targets(selected)
 	if err != nil {
+		return nil, err
+	}
+	// Before any long work: one message naming what this host lacks.
+	if err := kernels.NewPreflight("qemu-system-x86_64").Run(ctx, s.Cache, selected); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -202,6 +202,13 @@ func (c *Cache) fetch(ctx context.Context, k Kernel) (*Fetched, error) {
 		}
 		c.logf("toolchain %s: %s", k.Name, why)
 	}
+	if root != nil && k.Toolchain == HostToolchain && os.Geteuid() != 0 {
+		// Decided only now that the headers are here: the preflight
+		// could not know this kernel needs a build root.
+		if err := NewPreflight().checkUserns(ctx, []string{k.Name}); err != nil {
+			return nil, &PreflightError{Problems: []string{err.Error()}}
+		}
+	}
 	rootCached := true
 	if root != nil {
 		rootStart := time.Now()

@@ -13,19 +13,22 @@ import (
 // toolPackages names the Debian package that provides each external tool
 // kmodtest runs, for "not found" errors.
 var toolPackages = map[string]string{
-	"apt-get":    "apt",
-	"apt-cache":  "apt",
-	"apt-config": "apt",
-	"gpgv":       "gpgv",
-	"dpkg-deb":   "dpkg",
-	"mmdebstrap": "mmdebstrap",
-	"patch":      "patch",
-	"pahole":     "dwarves",
-	"make":       "make",
-	"unshare":    "util-linux",
-	"chroot":     "coreutils",
-	"tar":        "tar",
-	"gcc":        "gcc",
+	"apt-get":            "apt",
+	"apt-cache":          "apt",
+	"apt-config":         "apt",
+	"gpgv":               "gpgv",
+	"dpkg-deb":           "dpkg",
+	"mmdebstrap":         "mmdebstrap",
+	"patch":              "patch",
+	"pahole":             "dwarves",
+	"make":               "make",
+	"unshare":            "util-linux",
+	"newuidmap":          "uidmap",
+	"newgidmap":          "uidmap",
+	"qemu-system-x86_64": "qemu-system-x86",
+	"chroot":             "coreutils",
+	"tar":                "tar",
+	"gcc":                "gcc",
 }
 
 // A MissingToolError reports an external program that is not installed.
