@@ -111,6 +111,8 @@ func (b Boot) Run(ctx context.Context) (*Result, error) {
 			return len(verdict.KernelReports([]string{line})) > 0
 		},
 		AlarmSilence: alarmSilence,
+		SMP:          b.Target.Kernel.SMP,
+		MemoryMB:     b.Target.Kernel.MemoryMB,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("boot %s: %w", b.Target.Name(), err)

@@ -36,6 +36,10 @@ type Options struct {
 	// Update compares every cached kernel with what Debian now
 	// publishes and moves to a newer one (kernels.Cache.Update).
 	Update bool
+	// DebugKernel builds the matrix's sanitizer kernel when it is not
+	// cached yet (about 20 minutes once); without it an unbuilt one is
+	// skipped with a line saying how to build it.
+	DebugKernel bool
 }
 
 // The values of Options.Steps.
@@ -75,6 +79,8 @@ var Settings = []Setting{
 		value: func(o *Options) any { return &o.ArtifactsDir }},
 	{Flag: "update", Env: "KMODTEST_UPDATE", Bool: true, Usage: "move cached kernels to the newest Debian publishes (without it they are compared at most daily, and a newer one is only reported)",
 		value: func(o *Options) any { return &o.Update }},
+	{Flag: "debug-kernel", Env: DebugKernelEnv, Bool: true, Usage: "build the sanitizer kernel 6.12-debug if it is not cached yet (about 20 minutes once on 2 cores); without it an unbuilt one is skipped",
+		value: func(o *Options) any { return &o.DebugKernel }},
 }
 
 // Register defines o's flags on fs, with defaults from the environment

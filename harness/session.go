@@ -135,6 +135,13 @@ func NewSession(ctx context.Context, o Options, repo string, logf func(format st
 	if err != nil {
 		return nil, err
 	}
+	selected, notes, err := SelectBuilt(ctx, s.Cache, selected, o.KernelNames(), o.DebugKernel)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range notes {
+		logf("%s", n)
+	}
 	s.Targets, err = Targets(selected)
 	if err != nil {
 		return nil, err

@@ -157,7 +157,13 @@ func (c *Cache) fetch(ctx context.Context, k Kernel) (*Fetched, error) {
 		return nil, fmt.Errorf("toolchain %q has no build root definition (use a Kernel from LoadMatrix)", k.Toolchain)
 	}
 	start := time.Now()
+	var err error
 	key := kernelKey(k)
+	if k.Source != nil {
+		if key, err = sourceKey(ctx, k); err != nil {
+			return nil, err
+		}
+	}
 	entry := filepath.Join(c.Dir, "kernels", key)
 
 	unlock, err := cachefs.Lock(ctx, filepath.Join(c.Dir, "locks", "kernel-"+key+".lock"), c.logf)
@@ -169,7 +175,9 @@ func (c *Cache) fetch(ctx context.Context, k Kernel) (*Fetched, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		c.logf("cache: %s entry corrupt (%v), refetching", k.Name, err)
 	}
-	if !cached {
+	if !cached && k.Source != nil {
+		m, err = c.buildSource(ctx, k, entry)
+	} else if !cached {
 		m, err = c.download(ctx, k, entry)
 	} else {
 		var downloaded bool

@@ -64,6 +64,14 @@ type Kernel struct {
 	MakeVars []string `json:"make_vars,omitempty"`
 	// Profiles lists the boot profiles the VM tests run ("default", "hardened").
 	Profiles []string `json:"profiles"`
+	// Source, when set, makes this a kernel the harness builds from a
+	// Debian source package; ImageMeta, HeadersMeta, Image and Vmlinuz
+	// are then unused.
+	Source *SourceBuild `json:"source,omitempty"`
+	// SMP and MemoryMB size the guest (0: the VM package's defaults);
+	// a KASAN kernel needs more memory than a stock one.
+	SMP      int `json:"smp,omitempty"`
+	MemoryMB int `json:"memory_mb,omitempty"`
 	// Root is the build root named by Toolchain. For a kernel that
 	// prefers the host it is the build root named after its Suite, if
 	// the matrix has one: used when the host's compiler is not the one
@@ -262,10 +270,20 @@ func (k *Kernel) validate() error {
 		return fmt.Errorf("kernel %q: arch %q is not supported (want one of %s)", k.Name, k.Arch, strings.Join(Arches, ", "))
 	}
 	missing := []string{}
-	for field, v := range map[string]string{
+	fields := map[string]string{
 		"suite": k.Suite, "image_meta": k.ImageMeta, "headers_meta": k.HeadersMeta,
 		"image": k.Image, "vmlinuz": k.Vmlinuz, "toolchain": k.Toolchain,
-	} {
+	}
+	if k.Source != nil {
+		fields = map[string]string{"suite": k.Suite, "source.package": k.Source.Package, "source.config": k.Source.Config}
+		if k.Toolchain != HostToolchain {
+			return fmt.Errorf("kernel %q: a source build uses the host's %s, so toolchain must be %q", k.Name, hostCC, HostToolchain)
+		}
+	}
+	if k.SMP < 0 || k.MemoryMB < 0 {
+		return fmt.Errorf("kernel %q: smp and memory_mb must not be negative", k.Name)
+	}
+	for field, v := range fields {
 		if v == "" {
 			missing = append(missing, field)
 		}

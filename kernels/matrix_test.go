@@ -15,7 +15,7 @@ func TestLoadMatrixEmbedded(t *testing.T) {
 	if err != nil {
 		t.Fatalf("LoadMatrix: %v", err)
 	}
-	want := []string{"5.10", "6.1", "6.12", "7.2", "7.3"}
+	want := []string{"5.10", "6.1", "6.12", "7.2", "7.3", "6.12-debug"}
 	if got := Names(m); !slices.Equal(got, want) {
 		t.Fatalf("unexpected kernels:\n- want %v\n- got  %v", want, got)
 	}
@@ -109,7 +109,7 @@ func TestSelect(t *testing.T) {
 	}
 	_, err = Select(m, []string{"6.1", "9.9"})
 	t.Setenv("KMODTEST_MATRIX", "")
-	want := `unknown kernel "9.9": the matrix (the built-in kernels/matrix.json) has 5.10, 6.1, 6.12, 7.2, 7.3`
+	want := `unknown kernel "9.9": the matrix (the built-in kernels/matrix.json) has 5.10, 6.1, 6.12, 7.2, 7.3, 6.12-debug`
 	if err == nil || err.Error() != want {
 		t.Fatalf("unexpected error:\n- want %s\n- got  %v", want, err)
 	}

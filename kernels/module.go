@@ -30,6 +30,9 @@ type ModuleBuild struct {
 	Warnings []string
 	Duration time.Duration
 	Cached   bool
+	// GcovDir holds the .gcno files and the sources they describe when
+	// the module was built with gcov profiling (GCOV_PROFILE=y), else "".
+	GcovDir string
 }
 
 // A BuildError is a module that failed to compile.
@@ -53,6 +56,7 @@ type moduleManifest struct {
 	SHA256   []string      `json:"sha256"`
 	Warnings []string      `json:"warnings"`
 	Duration time.Duration `json:"duration"`
+	Gcov     string        `json:"gcov,omitempty"`
 }
 
 // skipArtifact reports build products that must not count as source (a
@@ -179,6 +183,7 @@ func (c *Cache) buildModule(ctx context.Context, f *Fetched, srcDir, patch strin
 		return &ModuleBuild{
 			Ko: filepath.Join(final, m.Kos[0]), Kos: joinAll(final, m.Kos),
 			Warnings: m.Warnings, Duration: time.Since(start), Cached: true,
+			GcovDir: joinIf(final, m.Gcov),
 		}, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		c.logf("cache: module %s for %s corrupt (%v), rebuilding", filepath.Base(srcDir), f.Kernel.Name, err)
@@ -234,6 +239,9 @@ func (c *Cache) buildModule(ctx context.Context, f *Fetched, srcDir, patch strin
 		m.Kos = append(m.Kos, name)
 		m.SHA256 = append(m.SHA256, sum)
 	}
+	if m.Gcov, err = keepGcov(work, tmp, files); err != nil {
+		return nil, fmt.Errorf("keep gcov notes: %w", err)
+	}
 	// Keep the build directory's log for debugging, drop the rest.
 	if err := os.WriteFile(filepath.Join(tmp, "build.log"), []byte(cmdline+"\n"+out), 0o644); err != nil {
 		return nil, err
@@ -248,7 +256,36 @@ func (c *Cache) buildModule(ctx context.Context, f *Fetched, srcDir, patch strin
 	return &ModuleBuild{
 		Ko: filepath.Join(final, m.Kos[0]), Kos: joinAll(final, m.Kos),
 		Warnings: m.Warnings, Duration: time.Since(start),
+		GcovDir: joinIf(final, m.Gcov),
 	}, nil
+}
+
+// keepGcov moves the .gcno files of a profiled build, with the (patched)
+// sources they describe, into entry/gcov, and returns "gcov"; a build
+// without them gives "".
+func keepGcov(work, entry string, sources []string) (string, error) {
+	notes, _ := filepath.Glob(filepath.Join(work, "*.gcno"))
+	if len(notes) == 0 {
+		return "", nil
+	}
+	dir := filepath.Join(entry, "gcov")
+	if err := copyFiles(work, dir, sources); err != nil {
+		return "", err
+	}
+	for _, n := range notes {
+		if err := os.Rename(n, filepath.Join(dir, filepath.Base(n))); err != nil {
+			return "", err
+		}
+	}
+	return "gcov", nil
+}
+
+// joinIf joins dir and name, or gives "" for an empty name.
+func joinIf(dir, name string) string {
+	if name == "" {
+		return ""
+	}
+	return filepath.Join(dir, name)
 }
 
 func joinAll(dir string, names []string) []string {

@@ -72,6 +72,8 @@ const (
 	StepNetns            = "netns"              // a sender in a new network namespace is served
 	StepNetnsDeleted     = "netns-deleted"      // a namespace created and deleted while loaded
 	StepReload           = "reload"             // unload and load again several times
+	StepAllocFailures    = "alloc-failures"     // every allocation of a greeting failed in turn (fail-nth)
+	StepCoverage         = "coverage"           // hands the module's gcov data to the host
 )
 
 // CoreSteps is the core load, greet, ack and unload sequence: what
@@ -110,10 +112,12 @@ var FullSteps = []string{
 	StepSharedSocket,
 	StepNeverReads,
 	StepLeak,
+	StepAllocFailures,
 	StepRmmodBusy,
 	StepRmmod,
 	StepSocketGone,
 	StepReload,
+	StepCoverage,
 }
 
 // Event kinds.
@@ -153,6 +157,9 @@ type Event struct {
 	// first step and with KindDone.
 	Kernel     string `json:"kernel,omitempty"`
 	DurationMS int64  `json:"duration_ms,omitempty"`
+	// Files carries data the host needs from the guest, by guest path
+	// (the module's gcov .gcda from StepCoverage), base64 in JSON.
+	Files map[string][]byte `json:"files,omitempty"`
 }
 
 // Marshal encodes e as one line: Prefix, JSON, newline.

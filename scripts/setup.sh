@@ -14,6 +14,8 @@ packages=(
 	uidmap                 # mmdebstrap --mode=unshare for non-root users
 	apt dpkg xz-utils zstd # private apt downloads and package extraction
 	ca-certificates git
+	flex bison bc libssl-dev # builds the 6.12-debug kernel from Debian's source package
+	lcov                   # gcov data to an HTML line coverage page (genhtml)
 )
 
 sudo=""

@@ -119,6 +119,12 @@ var kernelReport = regexp.MustCompile(strings.Join([]string{
 	`Kernel panic`,
 	`unregister_netdevice: waiting`,
 	`possible recursive locking`,
+	`possible circular locking dependency`,
+	`inconsistent lock state`,
+	`suspicious RCU usage`,
+	`\bKASAN: `,
+	`BUG: KFENCE`,
+	`Unable to handle kernel`,
 	`INFO: task .* blocked for more than`,
 }, "|"))
 

@@ -115,6 +115,14 @@ func TestKernelReports(t *testing.T) {
 		"watchdog: BUG: soft lockup - CPU#0 stuck for 22s!",
 		"list_add corruption. next->prev should be prev",
 		"rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+		// The debug kernel's detectors, as 6.12 prints them.
+		"BUG: KASAN: slab-out-of-bounds in greet_msg+0x1a2/0x2b0 [NetlinkGreetingsLKM]",
+		"BUG: KASAN: slab-use-after-free in greet_reply+0x55/0x1f0 [NetlinkGreetingsLKM]",
+		"WARNING: possible circular locking dependency detected",
+		"WARNING: inconsistent lock state",
+		"WARNING: suspicious RCU usage",
+		"BUG: KFENCE: use-after-free read in greet_msg+0x1/0x2",
+		"UBSAN: shift-out-of-bounds in kmod/NetlinkGreetingsLKM.c:99:12",
 	}
 	good := []string{
 		"NetlinkGreetingsLKM: loaded, netlink protocol 31",
@@ -122,6 +130,11 @@ func TestKernelReports(t *testing.T) {
 		"Run /init as init process",
 		"kmodtest: begin step reply",
 		"debug: unmapping init [mem 0xffffffffa0000000-0xffffffffa0200fff]",
+		"kmemleak: Kernel memory leak detector initialized (mem pool available: 15683)",
+		"kasan: KernelAddressSanitizer initialized (generic)",
+		"Lock dependency validator: Copyright (c) 2006 Red Hat, Inc., Ingo Molnar",
+		"... MAX_LOCKDEP_SUBCLASSES:  8",
+		"kfence: initialized - using 2097152 bytes for 255 objects at 0x(ptrval)-0x(ptrval)",
 	}
 	for _, l := range bad {
 		if len(KernelReports([]string{l})) != 1 {

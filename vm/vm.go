@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -60,6 +61,11 @@ type Config struct {
 	// the full StepTimeout for it.
 	Alarm        func(line string) bool
 	AlarmSilence time.Duration
+	// SMP is the number of vCPUs and MemoryMB the guest's memory; zero
+	// means 1 vCPU and 512 MiB. Under TCG several vCPUs run on as many
+	// host threads (multi-threaded TCG), so they really run in parallel.
+	SMP      int
+	MemoryMB int
 }
 
 // Run is what one boot produced.
@@ -192,11 +198,18 @@ func Boot(ctx context.Context, cfg Config) (*Run, error) {
 // qemuCmdline returns the QEMU command line for cfg, built by vmtest's
 // qemu package.
 func qemuCmdline(bin string, cfg Config, resultsPath string) ([]string, error) {
-	qemuCmd := []string{bin, "-m", "512", "-smp", "1", "-nodefaults"}
+	smp, mem := max(cfg.SMP, 1), cfg.MemoryMB
+	if mem <= 0 {
+		mem = 512
+	}
+	qemuCmd := []string{bin, "-m", strconv.Itoa(mem), "-smp", strconv.Itoa(smp), "-nodefaults"}
 	switch cfg.Accel {
 	case AccelKVM:
 		qemuCmd = append(qemuCmd, "-enable-kvm", "-cpu", "host")
 	default:
+		if smp > 1 {
+			qemuCmd = append(qemuCmd, "-accel", "tcg,thread=multi")
+		}
 		// Under TCG every emulated CPU feature costs: qemu64 boots
 		// about 20 % faster than -cpu max (medians of 5, 6.1).
 		qemuCmd = append(qemuCmd, "-cpu", "qemu64")

@@ -21,6 +21,9 @@ type step struct {
 	// module that logs every greeting does not make a flood of greetings
 	// crawl at serial speed. Records still reach /dev/kmsg.
 	quiet bool
+	// leakScan makes kmemleak, where the kernel has it, scan after the
+	// step: an object the module allocated and lost fails the step.
+	leakScan bool
 	// run returns nil to pass (info, if set, is reported as the detail),
 	// a skipError to skip, or an error to fail.
 	run func(ctx context.Context, p *prober) (info string, err error)
@@ -62,13 +65,15 @@ var steps = map[string]step{
 	probe.StepSpoofedPid:       {run: stepSpoofedPid},
 	probe.StepUnprivileged:     {run: stepUnprivileged},
 	probe.StepNetns:            {run: stepNetns},
-	probe.StepNetnsDeleted:     {run: stepNetnsDeleted},
-	probe.StepConcurrentSocket: {run: stepConcurrentSockets, timeout: 60 * time.Second, quiet: true},
-	probe.StepSharedSocket:     {run: stepSharedSocket, timeout: 60 * time.Second, quiet: true},
-	probe.StepNeverReads:       {run: stepNeverReads, timeout: 60 * time.Second, quiet: true},
-	probe.StepLeak:             {run: stepLeak, timeout: 60 * time.Second, quiet: true},
+	probe.StepNetnsDeleted:     {run: stepNetnsDeleted, leakScan: true},
+	probe.StepConcurrentSocket: {run: stepConcurrentSockets, timeout: 60 * time.Second, quiet: true, leakScan: true},
+	probe.StepSharedSocket:     {run: stepSharedSocket, timeout: 60 * time.Second, quiet: true, leakScan: true},
+	probe.StepNeverReads:       {run: stepNeverReads, timeout: 60 * time.Second, quiet: true, leakScan: true},
+	probe.StepLeak:             {run: stepLeak, timeout: 60 * time.Second, quiet: true, leakScan: true},
+	probe.StepAllocFailures:    {run: stepAllocFailures, timeout: 120 * time.Second, quiet: true, leakScan: true},
 	probe.StepRmmodBusy:        {run: stepRmmodBusy},
-	probe.StepReload:           {run: stepReload, timeout: 60 * time.Second},
+	probe.StepReload:           {run: stepReload, timeout: 60 * time.Second, leakScan: true},
+	probe.StepCoverage:         {run: stepCoverage},
 }
 
 // A prober holds what steps share.
@@ -78,6 +83,8 @@ type prober struct {
 	cfgErr error
 	// insmodErr says why the module is not loaded, once insmod failed.
 	insmodErr error
+	// files is what the running step hands to the host (probe.Event.Files).
+	files map[string][]byte
 }
 
 func newProber(cfg probe.Config, cfgErr error) *prober {
@@ -115,7 +122,17 @@ func (p *prober) runStep(rep *reporter, name string, first bool) {
 		if s.quiet {
 			restore = quietConsole()
 		}
+		scan := s.leakScan && kmemleakOn()
+		if scan {
+			if err := kmemleakClear(); err != nil {
+				notes = append(notes, err.Error())
+				scan = false
+			}
+		}
 		status, detail = execute(p, s)
+		if scan {
+			status, detail = p.leakVerdict(status, detail)
+		}
 		if restore != nil {
 			restore()
 		}
@@ -154,7 +171,35 @@ func (p *prober) runStep(rep *reporter, name string, first bool) {
 		TaintBefore: taintBefore,
 		TaintAfter:  taintAfter,
 		DurationMS:  d.Milliseconds(),
+		Files:       p.files,
 	})
+	p.files = nil
+}
+
+// leakVerdict runs kmemleak after a step and fails the step on a leak of
+// the module's.
+func (p *prober) leakVerdict(status, detail string) (string, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := time.Now()
+	leaks, err := kmemleakCheck(ctx, p.cfg.ModuleName)
+	switch {
+	case err != nil:
+		return probe.StatusFail, join(detail, err.Error())
+	case len(leaks) > 0:
+		return probe.StatusFail, join(detail, leakError(leaks).Error())
+	case status == probe.StatusPass:
+		return status, join(detail, fmt.Sprintf("kmemleak: no leak of the module (scan %d ms)", time.Since(start).Milliseconds()))
+	}
+	return status, detail
+}
+
+// join appends b to a, separated by "; ".
+func join(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }
 
 // execute runs s with its timeout, turning a panic into a failure.
