@@ -179,7 +179,10 @@ func (c *Cache) fetch(ctx context.Context, k Kernel) (*Fetched, error) {
 		m, err = c.buildSource(ctx, k, entry)
 	} else if !cached {
 		m, err = c.download(ctx, k, entry)
-	} else {
+	} else if k.Source == nil {
+		// A source kernel stays on the version it was built from: a
+		// newer source package means a new 20-minute build, which only
+		// removing the entry (kmodtest-cache clean) asks for.
 		var downloaded bool
 		m, downloaded, err = c.refreshCached(ctx, k, entry, m)
 		cached = !downloaded
