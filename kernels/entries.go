@@ -52,14 +52,21 @@ func (c *Cache) entryLock(sub, name string) string {
 // build roots that no kernel of matrix outside only uses. A directory
 // without the cache marker is refused whole.
 func (c *Cache) CleanPlan(matrix, only []Kernel) ([]Removal, error) {
+	return c.plan(func(sub string, e fs.DirEntry, remove func()) {
+		if len(only) == 0 || c.selected(sub, e.Name(), matrix, only) {
+			remove()
+		}
+	})
+}
+
+// plan calls pick for every entry of the cache's subdirectories (the
+// lock files excepted) and returns those for which pick called remove.
+// A directory kmodtest does not own is refused whole.
+func (c *Cache) plan(pick func(sub string, e fs.DirEntry, remove func())) ([]Removal, error) {
 	if exists, err := cachefs.CheckOwned(c.Dir); !exists || err != nil {
 		return nil, err
 	}
 	var plan []Removal
-	add := func(sub, name string) {
-		p := filepath.Join(c.Dir, sub, name)
-		plan = append(plan, Removal{Path: p, Size: diskUsage(p), lock: c.entryLock(sub, name)})
-	}
 	for _, sub := range cachefs.Subdirs {
 		if sub == "locks" {
 			continue
@@ -69,12 +76,16 @@ func (c *Cache) CleanPlan(matrix, only []Kernel) ([]Removal, error) {
 			return nil, err
 		}
 		for _, e := range entries {
-			if len(only) == 0 || c.selected(sub, e.Name(), matrix, only) {
-				add(sub, e.Name())
-			}
+			pick(sub, e, func() { plan = append(plan, c.removal(sub, e.Name())) })
 		}
 	}
 	return plan, nil
+}
+
+// removal describes entry sub/name for removing.
+func (c *Cache) removal(sub, name string) Removal {
+	p := filepath.Join(c.Dir, sub, name)
+	return Removal{Path: p, Size: diskUsage(p), lock: c.entryLock(sub, name)}
 }
 
 // selected reports whether entry sub/name belongs to the kernels in only.
@@ -192,66 +203,48 @@ const (
 // unused for maxUnused, apt state whose kernel entry is gone, vmlinux
 // files of the old layout and staging leftovers older than a day.
 func (c *Cache) PrunePlan(now time.Time) ([]Removal, error) {
-	if exists, err := cachefs.CheckOwned(c.Dir); !exists || err != nil {
-		return nil, err
-	}
-	var plan []Removal
-	add := func(sub, name string) {
-		p := filepath.Join(c.Dir, sub, name)
-		plan = append(plan, Removal{Path: p, Size: diskUsage(p), lock: c.entryLock(sub, name)})
-	}
 	type module struct {
 		name string
 		used time.Time
 	}
 	modules := map[string][]module{}
-	for _, sub := range cachefs.Subdirs {
-		if sub == "locks" {
-			continue
+	plan, err := c.plan(func(sub string, e fs.DirEntry, remove func()) {
+		name := e.Name()
+		switch {
+		case strings.HasPrefix(name, ".tmp-"):
+			if fi, err := e.Info(); err == nil && now.Sub(fi.ModTime()) > staleStaged {
+				remove()
+			}
+			return
+		case sub == "vmlinux" && !e.IsDir():
+			remove() // the old layout, one .elf file per kernel
+			return
+		case sub == "apt":
+			if _, err := os.Stat(filepath.Join(c.Dir, "kernels", name)); err != nil {
+				remove()
+			}
+			return
 		}
-		entries, err := os.ReadDir(filepath.Join(c.Dir, sub))
-		if err != nil && !os.IsNotExist(err) {
-			return nil, err
+		used, err := cachefs.LastUsed(filepath.Join(c.Dir, sub, name))
+		if err != nil {
+			return // no manifest: not finished, or not ours to judge
 		}
-		for _, e := range entries {
-			name := e.Name()
-			p := filepath.Join(c.Dir, sub, name)
-			if strings.HasPrefix(name, ".tmp-") {
-				if fi, err := e.Info(); err == nil && now.Sub(fi.ModTime()) > staleStaged {
-					add(sub, name)
-				}
-				continue
-			}
-			if sub == "vmlinux" && !e.IsDir() {
-				add(sub, name) // the old layout, one .elf file per kernel
-				continue
-			}
-			if sub == "apt" {
-				if _, err := os.Stat(filepath.Join(c.Dir, "kernels", name)); err != nil {
-					add(sub, name)
-				}
-				continue
-			}
-			used, err := cachefs.LastUsed(p)
-			if err != nil {
-				continue // no manifest: not finished, or not ours to judge
-			}
-			if now.Sub(used) > maxUnused {
-				add(sub, name)
-				continue
-			}
-			if sub == "modules" {
-				if i := strings.LastIndex(name, "-"); i > 0 {
-					modules[name[:i]] = append(modules[name[:i]], module{name, used})
-				}
-			}
+		if now.Sub(used) > maxUnused {
+			remove()
+			return
 		}
+		if i := strings.LastIndex(name, "-"); sub == "modules" && i > 0 {
+			modules[name[:i]] = append(modules[name[:i]], module{name, used})
+		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	for _, ms := range modules {
 		slices.SortFunc(ms, func(a, b module) int { return b.used.Compare(a.used) })
 		for i := keepModules; i < len(ms); i++ {
 			if now.Sub(ms[i].used) > recentUse {
-				add("modules", ms[i].name)
+				plan = append(plan, c.removal("modules", ms[i].name))
 			}
 		}
 	}

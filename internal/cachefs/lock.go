@@ -22,12 +22,9 @@ const lockPoll = 100 * time.Millisecond
 // a stale lock behind. The returned func releases it. logf, if not nil,
 // hears once that the caller is waiting.
 func Lock(ctx context.Context, path string, logf func(string, ...any)) (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := openLock(path)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, err
 	}
 	waited := false
 	for {
@@ -50,19 +47,33 @@ func Lock(ctx context.Context, path string, logf func(string, ...any)) (func(), 
 		case <-time.After(lockPoll):
 		}
 	}
+	return unlocker(f), nil
+}
+
+// openLock opens (creating) the lock file path.
+func openLock(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// unlocker returns the func that releases the lock held on f.
+func unlocker(f *os.File) func() {
 	return func() {
 		unix.Flock(int(f.Fd()), unix.LOCK_UN)
 		f.Close()
-	}, nil
+	}
 }
 
 // TryLock takes the lock on path if nobody holds it. ok is false when
 // someone does (or the lock file cannot be opened).
 func TryLock(path string) (unlock func(), ok bool) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, false
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := openLock(path)
 	if err != nil {
 		return nil, false
 	}
@@ -70,8 +81,5 @@ func TryLock(path string) (unlock func(), ok bool) {
 		f.Close()
 		return nil, false
 	}
-	return func() {
-		unix.Flock(int(f.Fd()), unix.LOCK_UN)
-		f.Close()
-	}, true
+	return unlocker(f), true
 }
