@@ -57,7 +57,7 @@ func (c *Cache) BootImage(ctx context.Context, f *Fetched) (path, why string, er
 		},
 	}
 	out, cached, err := entry.Get(ctx)
-	if extractErr != nil {
+	if extractErr != nil && ctx.Err() == nil {
 		return f.Vmlinuz, "bzImage (" + extractErr.Error() + ")", nil
 	}
 	if err != nil {
