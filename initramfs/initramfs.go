@@ -157,11 +157,17 @@ func (b *Builder) buildUroot(ctx context.Context, out string) error {
 }
 
 // keepBases is how many base images stay cached: enough for a few
-// branches, not one per edit of the prober.
-const keepBases = 3
+// branches, not one per edit of the prober. An image used in the last
+// day stays too: a run that started with it composes from it until its
+// last boot.
+const (
+	keepBases = 3
+	recentUse = 24 * time.Hour
+)
 
 // prune removes all but the newest keepBases base images in dir (by last
-// use), each under its lock; one in use elsewhere is skipped.
+// use) and those used in the last day, each under its lock; one locked
+// elsewhere is skipped.
 func (b *Builder) prune(ctx context.Context, dir, current string) {
 	entries, _ := filepath.Glob(filepath.Join(dir, "base-*"))
 	type aged struct {
@@ -181,6 +187,9 @@ func (b *Builder) prune(ctx context.Context, dir, current string) {
 		os.Remove(p)
 	}
 	for i := keepBases - 1; i < len(all); i++ {
+		if time.Since(all[i].used) < recentUse {
+			continue
+		}
 		lock := filepath.Join(b.CacheDir, "locks", "initramfs-"+filepath.Base(all[i].path)+".lock")
 		unlock, ok := cachefs.TryLock(lock)
 		if !ok {

@@ -189,17 +189,21 @@ func (c *Cache) Status(k Kernel) Status {
 
 // Pruning policy: the newest module builds of each kernel stay, so that
 // switching between a few branches rebuilds nothing; anything unused for
-// a month goes; leftovers of interrupted builds go after a day.
+// a month goes; leftovers of interrupted builds go after a day. A module
+// used in the last day is never pruned: a run builds its module and every
+// fixture up front and boots them over its whole length (make test: 13
+// builds per kernel, up to an hour), so a build that waits for its boot
+// must not be taken for an old one.
 const (
 	keepModules = 8
 	maxUnused   = 30 * 24 * time.Hour
-	// recentUse protects an entry a concurrent run may be about to boot.
-	recentUse   = 10 * time.Minute
+	recentUse   = 24 * time.Hour
 	staleStaged = 24 * time.Hour
 )
 
 // PrunePlan lists the entries that pruning removes at time now: module
-// builds beyond the newest keepModules per kernel (by last use), entries
+// builds beyond the newest keepModules per kernel (by last use) not used
+// for recentUse, entries
 // unused for maxUnused, apt state whose kernel entry is gone, vmlinux
 // files of the old layout and staging leftovers older than a day.
 func (c *Cache) PrunePlan(now time.Time) ([]Removal, error) {

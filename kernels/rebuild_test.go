@@ -303,7 +303,12 @@ func TestPrunePlan(t *testing.T) {
 		os.Chtimes(filepath.Join(dir, cachefs.ManifestName), used, used)
 	}
 	for i := range 12 {
-		entry(fmt.Sprintf("modules/6.1-%024x", i), now.Add(-time.Duration(i)*time.Hour))
+		entry(fmt.Sprintf("modules/6.1-%024x", i), now.Add(-time.Duration(i)*4*time.Hour))
+	}
+	// A run builds its module and fixtures up front and boots them for up
+	// to an hour: builds of the last day stay however many there are.
+	for i := range 13 {
+		entry(fmt.Sprintf("modules/7.3-%024x", i), now.Add(-time.Duration(i)*5*time.Minute))
 	}
 	entry("modules/7.2-000000000000000000000000", now.Add(-40*24*time.Hour))
 	entry("kernels/6.12-0123456789ab", now.Add(-40*24*time.Hour))
@@ -356,7 +361,7 @@ func TestBuildPrunesOldModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := time.Now().Add(-2 * time.Hour)
+	old := time.Now().Add(-25 * time.Hour)
 	for i := range keepModules {
 		dir := filepath.Join(c.Dir, "modules", fmt.Sprintf("k1-%024x", i))
 		os.MkdirAll(dir, 0o755)
