@@ -137,3 +137,22 @@ func (o Options) Validate() error {
 	}
 	return nil
 }
+
+// Args returns the flags that give o's non-default values, in the order
+// of Settings: what a command line must say to make these options.
+func (o Options) Args() []string {
+	var args []string
+	for _, s := range Settings {
+		switch p := s.value(&o).(type) {
+		case *string:
+			if *p != "" {
+				args = append(args, "-"+s.Flag, *p)
+			}
+		case *bool:
+			if *p {
+				args = append(args, "-"+s.Flag)
+			}
+		}
+	}
+	return args
+}

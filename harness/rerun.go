@@ -18,8 +18,9 @@ var pathEnv = map[string]bool{"KMODTEST_MATRIX": true, "KMODTEST_CACHE": true}
 // RerunLine returns the shell command, to be run from the repository
 // root, that reruns the go test named test ("TestModule/6.1"), narrowed
 // to one step's subtest when step is not empty. It repeats every setting
-// that shaped this run: the variables of rerunEnv, the kernel, the steps,
-// the accelerator, the fixtures switch and the artifacts directory.
+// that shaped this run: the variables of rerunEnv, and every option
+// (Options.Args) but -update, with the kernels narrowed to the failing
+// target's and the accelerator this run used.
 func (s *Session) RerunLine(test, step string) string {
 	var words []string
 	for _, name := range rerunEnv {
@@ -47,28 +48,19 @@ func (s *Session) RerunLine(test, step string) string {
 	}
 	words = append(words, "go", "test", "./vmtests", "-v", "-count=1", "-run", strings.Join(parts, "/"))
 
+	// The session's options hold absolute paths already; the rerun
+	// narrows the kernels to the failing target's, names the
+	// accelerator this run used, and leaves the cache as it is.
 	o := s.Options
-	if s.Custom != nil {
-		words = append(words, "-kernel", s.Custom.Vmlinuz, "-kdir", s.Custom.KDIR)
-	} else if tg, ok := s.targetOf(parts); ok {
-		words = append(words, "-kernels", tg.Kernel.Name)
-	} else if o.Kernels != "" {
-		words = append(words, "-kernels", o.Kernels)
+	if tg, ok := s.targetOf(parts); ok && s.Custom == nil {
+		o.Kernels = tg.Kernel.Name
 	}
-	if o.Steps != "" && o.Steps != StepsCore {
-		words = append(words, "-steps", o.Steps)
+	if o.Steps == StepsCore {
+		o.Steps = ""
 	}
-	words = append(words, "-accel", string(s.Accel))
-	if o.Fixtures {
-		words = append(words, "-fixtures")
-	}
-	if o.ArtifactsDir != "" {
-		dir := o.ArtifactsDir
-		if abs, err := userpath.Resolve(dir); err == nil {
-			dir = abs
-		}
-		words = append(words, "-artifacts-dir", dir)
-	}
+	o.Accel = string(s.Accel)
+	o.Update = false
+	words = append(words, o.Args()...)
 	return shellJoin(words)
 }
 

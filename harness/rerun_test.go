@@ -3,6 +3,8 @@ package harness
 import (
 	"flag"
 	"io"
+	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -184,5 +186,34 @@ func TestShellQuote(t *testing.T) {
 		if got := shellQuote(in); got != want {
 			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// TestRerunLineRunsInAShell pastes a rerun line into sh, as a user would,
+// in dry mode: go test must accept it and select the kernel and the full
+// steps the failing run had.
+func TestRerunLineRunsInAShell(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go test")
+	}
+	t.Setenv("KMODTEST_MATRIX", "")
+	s := testSession(t, Options{Kernels: "6.1,6.12", Steps: StepsFull, ArtifactsDir: t.TempDir() + "/it's"})
+	s.Cache.Dir = t.TempDir()
+	line := s.RerunLine("TestModule/6.1", "text-limits")
+	cmd := exec.Command("sh", "-c", line)
+	cmd.Dir = ".."
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "KMODTEST_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "KMODTEST_SKIP_VM=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", line, err, out)
+	}
+	want := `options ["-kernels" "6.1" "-steps" "full" "-accel" "tcg" "-artifacts-dir" "` + s.Options.ArtifactsDir + `"] select 6.1:`
+	if !strings.Contains(string(out), want) {
+		t.Errorf("%s\nwant the dry run to report %s, got:\n%s", line, want, out)
 	}
 }

@@ -59,19 +59,18 @@ type Session struct {
 // ctx is the run's: cancelling it (a signal context, say) stops every
 // preparation and boot of the session. logf receives progress lines.
 func NewSession(ctx context.Context, o Options, repo string, logf func(format string, args ...any)) (*Session, error) {
-	if err := o.Validate(); err != nil {
+	o, err := o.resolve()
+	if err != nil {
 		return nil, err
 	}
-	// Relative paths are the user's: taken from the directory go test (or
-	// the command) was started in, not from vmtests/.
-	for _, p := range []*string{&o.Kernel, &o.KDIR, &o.ArtifactsDir} {
-		abs, err := userpath.Resolve(*p)
-		if err != nil {
-			return nil, err
-		}
-		*p = abs
+	if logf == nil {
+		logf = func(string, ...any) {}
 	}
-	repo, err := filepath.Abs(repo)
+	selected, custom, err := o.selection(logf)
+	if err != nil {
+		return nil, err
+	}
+	repo, err = filepath.Abs(repo)
 	if err != nil {
 		return nil, fmt.Errorf("repository directory: %w", err)
 	}
@@ -79,18 +78,36 @@ func NewSession(ctx context.Context, o Options, repo string, logf func(format st
 	if err != nil {
 		return nil, fmt.Errorf("cache directory: %w", err)
 	}
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
 	s := &Session{
-		Options:   o,
-		Repo:      repo,
-		Cache:     &kernels.Cache{Dir: dir, Logf: logf, Update: o.Update},
-		Artifacts: o.ArtifactsDir,
-		Logf:      logf,
-		preps:     map[string]*Prep{},
-		ctx:       ctx,
+		Options: o,
+		Repo:    repo,
+		Cache:   &kernels.Cache{Dir: dir, Logf: logf, Update: o.Update},
+		Custom:  custom,
+		Logf:    logf,
+		preps:   map[string]*Prep{},
+		ctx:     ctx,
 	}
+	var preflight []kernels.Kernel // nil for the user's own kernel
+	if custom == nil {
+		var notes []string
+		selected, notes, err = SelectBuilt(ctx, s.Cache, selected, o.KernelNames(), o.DebugKernel)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range notes {
+			logf("%s", n)
+		}
+		preflight = selected
+	}
+	if s.Targets, err = Targets(selected); err != nil {
+		return nil, err
+	}
+	// Before any long work: one message naming what this host lacks.
+	if err := kernels.NewPreflight("qemu-system-x86_64").Run(ctx, s.Cache, preflight); err != nil {
+		return nil, err
+	}
+
+	s.Artifacts = o.ArtifactsDir
 	if s.Artifacts == "" {
 		s.Artifacts = filepath.Join(repo, "artifacts")
 	}
@@ -107,57 +124,84 @@ func NewSession(ctx context.Context, o Options, repo string, logf func(format st
 	}
 	s.report.Accel = s.Accel
 	s.report.Steps = s.Steps
+	return s, nil
+}
 
+// resolve validates o and makes its paths absolute. Relative paths are
+// the user's: taken from the directory go test (or the command) was
+// started in, not from vmtests/.
+func (o Options) resolve() (Options, error) {
+	if err := o.Validate(); err != nil {
+		return o, err
+	}
+	for _, p := range []*string{&o.Kernel, &o.KDIR, &o.ArtifactsDir} {
+		abs, err := userpath.Resolve(*p)
+		if err != nil {
+			return o, err
+		}
+		*p = abs
+	}
+	if fi, err := os.Stat(o.ArtifactsDir); o.ArtifactsDir != "" && err == nil && !fi.IsDir() {
+		return o, fmt.Errorf("-artifacts-dir %s is a file, not a directory", o.ArtifactsDir)
+	}
+	return o, nil
+}
+
+// selection returns the kernels o selects from the matrix, or the
+// user's own kernel (custom, and as the one kernel).
+func (o Options) selection(logf func(string, ...any)) (selected []kernels.Kernel, custom *kernels.Fetched, err error) {
 	if o.Kernel != "" {
 		// A file that is no kernel, or a tree for another kernel, would
 		// fail only after a module build and a boot: say so now.
 		img, err := kernels.CheckTree(o.Kernel, o.KDIR)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		logf("custom kernel: %s %s", img.Kind, img.Release)
 		f, err := kernels.Custom(o.Kernel, o.KDIR)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if err := kernels.NewPreflight("qemu-system-x86_64").Run(ctx, s.Cache, nil); err != nil {
-			return nil, err
-		}
-		s.Custom = f
-		s.Targets = []Target{{Kernel: f.Kernel, Profile: "default"}}
-		return s, nil
+		return []kernels.Kernel{f.Kernel}, f, nil
 	}
 	matrix, err := kernels.LoadMatrix()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	selected, err := kernels.Select(matrix, o.KernelNames())
+	selected, err = kernels.Select(matrix, o.KernelNames())
+	return selected, nil, err
+}
+
+// Check checks o as NewSession would, without detecting the accelerator
+// or touching the cache, and returns the names of the targets it selects
+// (kernels built from source are listed even when a real run would skip
+// them for want of a cached build). It is how a dry run
+// (KMODTEST_SKIP_VM=1) still rejects bad options.
+func (o Options) Check() ([]string, error) {
+	o, err := o.resolve()
 	if err != nil {
 		return nil, err
 	}
-	selected, notes, err := SelectBuilt(ctx, s.Cache, selected, o.KernelNames(), o.DebugKernel)
+	selected, _, err := o.selection(func(string, ...any) {})
 	if err != nil {
 		return nil, err
 	}
-	for _, n := range notes {
-		logf("%s", n)
-	}
-	s.Targets, err = Targets(selected)
+	targets, err := Targets(selected)
 	if err != nil {
 		return nil, err
 	}
-	// Before any long work: one message naming what this host lacks.
-	if err := kernels.NewPreflight("qemu-system-x86_64").Run(ctx, s.Cache, selected); err != nil {
-		return nil, err
+	var names []string
+	for _, tg := range targets {
+		names = append(names, tg.Name())
 	}
-	return s, nil
+	return names, nil
 }
 
 // BaseImage builds the shared u-root image once per session.
 func (s *Session) BaseImage() (*initramfs.Base, error) {
 	s.baseOnce.Do(func() {
 		b := &initramfs.Builder{RepoDir: s.Repo, CacheDir: s.Cache.Dir, Logf: s.Logf}
-		s.base, s.baseErr = b.Base(context.Background())
+		s.base, s.baseErr = b.Base(s.ctx)
 	})
 	return s.base, s.baseErr
 }

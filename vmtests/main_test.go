@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -42,7 +43,13 @@ func run(m *testing.M, opts harness.Options) int {
 	// this binary, and with it its children.
 	proc.DieWithParent(syscall.SIGTERM)
 	if os.Getenv("KMODTEST_SKIP_VM") == "1" {
-		fmt.Println("vmtests: KMODTEST_SKIP_VM=1: skipping every VM test")
+		// A dry run: bad options still fail, as they would in a real one.
+		targets, err := opts.Check()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "vmtests: %v\n", err)
+			return 2
+		}
+		fmt.Printf("vmtests: KMODTEST_SKIP_VM=1: options %q select %s: skipping every VM test\n", opts.Args(), strings.Join(targets, ", "))
 		return 0
 	}
 	s, err := harness.NewSession(ctx, opts, "..", logf)
