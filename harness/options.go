@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/kmodtest/kmodtest/probe"
@@ -110,12 +111,19 @@ func (o Options) StepNames() ([]string, error) {
 	return nil, fmt.Errorf("-steps %q: want %s or %s", o.Steps, StepsCore, StepsFull)
 }
 
-// KernelNames returns the kernels Kernels names, nil for all.
+// KernelNames returns the kernels Kernels names, each once (two targets
+// of one name would share an artifacts directory), nil for all.
 func (o Options) KernelNames() []string {
 	if o.Kernels == "" {
 		return nil
 	}
-	return strings.Split(o.Kernels, ",")
+	var names []string
+	for _, n := range strings.Split(o.Kernels, ",") {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	return names
 }
 
 // Validate checks the options that need no file system: a bad value is

@@ -107,10 +107,14 @@ func NewSession(ctx context.Context, o Options, repo string, logf func(format st
 		return nil, err
 	}
 
-	s.Artifacts = o.ArtifactsDir
-	if s.Artifacts == "" {
-		s.Artifacts = filepath.Join(repo, "artifacts")
+	root := o.ArtifactsDir
+	if root == "" {
+		root = filepath.Join(repo, "artifacts")
 	}
+	if s.Artifacts, err = NewRunDir(root, time.Now(), logf); err != nil {
+		return nil, err
+	}
+	logf("artifacts: %s (%s links to the newest run)", s.Artifacts, filepath.Join(root, latestName))
 	s.Steps, _ = o.StepNames()
 
 	switch o.Accel {
