@@ -13,15 +13,18 @@
 //	-kdir PATH         KMODTEST_KDIR      … and the built tree to compile the module against
 //	-accel kvm|tcg     KMODTEST_ACCEL     force an accelerator (default: KVM when QEMU can use it)
 //	-fixtures          KMODTEST_FIXTURES=1 also prove the detectors on the broken modules in kmod/fixtures
-//	-artifacts-dir DIR KMODTEST_ARTIFACTS where logs, images and rerun commands go (default: artifacts/)
+//	-artifacts-dir DIR KMODTEST_ARTIFACTS where each run's directory of logs, images and rerun commands goes:
+//	                                      DIR/runs/<UTC time>-<pid>/, DIR/latest links to the newest (default: artifacts/)
 //	                                      (not -artifacts: go test has its own flag of that name)
 //	-update            KMODTEST_UPDATE=1  move cached kernels to the newest Debian publishes (else compared daily, only reported)
 //	-debug-kernel      KMODTEST_DEBUG_KERNEL=1 build the sanitizer kernel 6.12-debug if not cached (about 20 min once);
 //	                                      without it an unbuilt one is skipped with a line saying so
 //	                   KMODTEST_CACHE     cache directory (default: $XDG_CACHE_HOME/kmodtest)
 //	                   KMODTEST_MATRIX    a matrix file to use instead of kernels/matrix.json
-//	                   KMODTEST_SKIP_VM=1 skip the VM tests, saying so
+//	                   KMODTEST_SKIP_VM=1 skip the VM tests, saying so, after checking the options
 //
 // A timing report (fetch, build root, module build, initramfs, boot, probe
-// per kernel) and a kernels x steps summary are printed at the end.
+// per kernel) and a kernels x steps summary are printed at the end. A
+// failed step prints a rerun line that repeats every setting of the run
+// (see the README); rerun.sh in the target's artifacts directory holds it.
 package vmtests
