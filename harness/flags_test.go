@@ -65,6 +65,7 @@ func TestEveryDocumentedFlagReachesTheHarness(t *testing.T) {
 		"fixtures":      {"-fixtures=maybe"},
 		"artifacts-dir": {"-artifacts-dir", "/etc/passwd"},
 		"update":        {"-update=maybe"},
+		"debug-kernel":  {"-debug-kernel=maybe"},
 	}
 	for _, flag := range documented {
 		t.Run(flag, func(t *testing.T) {
