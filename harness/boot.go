@@ -33,8 +33,11 @@ type Boot struct {
 	Target Target
 	Kernel *kernels.Fetched
 	// Image is what QEMU boots (see kernels.Cache.BootImage); empty
-	// means the kernel's bzImage.
+	// means the kernel's vmlinuz.
 	Image string
+	// Port is how an arm64 guest gets its result port
+	// (kernels.Cache.ResultPort); nil for amd64.
+	Port *kernels.VirtioPort
 	// Ko is the module to load; Base the shared base image.
 	Ko   string
 	Base string
@@ -78,8 +81,21 @@ func (b Boot) Run(ctx context.Context) (*Result, error) {
 		ModuleName: greet.ModuleName,
 		Protocol:   greet.Protocol,
 		Steps:      b.Steps,
+		ResultPort: vm.ResultPort(b.Target.Kernel.Arch),
 	}
-	if err := initramfs.Compose(initrd, b.Base, cfg, []initramfs.File{{Source: b.Ko, Target: koInGuest}}); err != nil {
+	files := []initramfs.File{{Source: b.Ko, Target: koInGuest}}
+	transport := vm.VirtioPCI
+	if b.Port != nil {
+		if b.Port.MMIO {
+			transport = vm.VirtioMMIO
+		}
+		for _, ko := range b.Port.Modules {
+			target := initramfs.ModuleDir + "/port/" + filepath.Base(ko)
+			files = append(files, initramfs.File{Source: ko, Target: target})
+			cfg.PortModules = append(cfg.PortModules, target)
+		}
+	}
+	if err := initramfs.Compose(initrd, b.Base, cfg, files); err != nil {
 		return nil, fmt.Errorf("compose initramfs: %w", err)
 	}
 	if err := copyFile(b.Ko, filepath.Join(b.Dir, filepath.Base(b.Ko))); err != nil {
@@ -100,13 +116,15 @@ func (b Boot) Run(ctx context.Context) (*Result, error) {
 		image = b.Kernel.Vmlinuz
 	}
 	run, err := vm.Boot(ctx, vm.Config{
-		Kernel:      image,
-		Initramfs:   initrd,
-		Append:      Profiles[b.Target.Profile],
-		Accel:       b.Accel,
-		Timeout:     timeout,
-		StepTimeout: stepTimeout,
-		Dir:         b.Dir,
+		Arch:            b.Target.Kernel.Arch,
+		VirtioTransport: transport,
+		Kernel:          image,
+		Initramfs:       initrd,
+		Append:          Profiles[b.Target.Profile],
+		Accel:           b.Accel,
+		Timeout:         timeout,
+		StepTimeout:     stepTimeout,
+		Dir:             b.Dir,
 		Alarm: func(line string) bool {
 			return len(verdict.KernelReports([]string{line})) > 0
 		},

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,9 +41,8 @@ type Session struct {
 	// Logf receives progress lines.
 	Logf func(format string, args ...any)
 
-	baseOnce sync.Once
-	base     *initramfs.Base
-	baseErr  error
+	baseMu sync.Mutex
+	bases  map[string]*baseBuild
 
 	prepMu sync.Mutex
 	preps  map[string]*Prep
@@ -86,6 +87,7 @@ func NewSession(ctx context.Context, o Options, repo string, logf func(format st
 		Logf:    logf,
 		preps:   map[string]*Prep{},
 		ctx:     ctx,
+		bases:   map[string]*baseBuild{},
 	}
 	var preflight []kernels.Kernel // nil for the user's own kernel
 	if custom == nil {
@@ -103,7 +105,7 @@ func NewSession(ctx context.Context, o Options, repo string, logf func(format st
 		return nil, err
 	}
 	// Before any long work: one message naming what this host lacks.
-	if err := kernels.NewPreflight("qemu-system-x86_64").Run(ctx, s.Cache, preflight); err != nil {
+	if err := kernels.NewPreflight(qemuBinaries(selected)...).Run(ctx, s.Cache, preflight); err != nil {
 		return nil, err
 	}
 
@@ -201,13 +203,66 @@ func (o Options) Check() ([]string, error) {
 	return names, nil
 }
 
-// BaseImage builds the shared u-root image once per session.
+// qemuBinaries lists the QEMU systems the kernels boot under.
+func qemuBinaries(ks []kernels.Kernel) []string {
+	var bins []string
+	for _, k := range ks {
+		if bin := vm.QEMUBinary(k.Arch); !slices.Contains(bins, bin) {
+			bins = append(bins, bin)
+		}
+	}
+	return bins
+}
+
+// A baseBuild is one architecture's base image, built once per session.
+type baseBuild struct {
+	once sync.Once
+	base *initramfs.Base
+	err  error
+}
+
+// BaseImage builds the shared amd64 u-root image once per session.
 func (s *Session) BaseImage() (*initramfs.Base, error) {
-	s.baseOnce.Do(func() {
-		b := &initramfs.Builder{RepoDir: s.Repo, CacheDir: s.Cache.Dir, Logf: s.Logf}
-		s.base, s.baseErr = b.Base(s.ctx)
+	return s.BaseImageFor(kernels.ArchAMD64)
+}
+
+// BaseImageFor builds the shared u-root image for arch once per session.
+func (s *Session) BaseImageFor(arch string) (*initramfs.Base, error) {
+	s.baseMu.Lock()
+	b, ok := s.bases[arch]
+	if !ok {
+		b = &baseBuild{}
+		s.bases[arch] = b
+	}
+	s.baseMu.Unlock()
+	b.once.Do(func() {
+		ib := &initramfs.Builder{RepoDir: s.Repo, CacheDir: s.Cache.Dir, Arch: arch, Logf: s.Logf}
+		b.base, b.err = ib.Base(s.ctx)
 	})
-	return s.base, s.baseErr
+	return b.base, b.err
+}
+
+// BuildBaseImages builds the base image of every architecture among the
+// session's targets, one after the other (each is a Go build); errors
+// are returned when a boot asks for the image.
+func (s *Session) BuildBaseImages() {
+	seen := map[string]bool{}
+	for _, t := range s.Targets {
+		if arch := t.Kernel.Arch; !seen[arch] {
+			seen[arch] = true
+			s.BaseImageFor(arch)
+		}
+	}
+}
+
+// AccelFor is the accelerator for a target: the session's for kernels
+// of this machine's architecture, TCG for the others (KVM runs only
+// guests of the host's own architecture).
+func (s *Session) AccelFor(t Target) vm.Accel {
+	if t.Kernel.Arch != "" && t.Kernel.Arch != runtime.GOARCH {
+		return vm.AccelTCG
+	}
+	return s.Accel
 }
 
 // A Prep is one kernel fetched and the module built for it, started at
@@ -217,7 +272,9 @@ type Prep struct {
 	done   chan struct{}
 	Kernel *kernels.Fetched
 	// Image is what QEMU boots.
-	Image  string
+	Image string
+	// Port says how an arm64 guest gets its result port; nil for amd64.
+	Port   *kernels.VirtioPort
 	Module *kernels.ModuleBuild
 	Err    error
 }
@@ -284,6 +341,9 @@ func (s *Session) prepare(ctx context.Context, p *Prep, k kernels.Kernel, patch 
 	if patch == "" {
 		s.Logf("boot image for %s: %s", k.Name, why)
 	}
+	if p.Port, err = s.Cache.ResultPort(ctx, f); err != nil {
+		return err
+	}
 	p.Module, err = s.Cache.BuildModule(ctx, f, filepath.Join(s.Repo, "kmod"), patch)
 	return err
 }
@@ -345,7 +405,7 @@ func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
 	r.Timings = []time.Duration{timings.Fetch, timings.BuildRoot, p.Module.Duration}
 	r.Cached = fmt.Sprintf("kernel:%v module:%v", timings.Cached, p.Module.Cached)
 
-	base, err := s.BaseImage()
+	base, err := s.BaseImageFor(j.Target.Kernel.Arch)
 	if err != nil {
 		return nil, fmt.Errorf("base initramfs: %w", err)
 	}
@@ -353,15 +413,16 @@ func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
 		Target:  j.Target,
 		Kernel:  p.Kernel,
 		Image:   p.Image,
+		Port:    p.Port,
 		Ko:      p.Module.Ko,
 		Base:    base.Path,
 		Steps:   steps,
 		Dir:     j.Dir,
-		Accel:   s.Accel,
+		Accel:   s.AccelFor(j.Target),
 		Rerun:   j.Rerun,
 		Silence: j.Silence,
 	}
-	s.Logf("boot %s: starting (%s, %d steps)", r.Name, s.Accel, len(steps))
+	s.Logf("boot %s: starting (%s, %d steps)", r.Name, b.Accel, len(steps))
 	res, err := b.Run(ctx)
 	if err != nil {
 		return nil, err

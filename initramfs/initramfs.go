@@ -51,10 +51,21 @@ type Builder struct {
 	RepoDir string
 	// CacheDir holds base images, named by content hash.
 	CacheDir string
+	// Arch is the guest's GOARCH (Debian's names for amd64 and arm64 are
+	// Go's); empty means amd64. Base images are cached per architecture.
+	Arch string
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
 	// build replaces the u-root build in tests of the caching.
 	build func(ctx context.Context, out string) error
+}
+
+// arch returns the GOARCH to build for.
+func (b *Builder) arch() string {
+	if b.Arch == "" {
+		return "amd64"
+	}
+	return b.Arch
 }
 
 // Base is a built base image.
@@ -84,7 +95,7 @@ func (b *Builder) Base(ctx context.Context) (*Base, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hash guest sources: %w", err)
 	}
-	name := "base-" + key[:16]
+	name := "base-" + b.arch() + "-" + key[:16]
 	dir := filepath.Join(b.CacheDir, "initramfs")
 	build := b.build
 	if build == nil {
@@ -106,11 +117,11 @@ func (b *Builder) Base(ctx context.Context) (*Base, error) {
 					return fmt.Errorf("remove interrupted build %s: %w", o, err)
 				}
 			}
-			b.logf("initramfs: building u-root base image (init + prober)…")
+			b.logf("initramfs: building u-root base image for %s (init + prober)…", b.arch())
 			if err := build(ctx, out); err != nil {
 				return err
 			}
-			b.logf("initramfs: base image built in %.1fs", time.Since(start).Seconds())
+			b.logf("initramfs: %s base image built in %.1fs", b.arch(), time.Since(start).Seconds())
 			return nil
 		},
 	}
@@ -134,7 +145,7 @@ func (b *Builder) buildUroot(ctx context.Context, out string) error {
 	defer cachefs.RemoveAll(b.CacheDir, tmpDir)
 	env := golang.Default(
 		golang.DisableCGO(),
-		golang.WithGOARCH("amd64"),
+		golang.WithGOARCH(b.arch()),
 		golang.WithGOOS("linux"),
 		golang.WithWorkingDir(b.RepoDir),
 	)
@@ -156,17 +167,18 @@ func (b *Builder) buildUroot(ctx context.Context, out string) error {
 	return nil
 }
 
-// keepBases is how many base images stay cached: enough for a few
-// branches, not one per edit of the prober. An image used in the last
-// day stays too: a run that started with it composes from it until its
-// last boot.
+// keepBases is how many base images stay cached per architecture: enough
+// for a few branches, not one per edit of the prober. An image used in the
+// last day stays too: a run that started with it composes from it until
+// its last boot.
 const (
 	keepBases = 3
 	recentUse = 24 * time.Hour
 )
 
-// prune removes all but the newest keepBases base images in dir (by last
-// use) and those used in the last day, each under its lock; one locked
+// prune removes all but the newest keepBases base images of the builder's
+// architecture in dir (by last use) and those used in the last day, each
+// under its lock; one locked
 // elsewhere is skipped.
 func (b *Builder) prune(ctx context.Context, dir, current string) {
 	entries, _ := filepath.Glob(filepath.Join(dir, "base-*"))
@@ -176,7 +188,13 @@ func (b *Builder) prune(ctx context.Context, dir, current string) {
 	}
 	var all []aged
 	for _, p := range entries {
-		if used, err := cachefs.LastUsed(p); err == nil && filepath.Base(p) != current {
+		// Only this architecture's images compete for the places, and
+		// those named before images carried an architecture.
+		name := filepath.Base(p)
+		if !strings.HasPrefix(name, "base-"+b.arch()+"-") && strings.Count(name, "-") != 1 {
+			continue
+		}
+		if used, err := cachefs.LastUsed(p); err == nil && name != current {
 			all = append(all, aged{p, used})
 		}
 	}

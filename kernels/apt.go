@@ -86,6 +86,10 @@ func SourcesList(lines []string, m Mirrors) string {
 // host's apt state.
 type aptConfig struct {
 	dir string
+	// arch is the architecture whose packages apt resolves ("" is the
+	// host's). For a foreign one the host's is added too, so that
+	// "name:HOSTARCH" finds the host tools (linux-kbuild) of the release.
+	arch string
 }
 
 // confPath is the private configuration file, passed through APT_CONFIG.
@@ -118,6 +122,10 @@ func (a aptConfig) conf(proxy map[string]string) string {
 	set("Acquire::Check-Valid-Until", "false")
 	set("Acquire::Languages", "none")
 	set("APT::Get::List-Cleanup", "true")
+	if a.arch != "" && a.arch != hostArch() {
+		set("APT::Architecture", a.arch)
+		fmt.Fprintf(&b, "APT::Architectures { %q; %q; };\n", a.arch, hostArch())
+	}
 	if os.Geteuid() == 0 {
 		// Downloads land in directories the _apt user cannot write to;
 		// apt would fall back with a warning on every file.
@@ -207,6 +215,8 @@ func failedFetchLines(stderr string) []string {
 
 // A pkgInfo is the part of an apt-cache show stanza kmodtest uses.
 type pkgInfo struct {
+	// Package is the name to download: "name:arch" where the host's
+	// architecture was asked for by name.
 	Package string
 	Version string
 	Depends []string // package names only, alternatives flattened

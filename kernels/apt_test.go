@@ -137,3 +137,31 @@ func TestAptConfigKeepsHostHooksOut(t *testing.T) {
 		t.Logf("this host's apt has no Post-Invoke hooks: the check above had nothing to keep out")
 	}
 }
+
+// TestAptConfigForeignArch checks that apt, asked for another
+// architecture, resolves that one and still knows the host's (for the
+// kbuild tools).
+func TestAptConfigForeignArch(t *testing.T) {
+	if _, err := exec.LookPath("apt-config"); err != nil {
+		t.Skip("apt-config not installed")
+	}
+	foreign := map[string]string{ArchAMD64: ArchARM64, ArchARM64: ArchAMD64}[hostArch()]
+	a := aptConfig{dir: t.TempDir(), arch: foreign}
+	if err := a.setup(t.Context(), "deb http://deb.debian.org/debian bookworm main\n"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := a.run(t.Context(), a.dir, "apt-config", "dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump := string(out)
+	for _, want := range []string{
+		`APT::Architecture "` + foreign + `";`,
+		`APT::Architectures:: "` + foreign + `";`,
+		`APT::Architectures:: "` + hostArch() + `";`,
+	} {
+		if !strings.Contains(dump, want) {
+			t.Errorf("apt configuration lacks %s:\n%s", want, dump)
+		}
+	}
+}

@@ -13,22 +13,23 @@ import (
 // toolPackages names the Debian package that provides each external tool
 // kmodtest runs, for "not found" errors.
 var toolPackages = map[string]string{
-	"apt-get":            "apt",
-	"apt-cache":          "apt",
-	"apt-config":         "apt",
-	"gpgv":               "gpgv",
-	"dpkg-deb":           "dpkg",
-	"mmdebstrap":         "mmdebstrap",
-	"patch":              "patch",
-	"pahole":             "dwarves",
-	"make":               "make",
-	"unshare":            "util-linux",
-	"newuidmap":          "uidmap",
-	"newgidmap":          "uidmap",
-	"qemu-system-x86_64": "qemu-system-x86",
-	"chroot":             "coreutils",
-	"tar":                "tar",
-	"gcc":                "gcc",
+	"apt-get":             "apt",
+	"apt-cache":           "apt",
+	"apt-config":          "apt",
+	"gpgv":                "gpgv",
+	"dpkg-deb":            "dpkg",
+	"mmdebstrap":          "mmdebstrap",
+	"patch":               "patch",
+	"pahole":              "dwarves",
+	"make":                "make",
+	"unshare":             "util-linux",
+	"newuidmap":           "uidmap",
+	"newgidmap":           "uidmap",
+	"qemu-system-x86_64":  "qemu-system-x86",
+	"qemu-system-aarch64": "qemu-system-arm",
+	"chroot":              "coreutils",
+	"tar":                 "tar",
+	"gcc":                 "gcc",
 }
 
 // A MissingToolError reports an external program that is not installed.
@@ -51,6 +52,10 @@ func needTool(tool string) error {
 		}
 		if strings.HasPrefix(tool, "gcc-") || strings.HasPrefix(tool, "x86_64-linux-gnu-gcc-") {
 			pkg = strings.TrimPrefix(tool, "x86_64-linux-gnu-")
+		}
+		// aarch64-linux-gnu-gcc-12 comes with gcc-12-aarch64-linux-gnu.
+		if v, ok := strings.CutPrefix(tool, "aarch64-linux-gnu-gcc-"); ok {
+			pkg = "gcc-" + v + "-aarch64-linux-gnu"
 		}
 		return &MissingToolError{Tool: tool, Package: pkg}
 	}

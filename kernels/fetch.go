@@ -7,9 +7,33 @@ import (
 	"github.com/kmodtest/kmodtest/internal/proc"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 )
+
+// hostArch is this machine's Debian architecture; Go's names for amd64
+// and arm64 are Debian's.
+func hostArch() string { return runtime.GOARCH }
+
+// crossCompile is the CROSS_COMPILE prefix for modules of k, "" when k is
+// built for this machine's architecture.
+func crossCompile(k Kernel) string {
+	if k.Arch == "" || k.Arch == hostArch() {
+		return ""
+	}
+	return map[string]string{ArchAMD64: "x86_64-linux-gnu-", ArchARM64: "aarch64-linux-gnu-"}[k.Arch]
+}
+
+// archMakeVars are the make variables that cross-build modules of k
+// (Debian's headers set ARCH themselves; saying it again is harmless).
+func archMakeVars(k Kernel) []string {
+	cross := crossCompile(k)
+	if cross == "" {
+		return nil
+	}
+	return []string{"ARCH=" + map[string]string{ArchAMD64: "x86", ArchARM64: "arm64"}[k.Arch], "CROSS_COMPILE=" + cross}
+}
 
 // release substitutes {release} in a matrix template.
 func withRelease(tmpl, release string) string {
@@ -116,7 +140,7 @@ func (c *Cache) updateLists(ctx context.Context, k Kernel, entry string) (aptCon
 	if err != nil {
 		return aptConfig{}, err
 	}
-	apt := aptConfig{dir: filepath.Join(c.Dir, "apt", filepath.Base(entry))}
+	apt := aptConfig{dir: filepath.Join(c.Dir, "apt", filepath.Base(entry)), arch: k.Arch}
 	if err := apt.setup(ctx, SourcesList(k.Apt, mirrors)); err != nil {
 		return aptConfig{}, fmt.Errorf("apt config: %w", err)
 	}
@@ -178,7 +202,12 @@ func resolve(ctx context.Context, apt aptConfig, k Kernel) (pkgs []pkgInfo, rele
 		return nil, "", "", err
 	}
 	for _, d := range hinfo.Depends {
-		if strings.HasPrefix(d, "linux-headers-") || strings.HasPrefix(d, "linux-kbuild-") {
+		switch {
+		case strings.HasPrefix(d, "linux-kbuild-") && k.Arch != "" && k.Arch != hostArch():
+			// The kbuild tools (fixdep, modpost) run on this host: take
+			// the package of the same version built for it.
+			want = append(want, d+":"+hostArch())
+		case strings.HasPrefix(d, "linux-headers-"), strings.HasPrefix(d, "linux-kbuild-"):
 			want = append(want, d)
 		}
 	}
@@ -200,6 +229,7 @@ func pick(ctx context.Context, apt aptConfig, name, version string) (pkgInfo, er
 	}
 	for _, in := range infos {
 		if in.Version == version {
+			in.Package = name
 			return in, nil
 		}
 	}

@@ -183,10 +183,21 @@ func ParseMatrix(data []byte) ([]Kernel, error) {
 			}
 			k.Root = r
 		} else {
-			k.Root = mf.BuildRoots[k.Suite]
+			k.Root = mf.BuildRoots[fallbackRoot(*k)]
 		}
 	}
 	return mf.Kernels, nil
+}
+
+// fallbackRoot names the build root of a kernel that prefers the host
+// but whose compiler the host lacks: the suite's ("bookworm"), or for a
+// kernel of another architecture than the host's the suite's cross root
+// ("bookworm-arm64").
+func fallbackRoot(k Kernel) string {
+	if crossCompile(k) != "" {
+		return k.Suite + "-" + k.Arch
+	}
+	return k.Suite
 }
 
 // decodeMatrix accepts a top-level "_comment" key (JSON has no comments)

@@ -15,13 +15,18 @@ func TestLoadMatrixEmbedded(t *testing.T) {
 	if err != nil {
 		t.Fatalf("LoadMatrix: %v", err)
 	}
-	want := []string{"5.10", "6.1", "6.12", "7.2", "7.3", "6.12-debug"}
+	want := []string{"5.10", "6.1", "6.12", "7.2", "7.3", "6.12-debug", "6.1-arm64", "6.12-arm64", "7.3-arm64"}
 	if got := Names(m); !slices.Equal(got, want) {
 		t.Fatalf("unexpected kernels:\n- want %v\n- got  %v", want, got)
 	}
 	for _, k := range m {
 		if k.Toolchain != HostToolchain && (k.Root == nil || k.Root.Name != k.Toolchain) {
 			t.Errorf("kernel %s: toolchain %q not resolved to a build root", k.Name, k.Toolchain)
+		}
+	}
+	for _, k := range m {
+		if want := map[bool]string{true: ArchARM64, false: ArchAMD64}[strings.HasSuffix(k.Name, "-arm64")]; k.Arch != want {
+			t.Errorf("kernel %s: arch %s, want %s", k.Name, k.Arch, want)
 		}
 	}
 	profiles := map[string][]string{}
@@ -109,7 +114,7 @@ func TestSelect(t *testing.T) {
 	}
 	_, err = Select(m, []string{"6.1", "9.9"})
 	t.Setenv("KMODTEST_MATRIX", "")
-	want := `unknown kernel "9.9": the matrix (the built-in kernels/matrix.json) has 5.10, 6.1, 6.12, 7.2, 7.3, 6.12-debug`
+	want := `unknown kernel "9.9": the matrix (the built-in kernels/matrix.json) has 5.10, 6.1, 6.12, 7.2, 7.3, 6.12-debug, 6.1-arm64, 6.12-arm64, 7.3-arm64`
 	if err == nil || err.Error() != want {
 		t.Fatalf("unexpected error:\n- want %s\n- got  %v", want, err)
 	}

@@ -404,7 +404,7 @@ func toolchainID(ctx context.Context, f *Fetched) (string, error) {
 	}
 	cc := makeCC(f.Kernel)
 	if cc == "" {
-		cc = kernelCC(f.KDIR)
+		cc = crossCompile(f.Kernel) + kernelCC(f.KDIR)
 	}
 	if err := needTool(cc); err != nil {
 		return "", fmt.Errorf("kernel %s is built on the host with %s: %w", f.Kernel.Name, cc, err)
@@ -442,7 +442,8 @@ func (c *Cache) runMake(ctx context.Context, f *Fetched, work string) (cmdline, 
 				return "", "", fmt.Errorf("kernel %s generates BTF for modules: %w", f.Kernel.Name, err)
 			}
 		}
-		args := append([]string{"-C", f.KDIR, "M=" + work, "W=1"}, f.Kernel.MakeVars...)
+		args := append([]string{"-C", f.KDIR, "M=" + work, "W=1"}, archMakeVars(f.Kernel)...)
+		args = append(args, f.Kernel.MakeVars...)
 		args = append(args, "modules")
 		cmd = proc.Command(ctx, "make", args...)
 		cmd.Env = append(os.Environ(), "LC_ALL=C")
@@ -453,7 +454,8 @@ func (c *Cache) runMake(ctx context.Context, f *Fetched, work string) (cmdline, 
 		}
 		root := filepath.Join(f.root, "root")
 		kdir := rootKernelDir + "/usr/src/linux-headers-" + f.Release
-		margs := append([]string{"-C", kdir, "M=" + rootSrcDir, "W=1"}, f.Kernel.MakeVars...)
+		margs := append([]string{"-C", kdir, "M=" + rootSrcDir, "W=1"}, archMakeVars(f.Kernel)...)
+		margs = append(margs, f.Kernel.MakeVars...)
 		margs = append(margs, "modules")
 		cmdline = "chroot " + root + " make " + strings.Join(margs, " ")
 		script := `set -e

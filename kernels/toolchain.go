@@ -52,12 +52,24 @@ func hostCCText(ctx context.Context, cc string) (string, error) {
 }
 
 // hostCompiler returns the compiler a host build of k would use: the CC=
-// of its make variables, else the one the headers name.
+// of its make variables, else the one the headers name, with the cross
+// prefix for a kernel of another architecture (aarch64-linux-gnu-gcc-12).
 func hostCompiler(k Kernel, kdir string) string {
 	if cc := makeCC(k); cc != "" {
 		return cc
 	}
-	return kernelCC(kdir)
+	return crossCompile(k) + kernelCC(kdir)
+}
+
+// sameCrossRelease reports whether a cross compiler's version text names
+// the GCC release of a kernel's: the same last field ("12.2.0"). Debian
+// builds its bookworm arm64 kernel natively ("gcc-12 (Debian
+// 12.2.0-14+deb12u1) 12.2.0") and no cross compiler prints that text, so
+// for cross builds the release is the identity; the Debian revision may
+// differ (bookworm's gcc-12-aarch64-linux-gnu is 12.2.0-14).
+func sameCrossRelease(got, want string) bool {
+	g, w := strings.Fields(got), strings.Fields(want)
+	return len(g) > 0 && len(w) > 0 && g[len(g)-1] == w[len(w)-1]
 }
 
 // chooseRoot decides where the module of a kernel whose matrix entry
@@ -84,10 +96,13 @@ func chooseRoot(ctx context.Context, k Kernel, kdir string) (*BuildRoot, string,
 		if got == want {
 			return nil, fmt.Sprintf("host %s is the kernel's own compiler (%q)", cc, want), nil
 		}
+		if crossCompile(k) != "" && sameCrossRelease(got, want) {
+			return nil, fmt.Sprintf("host %s (%q) is a cross compiler of the kernel's GCC release (%q)", cc, got, want), nil
+		}
 		reason = fmt.Sprintf("host %s is %q, the kernel was built with %q", cc, got, want)
 	}
 	if k.Root == nil {
-		return nil, "", fmt.Errorf("kernel %s: %s, and the matrix has no build root for its suite: add a build_roots entry named %q with the kernel's compiler to kernels/matrix.json, or install that very compiler", k.Name, reason, k.Suite)
+		return nil, "", fmt.Errorf("kernel %s: %s, and the matrix has no build root for its suite: add a build_roots entry named %q with the kernel's compiler to kernels/matrix.json, or install that very compiler", k.Name, reason, fallbackRoot(k))
 	}
 	return k.Root, reason + ": building in the " + k.Root.Name + " build root", nil
 }

@@ -95,8 +95,45 @@ func TestMatrixHostKernelsHaveFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range m {
-		if k.Toolchain == HostToolchain && (k.Root == nil || k.Root.Suite != k.Suite) {
+		if k.Toolchain == HostToolchain && (k.Root == nil || k.Root.Suite != k.Suite || k.Root.Name != fallbackRoot(k)) {
 			t.Errorf("kernel %s prefers the host but has no build root for suite %s", k.Name, k.Suite)
 		}
 	}
+}
+
+// TestChooseRootCross: for a kernel of another architecture the host's
+// cross compiler counts when it is of the kernel's GCC release (Debian
+// built the kernel natively, so no cross compiler has its exact text);
+// another release sends the build to the suite's cross root.
+func TestChooseRootCross(t *testing.T) {
+	if hostArch() != ArchAMD64 {
+		t.Skip("cross builds are checked on an amd64 host")
+	}
+	kdir := t.TempDir()
+	os.WriteFile(filepath.Join(kdir, ".config"), []byte("CONFIG_CC_VERSION_TEXT=\""+fakeCCText+"\"\n"), 0o644)
+	os.WriteFile(filepath.Join(kdir, ".kernelvariables"), []byte("CC = $(CROSS_COMPILE)kmodtest-test-gcc-12\n"), 0o644)
+	cross := &BuildRoot{Name: "bookworm-arm64", Suite: "bookworm"}
+	k := Kernel{Name: "6.1-arm64", Arch: ArchARM64, Suite: "bookworm", Toolchain: HostToolchain, Root: cross}
+
+	t.Run("same release", func(t *testing.T) {
+		fakeCompiler(t, "aarch64-linux-gnu-kmodtest-test-gcc-12", "aarch64-linux-gnu-gcc-12 (Debian 12.2.0-14) 12.2.0")
+		root, why, err := chooseRoot(t.Context(), k, kdir)
+		if err != nil || root != nil || !strings.Contains(why, "cross compiler of the kernel's GCC release") {
+			t.Fatalf("same release: got root %v, %q, %v", root, why, err)
+		}
+	})
+	t.Run("other release", func(t *testing.T) {
+		fakeCompiler(t, "aarch64-linux-gnu-kmodtest-test-gcc-12", "aarch64-linux-gnu-gcc-12 (Ubuntu 12.3.0-17ubuntu1) 12.3.0")
+		root, why, err := chooseRoot(t.Context(), k, kdir)
+		if err != nil || root != cross {
+			t.Fatalf("other release: got root %v, %q, %v", root, why, err)
+		}
+	})
+	t.Run("native compiler does not count", func(t *testing.T) {
+		fakeCompiler(t, "kmodtest-test-gcc-12", fakeCCText)
+		root, _, err := chooseRoot(t.Context(), k, kdir)
+		if err != nil || root != cross {
+			t.Fatalf("a native gcc of the same text was taken for the cross compiler: root %v, %v", root, err)
+		}
+	})
 }

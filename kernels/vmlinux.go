@@ -27,9 +27,14 @@ import (
 // kernel of the matrix has (CONFIG_PVH). So the vmlinux is extracted once
 // into the cache, keyed by the bzImage's hash, and the bzImage is used as
 // it is only when extraction is not possible.
+//
+// arm64 kernels boot as an uncompressed Image (see arm64BootImage).
 func (c *Cache) BootImage(ctx context.Context, f *Fetched) (path, why string, err error) {
 	if err := c.claim(); err != nil {
 		return "", "", err
+	}
+	if f.Kernel.Arch == ArchARM64 {
+		return c.arm64BootImage(ctx, f)
 	}
 	_, sum, err := cachefs.FileSHA256(f.Vmlinuz)
 	if err != nil {

@@ -21,6 +21,11 @@ const ConfigPath = "/etc/kmodtest/probe.json"
 // console (ttyS0) never interleave with results.
 const ResultPort = "/dev/ttyS1"
 
+// VirtioResultPort is the result port on machines with a single UART
+// (arm64's virt): a virtio console, whose driver the prober may have to
+// load first (Config.PortModules).
+const VirtioResultPort = "/dev/hvc0"
+
 // KmsgMarker, followed by the step's name, is what the prober writes to
 // the kernel log before each step: the start of the step's log window.
 const KmsgMarker = "kmodtest: begin step "
@@ -35,6 +40,13 @@ type Config struct {
 	Protocol int `json:"protocol"`
 	// Steps lists the steps to run, in order. Empty means CoreSteps.
 	Steps []string `json:"steps,omitempty"`
+	// ResultPort is the device to write events to; empty means
+	// ResultPort.
+	ResultPort string `json:"result_port,omitempty"`
+	// PortModules are kernel modules (paths inside the initramfs) that
+	// the prober loads, in order, before it opens the result port: the
+	// port's drivers, on kernels that build them as modules.
+	PortModules []string `json:"port_modules,omitempty"`
 }
 
 // Step names. Each is a subtest name on the host, so they are short,

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
 	qemu-system-x86        # boots the kernels
+	qemu-system-arm        # boots the arm64 kernels (qemu-system-aarch64)
 	gcc make patch         # builds the module on the host
 	dwarves                # pahole: BTF for modules of 6.12 and later
 	libelf-dev             # objtool/resolve_btfids at module build time
@@ -28,6 +29,12 @@ if [ "$codename" = "bookworm" ]; then
 	packages+=(gcc-12)
 fi
 
+# Installed where the distribution has them: without the cross compiler
+# the arm64 kernels' modules are built in a build root that has it.
+optional=(
+	gcc-12-aarch64-linux-gnu # cross-builds the module for bookworm's arm64 kernel on the host
+)
+
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
 	sudo="sudo"
@@ -36,6 +43,15 @@ fi
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+for p in "${optional[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		if apt-cache show "$p" >/dev/null 2>&1; then
+			missing+=("$p")
+		else
+			echo "setup: $p is not in this system's package lists: arm64 modules will be built in a build root"
+		fi
+	fi
 done
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "setup: installing ${missing[*]}"
@@ -74,7 +90,7 @@ if [ "$(go env GOTOOLCHAIN)" = "local" ] && [ "$(GOTOOLCHAIN=local go env GOVERS
 fi
 echo "setup: downloading Go modules (and go.mod's Go, if this one is older)"
 go mod download
-echo "setup: done ($(go version), $(qemu-system-x86_64 --version | head -n 1))"
+echo "setup: done ($(go version), $(qemu-system-x86_64 --version | head -n 1), $(qemu-system-aarch64 --version | head -n 1))"
 
 # User namespaces: a normal user builds modules in build roots through
 # unshare -r, which some hosts refuse (the harness's preflight says so too).

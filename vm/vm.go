@@ -1,8 +1,10 @@
-// Package vm boots one kernel image (the ELF vmlinux the cache extracts,
-// or a bzImage) with one initramfs under QEMU, with the command line
-// hugelgupf/vmtest's qemu package builds, and collects what came out of
-// it: the console (ttyS0), the prober's events from the result port
-// (ttyS1) and QEMU's own stderr.
+// Package vm boots one kernel image (for amd64 the ELF vmlinux the cache
+// extracts, or a bzImage; for arm64 an Image) with one initramfs under
+// QEMU, with the command line hugelgupf/vmtest's qemu package builds, and
+// collects what came out of it: the console, the prober's events from the
+// result port and QEMU's own stderr. On amd64 console and result port are
+// two UARTs (ttyS0, ttyS1); arm64's virt board has one (the PL011,
+// ttyAMA0), so there the results go to a virtio console (hvc0).
 //
 // A guest that panics ends QEMU at once (panic=-1 with -no-reboot). A guest
 // that stops sending events for StepTimeout, or runs past Timeout, is
@@ -37,9 +39,103 @@ const (
 	AccelTCG Accel = "tcg"
 )
 
+// Guest architectures, spelled as Debian and Go spell them.
+const (
+	ArchAMD64 = "amd64"
+	ArchARM64 = "arm64"
+)
+
+// Virtio transports for Config.VirtioTransport.
+const (
+	VirtioPCI  = "pci"
+	VirtioMMIO = "mmio"
+)
+
+// A machine is how QEMU emulates one guest architecture: the binary, the
+// board and CPU, the kernel's console, and the second channel that carries
+// the prober's results apart from kernel messages.
+type machine struct {
+	qemu string
+	arch qemu.Arch
+	// tcg and kvm are the machine and CPU arguments per accelerator.
+	tcg, kvm []string
+	console  string
+	// guestPort is the result port's device in the guest.
+	guestPort string
+	// port returns the QEMU arguments that give the guest its result
+	// port, with its bytes landing in path.
+	port func(path, transport string) []string
+	// append holds kernel parameters only this architecture needs.
+	append []string
+}
+
+// machines are the guest architectures Boot knows.
+var machines = map[string]machine{
+	ArchAMD64: {
+		qemu: "qemu-system-x86_64",
+		arch: qemu.ArchAMD64,
+		// Under TCG every emulated CPU feature costs: qemu64 boots
+		// about 20 % faster than -cpu max (medians of 5, 6.1).
+		tcg:       []string{"-cpu", "qemu64"},
+		kvm:       []string{"-enable-kvm", "-cpu", "host"},
+		console:   "ttyS0",
+		guestPort: probe.ResultPort,
+		// A second 16550 UART, ttyS1.
+		port:   func(path, _ string) []string { return []string{"-serial", "file:" + path} },
+		append: []string{"edd=off"},
+	},
+	ArchARM64: {
+		qemu: "qemu-system-aarch64",
+		arch: qemu.ArchArm64,
+		// The virt board with a CPU without pointer authentication,
+		// which TCG emulates slowly.
+		tcg:       []string{"-M", "virt", "-cpu", "cortex-a57"},
+		kvm:       []string{"-M", "virt", "-enable-kvm", "-cpu", "host"},
+		console:   "ttyAMA0",
+		guestPort: probe.VirtioResultPort,
+		// virt has one UART (the PL011, the console): the results go
+		// to a virtio console, hvc0, over virtio-pci or virtio-mmio
+		// (Config.VirtioTransport).
+		port: func(path, transport string) []string {
+			bus := "virtio-serial-pci"
+			if transport == VirtioMMIO {
+				bus = "virtio-serial-device"
+			}
+			return []string{"-device", bus,
+				"-chardev", "file,id=results,path=" + path,
+				"-device", "virtconsole,chardev=results"}
+		},
+	},
+}
+
+// QEMUBinary returns the QEMU system that boots guests of arch ("" is
+// amd64).
+func QEMUBinary(arch string) string {
+	if m, ok := machines[arch]; ok {
+		return m.qemu
+	}
+	return machines[ArchAMD64].qemu
+}
+
+// ResultPort returns the device the prober must write its events to on a
+// guest of arch ("" is amd64).
+func ResultPort(arch string) string {
+	if m, ok := machines[arch]; ok {
+		return m.guestPort
+	}
+	return probe.ResultPort
+}
+
 // Config describes one boot.
 type Config struct {
-	// QEMU is the QEMU binary; empty means qemu-system-x86_64.
+	// Arch is the guest's architecture, ArchAMD64 (the default) or
+	// ArchARM64.
+	Arch string
+	// VirtioTransport is VirtioPCI (the default) or VirtioMMIO: the bus of
+	// the virtio console that is arm64's result port.
+	VirtioTransport string
+	// QEMU is the QEMU binary; empty means the architecture's
+	// (qemu-system-x86_64, qemu-system-aarch64).
 	QEMU string
 	// Kernel is the image to boot (an ELF vmlinux with a PVH entry, or a
 	// bzImage), Initramfs the archive to give it.
@@ -92,6 +188,14 @@ type Run struct {
 // ErrNoQEMU is returned when the QEMU binary cannot be found.
 var ErrNoQEMU = errors.New("QEMU not found")
 
+// qemuPackage names the Debian package that has a QEMU binary.
+func qemuPackage(bin string) string {
+	if strings.Contains(bin, "aarch64") || strings.HasSuffix(bin, "-arm") {
+		return "qemu-system-arm"
+	}
+	return "qemu-system-x86"
+}
+
 // Boot runs the guest to its end and returns what it printed.
 //
 // vmtest's qemu package builds the command line; QEMU itself is started
@@ -100,12 +204,20 @@ var ErrNoQEMU = errors.New("QEMU not found")
 // that its stderr, where QEMU says why it would not start, is kept apart
 // from the console.
 func Boot(ctx context.Context, cfg Config) (*Run, error) {
+	arch := cfg.Arch
+	if arch == "" {
+		arch = ArchAMD64
+	}
+	m, ok := machines[arch]
+	if !ok {
+		return nil, fmt.Errorf("boot: unknown guest architecture %q (want %s or %s)", arch, ArchAMD64, ArchARM64)
+	}
 	bin := cfg.QEMU
 	if bin == "" {
-		bin = "qemu-system-x86_64"
+		bin = m.qemu
 	}
 	if _, err := exec.LookPath(bin); err != nil {
-		return nil, fmt.Errorf("%w: %s is not on PATH (install it with `make setup`, or apt-get install qemu-system-x86): %v", ErrNoQEMU, bin, err)
+		return nil, fmt.Errorf("%w: %s is not on PATH (install it with `make setup`, or apt-get install %s): %v", ErrNoQEMU, bin, qemuPackage(bin), err)
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create VM output dir: %w", err)
@@ -116,7 +228,7 @@ func Boot(ctx context.Context, cfg Config) (*Run, error) {
 	if err := os.WriteFile(resultsPath, nil, 0o644); err != nil {
 		return nil, fmt.Errorf("create result port file: %w", err)
 	}
-	cmdline, err := qemuCmdline(bin, cfg, resultsPath)
+	cmdline, err := qemuCmdline(bin, m, cfg, resultsPath)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +309,7 @@ func Boot(ctx context.Context, cfg Config) (*Run, error) {
 
 // qemuCmdline returns the QEMU command line for cfg, built by vmtest's
 // qemu package.
-func qemuCmdline(bin string, cfg Config, resultsPath string) ([]string, error) {
+func qemuCmdline(bin string, m machine, cfg Config, resultsPath string) ([]string, error) {
 	smp, mem := max(cfg.SMP, 1), cfg.MemoryMB
 	if mem <= 0 {
 		mem = 512
@@ -205,25 +317,25 @@ func qemuCmdline(bin string, cfg Config, resultsPath string) ([]string, error) {
 	qemuCmd := []string{bin, "-m", strconv.Itoa(mem), "-smp", strconv.Itoa(smp), "-nodefaults"}
 	switch cfg.Accel {
 	case AccelKVM:
-		qemuCmd = append(qemuCmd, "-enable-kvm", "-cpu", "host")
+		qemuCmd = append(qemuCmd, m.kvm...)
 	default:
 		if smp > 1 {
 			qemuCmd = append(qemuCmd, "-accel", "tcg,thread=multi")
 		}
-		// Under TCG every emulated CPU feature costs: qemu64 boots
-		// about 20 % faster than -cpu max (medians of 5, 6.1).
-		qemuCmd = append(qemuCmd, "-cpu", "qemu64")
+		qemuCmd = append(qemuCmd, m.tcg...)
 	}
-	o, err := qemu.OptionsFor(qemu.ArchAMD64,
+	o, err := qemu.OptionsFor(m.arch,
 		qemu.WithQEMUCommand(strings.Join(qemuCmd, " ")),
 		qemu.WithKernel(cfg.Kernel),
 		qemu.WithInitramfs(cfg.Initramfs),
 		// cryptomgr.notests skips the crypto self-tests at boot, about
 		// 0.5 s of TCG time that tells nothing about the module.
-		qemu.WithAppendKernel("console=ttyS0", "edd=off", "cryptomgr.notests"),
+		qemu.WithAppendKernel("console="+m.console, "cryptomgr.notests"),
+		qemu.WithAppendKernel(m.append...),
 		qemu.WithAppendKernel(cfg.Append...),
 		qemu.HaltOnKernelPanic(),
-		qemu.ArbitraryArgs("-serial", "mon:stdio", "-serial", "file:"+resultsPath),
+		qemu.ArbitraryArgs("-serial", "mon:stdio"),
+		qemu.ArbitraryArgs(m.port(resultsPath, cfg.VirtioTransport)...),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("QEMU options: %w", err)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kmodtest/kmodtest/probe"
 )
 
 func TestReadEvents(t *testing.T) {
@@ -110,5 +112,31 @@ func TestLineWriter(t *testing.T) {
 	w.Write([]byte("c\nd"))
 	if strings.Join(got, ",") != "a,bc" {
 		t.Errorf("lines %q, want a, bc", got)
+	}
+}
+
+func TestMachines(t *testing.T) {
+	arm := machines[ArchARM64]
+	if got := strings.Join(arm.port("/r", VirtioMMIO), " "); !strings.Contains(got, "virtio-serial-device") || !strings.Contains(got, "path=/r") {
+		t.Errorf("arm64 over mmio: unexpected port args %q", got)
+	}
+	if got := strings.Join(arm.port("/r", VirtioPCI), " "); !strings.Contains(got, "virtio-serial-pci") {
+		t.Errorf("arm64 over pci: unexpected port args %q", got)
+	}
+	if ResultPort(ArchARM64) != probe.VirtioResultPort || ResultPort("") != probe.ResultPort {
+		t.Errorf("result ports: arm64 %s, default %s", ResultPort(ArchARM64), ResultPort(""))
+	}
+	cmd, err := qemuCmdline("qemu-system-aarch64", arm, Config{Kernel: "/k", Initramfs: "/i", Accel: AccelTCG}, "/r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Join(cmd, " ")
+	for _, want := range []string{"-M virt", "-cpu cortex-a57", "console=ttyAMA0", "-serial mon:stdio", "virtconsole,chardev=results"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("arm64 command line lacks %q: %s", want, line)
+		}
+	}
+	if strings.Contains(line, "edd=off") {
+		t.Errorf("arm64 command line has the x86-only edd=off: %s", line)
 	}
 }

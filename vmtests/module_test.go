@@ -16,7 +16,7 @@ func TestModule(t *testing.T) {
 	for _, tg := range env.Targets {
 		env.Prepare(t.Context(), tg.Kernel, "")
 	}
-	go env.BaseImage() // builds while kernels download
+	go env.BuildBaseImages() // builds while kernels download
 	for _, tg := range env.Targets {
 		t.Run(tg.Name(), func(t *testing.T) {
 			t.Parallel()

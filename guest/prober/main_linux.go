@@ -32,7 +32,15 @@ func main() {
 
 // run executes the configured steps and reports them.
 func run() error {
-	rep, note := openReporter(resultPortPath)
+	cfg, cfgErr := loadConfig(configPath)
+	port := resultPortPath
+	if cfg.ResultPort != "" {
+		port = cfg.ResultPort
+		if err := preparePort(cfg.PortModules, port); err != nil {
+			fmt.Fprintf(os.Stderr, "kmodtest: %v\n", err)
+		}
+	}
+	rep, note := openReporter(port)
 	defer rep.Close()
 	if note != "" {
 		fmt.Fprintf(os.Stderr, "kmodtest: %s\n", note)
@@ -41,7 +49,6 @@ func run() error {
 	// markers must not be dropped.
 	_ = os.WriteFile("/proc/sys/kernel/printk_devkmsg", []byte("on\n"), 0)
 
-	cfg, cfgErr := loadConfig(configPath)
 	p := newProber(cfg, cfgErr)
 	start := time.Now()
 	for i, name := range cfg.Steps {

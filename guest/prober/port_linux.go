@@ -1,0 +1,47 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// portWait bounds the wait for the result port after its drivers are
+// loaded: devtmpfs makes the node as the device registers, and a virtio
+// console port opens (no ENODEV) only once the host side has announced it,
+// which the driver handles in a workqueue.
+const portWait = 5 * time.Second
+
+// preparePort loads the result port's driver modules, in order, and waits
+// until port opens. A module already in the kernel is fine.
+func preparePort(modules []string, port string) error {
+	for _, path := range modules {
+		if err := loadModuleFile(path); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("load result port driver %s: %w", path, err)
+		}
+	}
+	end := time.Now().Add(portWait)
+	for {
+		fd, err := unix.Open(port, unix.O_WRONLY|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			return unix.Close(fd)
+		}
+		if time.Now().After(end) {
+			return fmt.Errorf("result port %s: %w after %s", port, err, portWait)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// loadModuleFile loads one module file without parameters.
+func loadModuleFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.FinitModule(int(f.Fd()), "", 0)
+}

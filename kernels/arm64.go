@@ -1,0 +1,248 @@
+package kernels
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kmodtest/kmodtest/internal/cachefs"
+)
+
+// arm64Magic is the magic number of an arm64 kernel Image, at offset 0x38
+// of its header (Documentation/arch/arm64/booting.rst).
+const arm64Magic = "ARM\x64"
+
+// isArm64Image reports whether data starts with an arm64 Image header.
+func isArm64Image(data []byte) bool {
+	return len(data) >= 0x40 && string(data[0x38:0x3c]) == arm64Magic
+}
+
+// arm64BootImage returns the Image QEMU boots for an arm64 kernel: the
+// vmlinuz itself when it is an uncompressed Image (Debian's 6.1 and 6.12
+// are), else the Image inside a gzip-compressed vmlinuz, decompressed once
+// into the cache and checked for the Image magic.
+func (c *Cache) arm64BootImage(ctx context.Context, f *Fetched) (path, why string, err error) {
+	data, err := os.ReadFile(f.Vmlinuz)
+	if err != nil {
+		return "", "", fmt.Errorf("read %s: %w", f.Vmlinuz, err)
+	}
+	if isArm64Image(data) {
+		return f.Vmlinuz, "uncompressed arm64 Image", nil
+	}
+	if !bytes.HasPrefix(data, []byte{0x1f, 0x8b}) {
+		return "", "", fmt.Errorf("%s is neither an arm64 Image nor gzip-compressed (starts % x)", f.Vmlinuz, data[:min(8, len(data))])
+	}
+	_, sum, err := cachefs.FileSHA256(f.Vmlinuz)
+	if err != nil {
+		return "", "", fmt.Errorf("hash %s: %w", f.Vmlinuz, err)
+	}
+	key := sum[:16]
+	start := time.Now()
+	entry := &cachefs.FileEntry{
+		Root:  c.Dir,
+		Dir:   filepath.Join(c.Dir, "vmlinux", key),
+		Name:  "Image",
+		Lock:  filepath.Join(c.Dir, "locks", "vmlinux-"+key+".lock"),
+		Owner: f.Kernel.Name,
+		Kind:  "Image of " + f.Kernel.Name,
+		Logf:  c.Logf,
+		Build: func(ctx context.Context, out string) error {
+			zr, err := gzip.NewReader(bytes.NewReader(data))
+			if err != nil {
+				return fmt.Errorf("gunzip %s: %w", f.Vmlinuz, err)
+			}
+			image, err := io.ReadAll(zr)
+			if err != nil {
+				return fmt.Errorf("gunzip %s: %w", f.Vmlinuz, err)
+			}
+			if !isArm64Image(image) {
+				return fmt.Errorf("gunzipped %s is not an arm64 Image", f.Vmlinuz)
+			}
+			c.logf("Image %s: %d MB from the gzip vmlinuz in %.1fs", f.Kernel.Name, len(image)>>20, time.Since(start).Seconds())
+			return os.WriteFile(out, image, 0o644)
+		},
+	}
+	out, cached, err := entry.Get(ctx)
+	if err != nil {
+		return "", "", fmt.Errorf("Image for %s: %w", f.Kernel.Name, checkDiskFull(c.Dir, err))
+	}
+	if cached {
+		return out, "arm64 Image from the gzip vmlinuz (cached)", nil
+	}
+	return out, "arm64 Image from the gzip vmlinuz", nil
+}
+
+// readHead returns the first n bytes of path.
+func readHead(path string, n int) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	buf := make([]byte, n)
+	_, err = io.ReadFull(fh, buf)
+	return buf, err
+}
+
+// A VirtioPort says how an arm64 guest gets its result port, a virtio
+// console: over which transport (virtio-mmio, else virtio-pci), and which
+// driver modules (host paths, in load order) the guest must load before it
+// can open the port.
+type VirtioPort struct {
+	MMIO    bool
+	Modules []string
+}
+
+// ResultPort returns how f's guest gets its result port: nil for amd64
+// (a second UART, which every Debian kernel has built in); for arm64 a
+// virtio console (virt has one UART). The transport is virtio-pci when the
+// kernel has it built in (Debian's 6.12 and 7.x), else virtio-mmio, whose
+// driver is a single module without dependencies (6.1 has both as
+// modules). Driver modules come from the kernel's packages, decompressed
+// into the cache, since in-kernel decompression is not everywhere. A
+// kernel that lacks a driver, or needs a module its packages do not
+// carry, is an error that names it.
+func (c *Cache) ResultPort(ctx context.Context, f *Fetched) (*VirtioPort, error) {
+	if f.Kernel.Arch != ArchARM64 {
+		return nil, nil
+	}
+	config, err := readConfig(filepath.Join(f.KDIR, ".config"))
+	if err != nil {
+		return nil, fmt.Errorf("result port of %s: %w", f.Kernel.Name, err)
+	}
+	port := &VirtioPort{MMIO: true}
+	drivers := []struct{ config, module string }{
+		{"CONFIG_VIRTIO_MMIO", "kernel/drivers/virtio/virtio_mmio.ko"},
+		{"CONFIG_VIRTIO_CONSOLE", "kernel/drivers/char/virtio_console.ko"},
+	}
+	if config["CONFIG_VIRTIO_PCI"] == "y" {
+		port.MMIO = false
+		drivers = drivers[1:]
+	}
+	loaded := map[string]bool{}
+	for _, d := range drivers {
+		switch config[d.config] {
+		case "y":
+			continue
+		case "m":
+		default:
+			return nil, fmt.Errorf("kernel %s has no %s: its guest has no result port", f.Kernel.Name, d.config)
+		}
+		if f.Modules == "" {
+			return nil, fmt.Errorf("kernel %s builds %s as a module, but its packages carry no modules", f.Kernel.Name, d.config)
+		}
+		ko, err := c.plainModule(ctx, f.Kernel.Name, filepath.Join(f.Modules, d.module))
+		if err != nil {
+			return nil, fmt.Errorf("result port driver of %s: %w", f.Kernel.Name, err)
+		}
+		deps, err := moduleDepends(ko)
+		if err != nil {
+			return nil, fmt.Errorf("result port driver %s: %w", ko, err)
+		}
+		for _, dep := range deps {
+			if !loaded[dep] {
+				return nil, fmt.Errorf("result port driver %s of %s needs module %s first, which kmodtest does not load", d.module, f.Kernel.Name, dep)
+			}
+		}
+		loaded[strings.TrimSuffix(filepath.Base(d.module), ".ko")] = true
+		port.Modules = append(port.Modules, ko)
+	}
+	return port, nil
+}
+
+// plainModule returns path if it exists, else the uncompressed copy of
+// path.xz or path.zst, kept beside the extracted boot images (vmlinux/,
+// owned by kernel, so that cleaning the kernel removes it).
+func (c *Cache) plainModule(ctx context.Context, kernel, path string) (string, error) {
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	for _, z := range []struct{ ext, tool string }{{".xz", "xz"}, {".zst", "zstd"}} {
+		src := path + z.ext
+		if _, err := os.Stat(src); err != nil {
+			continue
+		}
+		if err := needTool(z.tool); err != nil {
+			return "", err
+		}
+		_, sum, err := cachefs.FileSHA256(src)
+		if err != nil {
+			return "", err
+		}
+		key := sum[:16]
+		entry := &cachefs.FileEntry{
+			Root:  c.Dir,
+			Dir:   filepath.Join(c.Dir, "vmlinux", key),
+			Name:  filepath.Base(path),
+			Lock:  filepath.Join(c.Dir, "locks", "vmlinux-"+key+".lock"),
+			Owner: kernel,
+			Kind:  "uncompressed " + filepath.Base(path) + " of " + kernel,
+			Logf:  c.Logf,
+			Build: func(ctx context.Context, out string) error {
+				data, err := exec.CommandContext(ctx, z.tool, "-dc", src).Output()
+				if err != nil {
+					return fmt.Errorf("%s -dc %s: %w", z.tool, src, err)
+				}
+				return os.WriteFile(out, data, 0o644)
+			},
+		}
+		out, _, err := entry.Get(ctx)
+		return out, err
+	}
+	return "", fmt.Errorf("%s: no such module (nor .xz, .zst)", path)
+}
+
+// moduleDepends returns the "depends=" names of a module's .modinfo.
+func moduleDepends(ko string) ([]string, error) {
+	f, err := elf.Open(ko)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sec := f.Section(".modinfo")
+	if sec == nil {
+		return nil, errors.New("no .modinfo section")
+	}
+	data, err := sec.Data()
+	if err != nil {
+		return nil, err
+	}
+	for _, field := range bytes.Split(data, []byte{0}) {
+		if v, ok := bytes.CutPrefix(field, []byte("depends=")); ok {
+			if len(v) == 0 {
+				return nil, nil
+			}
+			return strings.Split(string(v), ","), nil
+		}
+	}
+	return nil, nil
+}
+
+// readConfig returns a kernel .config as symbol → value ("y", "m", or a
+// quoted string); unset symbols are absent.
+func readConfig(path string) (map[string]string, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	config := map[string]string{}
+	sc := bufio.NewScanner(fh)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		if ok && strings.HasPrefix(k, "CONFIG_") {
+			config[k] = v
+		}
+	}
+	return config, sc.Err()
+}
