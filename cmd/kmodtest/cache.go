@@ -30,8 +30,10 @@ directory that holds files it did not create.
   clean   remove the cache's entries (with -kernels: only those kernels'
           packages, modules and vmlinux, and the build roots no other
           kernel uses); prints each entry and its size first
-  prune   remove module builds beyond the newest per kernel and entries
-          unused for a long time (also done after builds; see -h output)
+  prune   remove module builds beyond the 8 most recently used per
+          kernel (builds used in the last day stay), entries unused for
+          30 days and leftovers of interrupted builds; also done after
+          every new module build
 
 Flags:
 
