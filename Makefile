@@ -20,7 +20,7 @@ clean:
 
 # -count=1: a VM run depends on kernels and caches outside Go's view.
 test:
-	KMODTEST_STEPS=full KMODTEST_FIXTURES=1 go test -count=1 -timeout 60m ./...
+	KMODTEST_STEPS=full KMODTEST_FIXTURES=1 KMODTEST_TOOL_TESTS=1 go test -count=1 -timeout 60m ./...
 
 vmtest:
 	go test -count=1 -timeout 30m ./vmtests -v -steps full

@@ -103,56 +103,45 @@ func (b Boot) Run(ctx context.Context) (*Result, error) {
 	}
 	res.Initramfs = time.Since(start)
 
-	timeout, stepTimeout := bootTimeoutTCG, stepTimeoutTCG
-	if b.Accel == vm.AccelKVM {
-		timeout /= KVMSpeedup
-	}
-	if b.Silence > 0 {
-		stepTimeout = b.Silence
-	}
 	start = time.Now()
 	image := b.Image
 	if image == "" {
 		image = b.Kernel.Vmlinuz
 	}
-	run, err := vm.Boot(ctx, vm.Config{
-		Arch:            b.Target.Kernel.Arch,
-		VirtioTransport: transport,
-		Kernel:          image,
-		Initramfs:       initrd,
-		Append:          Profiles[b.Target.Profile],
-		Accel:           b.Accel,
-		Timeout:         timeout,
-		StepTimeout:     stepTimeout,
-		Dir:             b.Dir,
-		Alarm: func(line string) bool {
-			return len(verdict.KernelReports([]string{line})) > 0
-		},
-		AlarmSilence: alarmSilence,
-		SMP:          b.Target.Kernel.SMP,
-		MemoryMB:     b.Target.Kernel.MemoryMB,
-	})
+	vcfg := vmConfig(b.Target, b.Accel, b.Silence)
+	vcfg.Kernel, vcfg.Initramfs, vcfg.Dir, vcfg.VirtioTransport = image, initrd, b.Dir, transport
+	run, err := vm.Boot(ctx, vcfg)
 	if err != nil {
 		return nil, fmt.Errorf("boot %s: %w", b.Target.Name(), err)
 	}
 	res.Boot = time.Since(start)
 	res.Run = run
 
-	exit := ""
-	if run.ExitErr != nil {
-		exit = run.ExitErr.Error()
-	}
-	res.Report = verdict.Judge(verdict.Run{
-		Events:     run.Events,
-		Console:    run.Console,
-		Hung:       run.Hung,
-		HangReason: run.HangReason,
-		Exit:       exit,
-	}, b.Steps, map[string]string{
-		probe.StepInsmod: fmt.Sprintf(greet.LogLoaded, greet.Protocol),
-		probe.StepRmmod:  greet.LogUnloaded,
-	})
+	res.Report = Judge(run, b.Steps)
 	return res, nil
+}
+
+// vmConfig is the machine, the timeouts and the alarm of a target's
+// runs, booted or restored; the caller adds the files.
+func vmConfig(tg Target, accel vm.Accel, silence time.Duration) vm.Config {
+	timeout, stepTimeout := bootTimeoutTCG, stepTimeoutTCG
+	if accel == vm.AccelKVM {
+		timeout /= KVMSpeedup
+	}
+	if silence > 0 {
+		stepTimeout = silence
+	}
+	return vm.Config{
+		Arch:         tg.Kernel.Arch,
+		Append:       Profiles[tg.Profile],
+		Accel:        accel,
+		Timeout:      timeout,
+		StepTimeout:  stepTimeout,
+		Alarm:        alarm,
+		AlarmSilence: alarmSilence,
+		SMP:          tg.Kernel.SMP,
+		MemoryMB:     tg.Kernel.MemoryMB,
+	}
 }
 
 func copyFile(src, dst string) error {

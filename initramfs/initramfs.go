@@ -58,6 +58,10 @@ type Builder struct {
 	Logf func(format string, args ...any)
 	// build replaces the u-root build in tests of the caching.
 	build func(ctx context.Context, out string) error
+	// Extra lists more u-root commands for the image, by import path
+	// (kmodtest shell's image adds a shell and the usual tools); they
+	// are part of the image's cache key.
+	Extra []string
 }
 
 // arch returns the GOARCH to build for.
@@ -156,7 +160,7 @@ func (b *Builder) buildUroot(ctx context.Context, out string) error {
 	err := uimage.Create(l,
 		uimage.WithReplaceEnv(env),
 		uimage.WithTempDir(tmpDir),
-		uimage.WithBusyboxCommands(initCmd, proberCmd),
+		uimage.WithBusyboxCommands(append([]string{initCmd, proberCmd}, b.Extra...)...),
 		uimage.WithInit("init"),
 		uimage.WithUinit("prober"),
 		uimage.WithCPIOOutput(out),
@@ -224,6 +228,9 @@ func (b *Builder) prune(ctx context.Context, dir, current string) {
 func (b *Builder) sourceHash() (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "go %s\n", runtime.Version())
+	for _, cmd := range b.Extra {
+		fmt.Fprintf(h, "command %s\n", cmd)
+	}
 	for _, rel := range guestSources {
 		root := filepath.Join(b.RepoDir, rel)
 		var files []string
@@ -255,10 +262,13 @@ func (b *Builder) sourceHash() (string, error) {
 
 // File is one file of the per-run archive.
 type File struct {
-	// Source is a path on the host.
+	// Source is a path on the host; when empty, Data is the content.
 	Source string
+	Data   []byte
 	// Target is the absolute path in the guest.
 	Target string
+	// Mode is the file's permission bits; 0 means 0644.
+	Mode os.FileMode
 }
 
 // Compose writes out: the base image followed by an archive that holds
@@ -270,11 +280,18 @@ func Compose(out, base string, cfg probe.Config, files []File) error {
 	}
 	records := []cpio.Record{cpio.StaticFile(strings.TrimPrefix(probe.ConfigPath, "/"), string(cfgJSON), 0o644)}
 	for _, f := range files {
-		data, err := os.ReadFile(f.Source)
-		if err != nil {
-			return fmt.Errorf("read %s for the initramfs: %w", f.Source, err)
+		data := f.Data
+		if f.Source != "" {
+			var err error
+			if data, err = os.ReadFile(f.Source); err != nil {
+				return fmt.Errorf("read %s for the initramfs: %w", f.Source, err)
+			}
 		}
-		records = append(records, cpio.StaticFile(strings.TrimPrefix(f.Target, "/"), string(data), 0o644))
+		mode := f.Mode
+		if mode == 0 {
+			mode = 0o644
+		}
+		records = append(records, cpio.StaticFile(strings.TrimPrefix(f.Target, "/"), string(data), uint64(mode.Perm())))
 	}
 
 	return atomicfile.Write(out, 0o644, func(w io.Writer) error {

@@ -70,6 +70,11 @@ func skipArtifact(name string) bool {
 	return name == ".tmp_versions" || name == ".git"
 }
 
+// SourceFiles lists the regular files of a module source directory,
+// relative and sorted, leaving out build products: what a build copies
+// and what kmodtest watch watches.
+func SourceFiles(srcDir string) ([]string, error) { return sourceFiles(srcDir) }
+
 // sourceFiles lists the regular files of srcDir, relative, sorted.
 func sourceFiles(srcDir string) ([]string, error) {
 	var files []string
@@ -208,24 +213,10 @@ func (c *Cache) buildModule(ctx context.Context, f *Fetched, srcDir, patch strin
 			return nil, commandError("patch -p1 -i "+patch, err, string(out))
 		}
 	}
-	cmdline, out, err := c.runMake(ctx, f, work)
+	kos, cmdline, out, err := c.make(ctx, f, work)
 	if err != nil {
-		var ce *CommandError
-		if errors.As(err, &ce) {
-			// Show paths relative to the module source, as the user knows it.
-			out = strings.ReplaceAll(out, work+"/", "")
-			out = strings.ReplaceAll(out, rootSrcDir+"/", "")
-			return nil, &BuildError{Kernel: f.Kernel.Name, Cmd: cmdline, Output: compilerLines(out)}
-		}
 		return nil, err
 	}
-	kos, _ := filepath.Glob(filepath.Join(work, "*.ko"))
-	if len(kos) == 0 {
-		return nil, &BuildError{Kernel: f.Kernel.Name, Cmd: cmdline, Output: append([]string{"make succeeded but produced no .ko"}, tailLines(out, 20)...)}
-	}
-	slices.Sort(kos)
-	out = strings.ReplaceAll(out, work+"/", "")
-	out = strings.ReplaceAll(out, rootSrcDir+"/", "")
 	m := moduleManifest{Kernel: f.Kernel.Name, Release: f.Release, Warnings: warningLines(out), Duration: time.Since(start)}
 	for _, ko := range kos {
 		name := filepath.Base(ko)
@@ -286,6 +277,72 @@ func joinIf(dir, name string) string {
 		return ""
 	}
 	return filepath.Join(dir, name)
+}
+
+// make runs the module build in work and returns the .ko files, sorted,
+// the make command line and its output with paths relative to the source.
+func (c *Cache) make(ctx context.Context, f *Fetched, work string) (kos []string, cmdline, out string, err error) {
+	cmdline, out, err = c.runMake(ctx, f, work)
+	// Show paths relative to the module source, as the user knows it.
+	out = strings.ReplaceAll(out, work+"/", "")
+	out = strings.ReplaceAll(out, rootSrcDir+"/", "")
+	if err != nil {
+		var ce *CommandError
+		if errors.As(err, &ce) {
+			return nil, cmdline, out, &BuildError{Kernel: f.Kernel.Name, Cmd: cmdline, Output: compilerLines(out)}
+		}
+		return nil, cmdline, out, err
+	}
+	kos, _ = filepath.Glob(filepath.Join(work, "*.ko"))
+	if len(kos) == 0 {
+		return nil, cmdline, out, &BuildError{Kernel: f.Kernel.Name, Cmd: cmdline, Output: append([]string{"make succeeded but produced no .ko"}, tailLines(out, 20)...)}
+	}
+	slices.Sort(kos)
+	return kos, cmdline, out, nil
+}
+
+// BuildModuleIn builds the module in srcDir for f inside work, a build
+// directory the caller keeps between builds (kmodtest watch): only files
+// whose content changed are copied over, so Kbuild recompiles just what
+// they affect. Nothing is cached; the .ko stays in work.
+func (c *Cache) BuildModuleIn(ctx context.Context, f *Fetched, srcDir, work string) (*ModuleBuild, error) {
+	start := time.Now()
+	files, err := sourceFiles(srcDir)
+	if err != nil {
+		return nil, fmt.Errorf("read source: %w", err)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no source files in %s", srcDir)
+	}
+	if err := syncFiles(srcDir, work, files); err != nil {
+		return nil, fmt.Errorf("copy source to build dir: %w", err)
+	}
+	kos, _, out, err := c.make(ctx, f, work)
+	if err != nil {
+		var be *BuildError
+		if errors.As(err, &be) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("build module %s for kernel %s: %w", srcDir, f.Kernel.Name, checkDiskFull(work, err))
+	}
+	return &ModuleBuild{Ko: kos[0], Kos: kos, Warnings: warningLines(out), Duration: time.Since(start)}, nil
+}
+
+// syncFiles copies the listed files from src to dst where dst lacks them
+// or holds other content; unchanged files keep their time stamps.
+func syncFiles(src, dst string, files []string) error {
+	var changed []string
+	for _, rel := range files {
+		a, err := os.ReadFile(filepath.Join(src, rel))
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(filepath.Join(dst, rel))
+		if err != nil || !bytes.Equal(a, b) {
+			changed = append(changed, rel)
+		}
+	}
+	return copyFiles(src, dst, changed)
 }
 
 func joinAll(dir string, names []string) []string {

@@ -47,7 +47,24 @@ type Config struct {
 	// the prober loads, in order, before it opens the result port: the
 	// port's drivers, on kernels that build them as modules.
 	PortModules []string `json:"port_modules,omitempty"`
+	// JobPort, when set, makes the prober wait for a Job on this serial
+	// device before it runs anything: the host snapshots the guest while
+	// it waits and restores the snapshot for each run (see job.go).
+	JobPort string `json:"job_port,omitempty"`
+	// Shell makes the prober load the module and hand the console to an
+	// interactive shell instead of running steps; leaving the shell
+	// powers the guest off.
+	Shell bool `json:"shell,omitempty"`
 }
+
+// ShellCommands are the commands of kmodtest shell's guest, by path. Each
+// is a u-root shellbang file: the kernel runs /bbin/bb with the word after
+// "#!", bb dispatches to the prober, and the prober finds the command's
+// name in os.Args[1].
+var ShellCommands = []string{"/bin/probe", "/bin/greet"}
+
+// ShellScript is the content of every file in ShellCommands.
+const ShellScript = "#!/bbin/bb #!/bbin/prober\n"
 
 // Step names. Each is a subtest name on the host, so they are short,
 // stable and free of slashes.
@@ -141,6 +158,9 @@ const (
 	KindEnd = "end"
 	// KindDone is written once after the last step, before power-off.
 	KindDone = "done"
+	// KindReady is written by a prober in job mode (Config.JobPort)
+	// once it waits for its job: the moment the host snapshots.
+	KindReady = "ready"
 )
 
 // Status values of a finished step.

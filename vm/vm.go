@@ -228,7 +228,7 @@ func Boot(ctx context.Context, cfg Config) (*Run, error) {
 	if err := os.WriteFile(resultsPath, nil, 0o644); err != nil {
 		return nil, fmt.Errorf("create result port file: %w", err)
 	}
-	cmdline, err := qemuCmdline(bin, m, cfg, resultsPath)
+	cmdline, err := qemuCmdline(bin, m, cfg, m.port(resultsPath, cfg.VirtioTransport)...)
 	if err != nil {
 		return nil, err
 	}
@@ -308,8 +308,8 @@ func Boot(ctx context.Context, cfg Config) (*Run, error) {
 }
 
 // qemuCmdline returns the QEMU command line for cfg, built by vmtest's
-// qemu package.
-func qemuCmdline(bin string, m machine, cfg Config, resultsPath string) ([]string, error) {
+// qemu package, with the result port (and any other arguments) in extra.
+func qemuCmdline(bin string, m machine, cfg Config, extra ...string) ([]string, error) {
 	smp, mem := max(cfg.SMP, 1), cfg.MemoryMB
 	if mem <= 0 {
 		mem = 512
@@ -335,7 +335,7 @@ func qemuCmdline(bin string, m machine, cfg Config, resultsPath string) ([]strin
 		qemu.WithAppendKernel(cfg.Append...),
 		qemu.HaltOnKernelPanic(),
 		qemu.ArbitraryArgs("-serial", "mon:stdio"),
-		qemu.ArbitraryArgs(m.port(resultsPath, cfg.VirtioTransport)...),
+		qemu.ArbitraryArgs(extra...),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("QEMU options: %w", err)

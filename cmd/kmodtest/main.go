@@ -45,6 +45,7 @@ type command struct {
 // defining its *command and one line here.
 var commands = []*command{
 	cacheCommand,
+	watchCommand,
 }
 
 // cliEnv is what a command may use of its surroundings; tests give it

@@ -4,6 +4,11 @@
 //
 // Run with -greet-once it is instead the child of the unprivileged step:
 // it greets the module once and exits 0 only on a correct reply and ack.
+//
+// With Config.JobPort set it first waits for the host to send the module
+// and the steps (kmodtest watch); with Config.Shell it loads the module
+// and runs an interactive shell instead (kmodtest shell), in which it also
+// serves as the probe and greet commands (see commands_linux.go).
 package main
 
 import (
@@ -18,6 +23,9 @@ import (
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == greetOnceArg {
 		os.Exit(greetOnce(os.Args[2:]))
+	}
+	if cmd, ok := shellCommand(os.Args); ok {
+		os.Exit(cmd())
 	}
 	defer powerOff()
 	defer func() {
@@ -49,6 +57,12 @@ func run() error {
 	// markers must not be dropped.
 	_ = os.WriteFile("/proc/sys/kernel/printk_devkmsg", []byte("on\n"), 0)
 
+	switch {
+	case cfgErr == nil && cfg.Shell:
+		return runShell(cfg)
+	case cfgErr == nil && cfg.JobPort != "":
+		cfgErr = waitForJob(rep, &cfg)
+	}
 	p := newProber(cfg, cfgErr)
 	start := time.Now()
 	for i, name := range cfg.Steps {

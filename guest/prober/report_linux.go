@@ -47,16 +47,7 @@ func openPort(path string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t, err := unix.IoctlGetTermios(fd, unix.TCGETS); err == nil {
-		t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-		t.Oflag &^= unix.OPOST
-		t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-		t.Cflag &^= unix.CSIZE | unix.PARENB
-		t.Cflag |= unix.CS8
-		t.Cc[unix.VMIN] = 1
-		t.Cc[unix.VTIME] = 0
-		_ = unix.IoctlSetTermios(fd, unix.TCSETS, t)
-	}
+	_ = makeRaw(fd) // not a tty (a file in tests): nothing to set
 	return os.NewFile(uintptr(fd), path), nil
 }
 
@@ -78,6 +69,11 @@ func (r *reporter) emit(e probe.Event) {
 func (r *reporter) begin(step, kernel string, taint uint64) {
 	fmt.Fprintf(os.Stderr, "kmodtest: step %s: begin\n", step)
 	r.emit(probe.Event{Kind: probe.KindBegin, Step: step, Kernel: kernel, TaintBefore: taint, TaintAfter: taint})
+}
+
+func (r *reporter) ready() {
+	fmt.Fprintf(os.Stderr, "kmodtest: waiting for a job\n")
+	r.emit(probe.Event{Kind: probe.KindReady})
 }
 
 func (r *reporter) end(e probe.Event) {

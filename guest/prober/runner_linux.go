@@ -91,8 +91,9 @@ func newProber(cfg probe.Config, cfgErr error) *prober {
 	return &prober{cfg: cfg, cfgErr: cfgErr}
 }
 
-// runStep runs one step between its begin and end events.
-func (p *prober) runStep(rep *reporter, name string, first bool) {
+// runStep runs one step between its begin and end events and returns
+// its status.
+func (p *prober) runStep(rep *reporter, name string, first bool) string {
 	var kernel string
 	if first {
 		kernel = kernelRelease()
@@ -174,6 +175,7 @@ func (p *prober) runStep(rep *reporter, name string, first bool) {
 		Files:       p.files,
 	})
 	p.files = nil
+	return status
 }
 
 // leakVerdict runs kmemleak after a step and fails the step on a leak of

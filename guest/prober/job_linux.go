@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/kmodtest/kmodtest/probe"
+	"golang.org/x/sys/unix"
+)
+
+// waitForJob tells the host that the prober is ready, then blocks until
+// the host sends a job on cfg.JobPort. The host snapshots the guest while
+// it waits here, and every restored copy resumes in this read, so one boot
+// serves many runs, each on a fresh copy of the same kernel state.
+// It writes the job's module to cfg.ModulePath and sets cfg.Steps.
+func waitForJob(rep *reporter, cfg *probe.Config) error {
+	port, err := openInputPort(cfg.JobPort)
+	if err != nil {
+		return fmt.Errorf("open job port: %w", err)
+	}
+	defer port.Close()
+	rep.ready()
+	job, module, err := probe.ReadJob(port)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.ModulePath), 0o755); err != nil {
+		return fmt.Errorf("store module: %w", err)
+	}
+	if err := os.WriteFile(cfg.ModulePath, module, 0o644); err != nil {
+		return fmt.Errorf("store module: %w", err)
+	}
+	if len(job.Steps) > 0 {
+		cfg.Steps = job.Steps
+	}
+	return nil
+}
+
+// openInputPort opens a serial device for reading in raw mode: no echo,
+// no line editing, every byte as it comes.
+func openInputPort(path string) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := makeRaw(fd); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("raw mode on %s: %w", path, err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// makeRaw switches a tty to raw mode so that the line discipline passes
+// bytes through unchanged in both directions.
+func makeRaw(fd int) error {
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return err
+	}
+	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON | unix.IXOFF
+	t.Oflag &^= unix.OPOST
+	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	t.Cflag &^= unix.CSIZE | unix.PARENB
+	t.Cflag |= unix.CS8 | unix.CREAD | unix.CLOCAL
+	t.Cc[unix.VMIN] = 1
+	t.Cc[unix.VTIME] = 0
+	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
+}

@@ -1,0 +1,291 @@
+package harness
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kmodtest/kmodtest/greet"
+	"github.com/kmodtest/kmodtest/initramfs"
+	"github.com/kmodtest/kmodtest/probe"
+	"github.com/kmodtest/kmodtest/verdict"
+	"github.com/kmodtest/kmodtest/vm"
+)
+
+// Warm runs: instead of booting, a run restores a snapshot of the target
+// booted once with its prober waiting for a job, and hands the prober the
+// module and the steps (see vm.Save). Each run is a new QEMU started from
+// the same saved state, so no run sees what an earlier module did.
+//
+// Snapshots are cached under <cache>/snapshots, one per target, keyed by
+// the QEMU version, the machine options, the kernel image and the
+// initramfs: any change there makes a new one.
+
+// A Snapshot is a target's saved, waiting guest.
+type Snapshot struct {
+	Target Target
+	// VM is the machine that was saved (Dir aside).
+	VM vm.Config
+	// State is the saved guest; Console what its boot printed, which
+	// every run's console is judged with (reports at boot count).
+	State   string
+	Console []string
+	// Saved is how long it took to make the snapshot (0 when cached).
+	Saved time.Duration
+}
+
+// snapshotKeep is how many snapshots of one target stay cached: the
+// current one and one more (two checkouts of the guest sources).
+const snapshotKeep = 2
+
+// PrepareSnapshot returns the snapshot of tg booted from image with the
+// base initramfs, making it if it is not cached.
+func PrepareSnapshot(ctx context.Context, cacheDir string, tg Target, image, base string, accel vm.Accel, logf func(string, ...any)) (*Snapshot, error) {
+	dir := filepath.Join(cacheDir, "snapshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create snapshot cache: %w", err)
+	}
+	stage, err := os.MkdirTemp(dir, ".new-"+tg.Name()+"-*")
+	if err != nil {
+		return nil, fmt.Errorf("create snapshot cache: %w", err)
+	}
+	defer os.RemoveAll(stage)
+	// The initramfs is written into the staging dir and hashed; it is
+	// kept only when the snapshot is new.
+	cfg := probe.Config{
+		ModulePath: initramfs.ModuleDir + "/" + greet.ModuleName + ".ko",
+		ModuleName: greet.ModuleName,
+		Protocol:   greet.Protocol,
+		JobPort:    probe.JobPort,
+	}
+	initrd := filepath.Join(stage, "initramfs.cpio")
+	if err := initramfs.Compose(initrd, base, cfg, nil); err != nil {
+		return nil, fmt.Errorf("compose snapshot initramfs: %w", err)
+	}
+	v := vmConfig(tg, accel, 0)
+	v.Kernel, v.Initramfs = image, initrd
+	key, err := snapshotKey(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	final := filepath.Join(dir, tg.Name()+"-"+key)
+	if s, err := loadSnapshot(tg, v, final); err == nil {
+		return s, nil
+	}
+
+	start := time.Now()
+	logf("snapshot %s: booting once to save a guest waiting for its module…", tg.Name())
+	boot := v
+	boot.Dir = stage
+	if err := vm.Save(ctx, boot, filepath.Join(stage, "state")); err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", tg.Name(), err)
+	}
+	if err := os.Rename(stage, final); err != nil {
+		if _, serr := os.Stat(filepath.Join(final, "state")); serr == nil {
+			// Another process saved the same snapshot first.
+			return loadSnapshot(tg, v, final)
+		}
+		return nil, fmt.Errorf("store snapshot: %w", err)
+	}
+	pruneSnapshots(dir, tg.Name(), snapshotKeep)
+	s, err := loadSnapshot(tg, v, final)
+	if err != nil {
+		return nil, err
+	}
+	s.Saved = time.Since(start)
+	var size int64
+	if fi, err := os.Stat(s.State); err == nil {
+		size = fi.Size()
+	}
+	logf("snapshot %s: saved in %.1fs (%d MB, %s)", tg.Name(), s.Saved.Seconds(), size>>20, final)
+	return s, nil
+}
+
+// loadSnapshot returns the snapshot in dir. A restore names the same
+// initramfs file the boot did (after the rename that made it final).
+func loadSnapshot(tg Target, v vm.Config, dir string) (*Snapshot, error) {
+	state := filepath.Join(dir, "state")
+	if _, err := os.Stat(state); err != nil {
+		return nil, err
+	}
+	console, err := os.ReadFile(filepath.Join(dir, "console.log"))
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", dir, err)
+	}
+	lines := strings.Split(strings.ReplaceAll(string(console), "\r", ""), "\n")
+	if n := len(lines); n > 0 && lines[n-1] == "" {
+		lines = lines[:n-1]
+	}
+	// Touch it, so that pruning keeps the snapshots in use.
+	now := time.Now()
+	_ = os.Chtimes(dir, now, now)
+	v.Initramfs = filepath.Join(dir, "initramfs.cpio")
+	return &Snapshot{Target: tg, VM: v, State: state, Console: lines}, nil
+}
+
+// snapshotKey hashes what a saved guest depends on: QEMU's version, the
+// machine's command line, the kernel image (by name, size and time: it
+// is large, and cached images are named by content) and the initramfs
+// (by content).
+func snapshotKey(ctx context.Context, v vm.Config) (string, error) {
+	id, err := vm.MachineID(ctx, v)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n", id)
+	fi, err := os.Stat(v.Kernel)
+	if err != nil {
+		return "", fmt.Errorf("kernel image: %w", err)
+	}
+	abs, _ := filepath.Abs(v.Kernel)
+	fmt.Fprintf(h, "kernel %s %d %d\n", abs, fi.Size(), fi.ModTime().UnixNano())
+	f, err := os.Open(v.Initramfs)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash initramfs: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// pruneSnapshots removes all but the newest keep snapshots of a target.
+func pruneSnapshots(dir, name string, keep int) {
+	paths, _ := filepath.Glob(filepath.Join(dir, name+"-*"))
+	type aged struct {
+		path string
+		mod  time.Time
+	}
+	var all []aged
+	for _, p := range paths {
+		// "6.1-…" must not match "6.12-…" or "6.1-hardened-…": keys have no dashes.
+		if strings.Contains(strings.TrimPrefix(filepath.Base(p), name+"-"), "-") {
+			continue
+		}
+		if fi, err := os.Stat(p); err == nil {
+			all = append(all, aged{p, fi.ModTime()})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].mod.After(all[j].mod) })
+	for i := keep; i < len(all); i++ {
+		os.RemoveAll(all[i].path)
+	}
+}
+
+// A WarmRun is a restored guest waiting for its module.
+type WarmRun struct {
+	snap  *Snapshot
+	guest *vm.Guest
+	dir   string
+	// Wait is the time from handing over the module to the prober's
+	// first event (the rest of the restore, if the build was quicker,
+	// and the transfer); Steps from there to the guest's end. Set by
+	// Finish.
+	Wait, Steps time.Duration
+}
+
+// Start restores s into a new QEMU whose artifacts go to dir. silence,
+// when set, replaces the default bound on the prober's silence.
+func (s *Snapshot) Start(ctx context.Context, dir string, silence time.Duration) (*WarmRun, error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("clear artifacts dir: %w", err)
+	}
+	v := s.VM
+	v.Dir = dir
+	if silence > 0 {
+		v.StepTimeout = silence
+	}
+	g, err := vm.Restore(ctx, v, s.State)
+	if err != nil {
+		return nil, fmt.Errorf("restore %s: %w", s.Target.Name(), err)
+	}
+	return &WarmRun{snap: s, guest: g, dir: dir}, nil
+}
+
+// Discard ends the guest unused (the module did not build).
+func (r *WarmRun) Discard() { r.guest.Kill() }
+
+// Finish hands the guest ko and steps, waits for the end and judges the
+// run exactly as Boot.Run does. The .ko is copied into the artifacts.
+func (r *WarmRun) Finish(ctx context.Context, ko string, steps []string) (*Result, error) {
+	if err := copyFile(ko, filepath.Join(r.dir, filepath.Base(ko))); err != nil {
+		r.guest.Kill()
+		return nil, err
+	}
+	module, err := loadableModule(ko)
+	if err != nil {
+		r.guest.Kill()
+		return nil, err
+	}
+	sendStart := time.Now()
+	if err := r.guest.Send(steps, module); err != nil {
+		r.guest.Kill()
+		return nil, fmt.Errorf("%s: %w", r.snap.Target.Name(), err)
+	}
+	run, err := r.guest.Wait(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.snap.Target.Name(), err)
+	}
+	if first := r.guest.FirstEvent; !first.IsZero() {
+		r.Wait, r.Steps = first.Sub(sendStart), time.Since(first)
+	}
+	// The boot happened once, before the snapshot: judge it with this run.
+	run.Console = append(append([]string(nil), r.snap.Console...), run.Console...)
+	return &Result{Run: run, Boot: time.Since(sendStart), Report: Judge(run, steps)}, nil
+}
+
+// loadableModule returns the module without its debug sections: the
+// kernel never loads those (they are not SHF_ALLOC), and the job port
+// moves about 14 kB/s under TCG, so a 500 kB .ko would take half a
+// minute where the stripped one takes a fraction of a second. Without
+// objcopy (or for an ELF it does not know) the whole file goes.
+func loadableModule(ko string) ([]byte, error) {
+	tmp, err := os.CreateTemp("", "kmodtest-stripped-*.ko")
+	if err != nil {
+		return nil, fmt.Errorf("strip module: %w", err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	if err := exec.Command("objcopy", "--strip-debug", ko, tmp.Name()).Run(); err == nil {
+		if data, err := os.ReadFile(tmp.Name()); err == nil {
+			return data, nil
+		}
+	}
+	data, err := os.ReadFile(ko)
+	if err != nil {
+		return nil, fmt.Errorf("read module: %w", err)
+	}
+	return data, nil
+}
+
+// alarm reports console lines that are kernel error reports.
+func alarm(line string) bool { return len(verdict.KernelReports([]string{line})) > 0 }
+
+// Judge gives the verdict on one run of steps: the same for a boot and a
+// restored snapshot, for go test and for kmodtest.
+func Judge(run *vm.Run, steps []string) *verdict.Report {
+	exit := ""
+	if run.ExitErr != nil {
+		exit = run.ExitErr.Error()
+	}
+	return verdict.Judge(verdict.Run{
+		Events:     run.Events,
+		Console:    run.Console,
+		Hung:       run.Hung,
+		HangReason: run.HangReason,
+		Exit:       exit,
+	}, steps, map[string]string{
+		probe.StepInsmod: fmt.Sprintf(greet.LogLoaded, greet.Protocol),
+		probe.StepRmmod:  greet.LogUnloaded,
+	})
+}

@@ -1,0 +1,131 @@
+package watch
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kmodtest/kmodtest/harness"
+	"github.com/kmodtest/kmodtest/probe"
+)
+
+// toolTests gates the tests that boot VMs to drive kmodtest's interactive
+// commands: make test sets it; go test ./... alone stays quick.
+const toolTests = "KMODTEST_TOOL_TESTS"
+
+// TestWatch edits a scratch copy of the module and sees the verdict go
+// from pass to fail (a fixture's bug), to a build error, and back to pass.
+func TestWatch(t *testing.T) {
+	if os.Getenv(toolTests) != "1" || os.Getenv("KMODTEST_SKIP_VM") == "1" {
+		t.Skipf("boots VMs: set %s=1 (make test does)", toolTests)
+	}
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "kmod")
+	if out, err := exec.Command("cp", "-r", filepath.Join(repo, "kmod"), src).CombinedOutput(); err != nil {
+		t.Fatalf("copy kmod: %v: %s", err, out)
+	}
+	file := filepath.Join(src, "NetlinkGreetingsLKM.c")
+	good, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := harness.NewSession(t.Context(), harness.Options{Kernels: "6.1", ArtifactsDir: t.TempDir()}, repo, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Each round's check, then the edit that makes the next round.
+	type stage struct {
+		name  string
+		check func(r Round) string
+		edit  func() error
+	}
+	patch := func() error {
+		out, err := exec.Command("patch", "-p1", "-d", src, "-i", filepath.Join(src, "fixtures", "no-reply.patch")).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("patch: %v: %s", err, out)
+		}
+		return nil
+	}
+	stages := []stage{
+		{"pass", wantPass, patch},
+		{"fixture no-reply fails reply", wantStepFail(probe.StepReply), func() error {
+			return os.WriteFile(file, append(good, []byte("\nthis is not C;\n")...), 0o644)
+		}},
+		{"build error", wantBuildError, func() error { return os.WriteFile(file, good, 0o644) }},
+		{"pass again", wantPass, nil},
+	}
+	var mu sync.Mutex
+	var problems []string
+	var out bytes.Buffer
+	err = Run(t.Context(), Options{Session: s, Src: src, Out: &out, Rounds: len(stages), OnRound: func(r Round) {
+		st := stages[r.N-1]
+		t.Logf("round %d (%s): passed=%v in %.1fs", r.N, st.name, r.Passed(), r.Total.Seconds())
+		if p := st.check(r); p != "" {
+			mu.Lock()
+			problems = append(problems, fmt.Sprintf("round %d (%s): %s", r.N, st.name, p))
+			mu.Unlock()
+		}
+		if st.edit != nil {
+			// A save within the same second must still count.
+			time.Sleep(10 * time.Millisecond)
+			if err := st.edit(); err != nil {
+				t.Error(err)
+			}
+		}
+	}})
+	if err != nil {
+		t.Fatalf("watch: %v\n%s", err, out.String())
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+	if t.Failed() {
+		t.Logf("watch output:\n%s", out.String())
+	}
+	for _, want := range []string{"round 1: PASS", "round 2: FAIL", "step reply failed", "this is not C", "round 4: PASS"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("watch output lacks %q", want)
+		}
+	}
+}
+
+func wantPass(r Round) string {
+	if !r.Passed() {
+		return "want every step to pass, got a failure"
+	}
+	return ""
+}
+
+func wantStepFail(step string) func(Round) string {
+	return func(r Round) string {
+		for _, t := range r.Targets {
+			if t.Report == nil {
+				return fmt.Sprintf("want step %s to fail, got no verdict (%v)", step, t.BuildErr)
+			}
+			s, ok := t.Report.Step(step)
+			if !ok || !s.Failed() {
+				return fmt.Sprintf("want step %s to fail, got %+v", step, s.Status)
+			}
+		}
+		return ""
+	}
+}
+
+func wantBuildError(r Round) string {
+	for _, t := range r.Targets {
+		if t.BuildErr == nil || !strings.Contains(t.BuildErr.Error(), "error:") {
+			return fmt.Sprintf("want a build error quoting the compiler, got %v", t.BuildErr)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,62 @@
+package vm
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/kmodtest/kmodtest/internal/proc"
+)
+
+// snapshotMachine returns the machine and QEMU binary of a guest that
+// is saved and restored. Only amd64 has the spare UART (ttyS2) that
+// carries the job: arm64's virt board has one.
+func (cfg Config) snapshotMachine() (machine, string, error) {
+	if cfg.Arch != "" && cfg.Arch != ArchAMD64 {
+		return machine{}, "", fmt.Errorf("saved guests (kmodtest watch) need an amd64 kernel, not %s: its virt board has no spare UART for the job port", cfg.Arch)
+	}
+	m := machines[ArchAMD64]
+	bin := cfg.QEMU
+	if bin == "" {
+		bin = m.qemu
+	}
+	if _, err := exec.LookPath(bin); err != nil {
+		return machine{}, "", fmt.Errorf("%w: %s is not on PATH (install it with `make setup`, or apt-get install %s): %v", ErrNoQEMU, bin, qemuPackage(bin), err)
+	}
+	return m, bin, nil
+}
+
+// MachineID describes what a saved guest depends on besides the kernel
+// and initramfs files: QEMU's version and the command line without the
+// serial ports (QEMU refuses a state saved from another machine; the
+// serial backends may differ). The kernel and initramfs appear as
+// KERNEL and INITRD: the caller names them by content.
+func MachineID(ctx context.Context, cfg Config) (string, error) {
+	m, bin, err := cfg.snapshotMachine()
+	if err != nil {
+		return "", err
+	}
+	out, err := proc.Output(proc.Command(ctx, bin, "--version"))
+	if err != nil {
+		return "", fmt.Errorf("%s --version: %w", bin, err)
+	}
+	version, _, _ := strings.Cut(string(out), "\n")
+	cfg.Kernel, cfg.Initramfs = "KERNEL", "INITRD"
+	args, err := qemuCmdline(bin, m, cfg)
+	if err != nil {
+		return "", err
+	}
+	return version + "\n" + strings.Join(args[1:], "\n"), nil
+}
+
+// shortTempDir makes a directory for unix sockets, whose paths must stay
+// under 108 bytes (a cache directory may be deep).
+func shortTempDir() (string, error) {
+	dir, err := os.MkdirTemp("", "kmodtest-")
+	if err != nil {
+		return "", fmt.Errorf("create socket dir: %w", err)
+	}
+	return dir, nil
+}
