@@ -126,7 +126,7 @@ func TestMachines(t *testing.T) {
 	if ResultPort(ArchARM64) != probe.VirtioResultPort || ResultPort("") != probe.ResultPort {
 		t.Errorf("result ports: arm64 %s, default %s", ResultPort(ArchARM64), ResultPort(""))
 	}
-	cmd, err := qemuCmdline("qemu-system-aarch64", arm, Config{Kernel: "/k", Initramfs: "/i", Accel: AccelTCG}, "/r")
+	cmd, err := qemuCmdline("qemu-system-aarch64", arm, Config{Kernel: "/k", Initramfs: "/i", Accel: AccelTCG}, arm.port("/r", "")...)
 	if err != nil {
 		t.Fatal(err)
 	}
