@@ -170,7 +170,7 @@ func (p *Preflight) checkUserns(ctx context.Context, kernels []string) error {
 	if msg == "" {
 		msg = err.Error()
 	}
-	return fmt.Errorf("user namespaces: `unshare -r -m true` failed as %s (%s).\nThe build roots of kernels %s need them when not running as root. Fix, one of:\n%s",
+	return fmt.Errorf("user namespaces: `unshare -r -m true` failed as %s (%s).\nBuilding modules in a build root (kernels %s) needs them when not running as root. Fix, one of:\n%s",
 		who, msg, strings.Join(kernels, ", "), strings.Join(p.usernsFixes(), "\n"))
 }
 

@@ -67,7 +67,7 @@ func TestPreflightUbuntuUserns(t *testing.T) {
 	}
 	for _, want := range []string{
 		"write failed /proc/self/uid_map: Operation not permitted",
-		"kernels 6.12 need them",
+		"build root (kernels 6.12) needs them",
 		"sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0",
 		"profile kmodtest-unshare /usr/bin/unshare flags=(unconfined) {",
 		"userns,",
