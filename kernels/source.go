@@ -87,6 +87,12 @@ func sourceKey(ctx context.Context, k Kernel) (string, error) {
 // SourceCached reports whether k, a source entry, is built and cached, so
 // callers can skip it with a hint instead of starting a long build.
 func (c *Cache) SourceCached(ctx context.Context, k Kernel) (bool, error) {
+	if needTool(hostCC) != nil {
+		// Not built here, and the key names the compiler's version: a
+		// host without it (Debian 13, which has gcc-14) has nothing
+		// cached; building it says what is missing.
+		return false, nil
+	}
 	key, err := sourceKey(ctx, k)
 	if err != nil {
 		return false, err
