@@ -108,13 +108,13 @@ func (r *Report) String() string {
 		fmt.Fprintf(&w, "first failure: %s\n", first)
 	}
 	if len(fixtures) > 0 {
-		fmt.Fprintf(&w, "\nbroken fixtures (each must fail; TestFixtures checks the step and reason):\n")
+		fmt.Fprintf(&w, "\nbroken fixtures (each must fail, an architecture's only on that one; TestFixtures and TestArchFixtures check the step and reason):\n")
 		for _, row := range fixtures {
 			caught := "NOT CAUGHT: every step passed"
 			if row.First != "" {
 				caught = "first failing step: " + row.First
 			}
-			fmt.Fprintf(&w, "  %-22s %s\n", row.Fixture, caught)
+			fmt.Fprintf(&w, "  %-32s %s\n", row.Name, caught)
 		}
 	}
 	return w.String()

@@ -88,6 +88,7 @@ const (
 	StepTextLimits       = "text-limits"        // 1024 bytes served, 1025: -EINVAL
 	StepHugePayload      = "huge-payload"       // payload far beyond NLMSG_GOODSIZE: -EINVAL
 	StepNoNUL            = "no-nul"             // text without a NUL: served whole
+	StepHighBytes        = "high-bytes"         // UTF-8 and bytes 0x80-0xff: served like any text
 	StepControlTypes     = "control-types"      // types < NLMSG_MIN_TYPE: acked if asked, else nothing
 	StepUnknownType      = "unknown-type"       // other types: -EOPNOTSUPP
 	StepBatch            = "batch"              // several messages in one datagram, answered in order
@@ -130,6 +131,7 @@ var FullSteps = []string{
 	StepTextLimits,
 	StepHugePayload,
 	StepNoNUL,
+	StepHighBytes,
 	StepControlTypes,
 	StepUnknownType,
 	StepBatch,

@@ -92,7 +92,7 @@ func TestFixtures(t *testing.T) {
 		patch := filepath.Join(env.Repo, "kmod", "fixtures", f.name+".patch")
 		env.Prepare(t.Context(), tg.Kernel, patch)
 	}
-	go env.BaseImage() // builds while kernels download
+	go env.BaseImageFor(tg.Kernel.Arch) // builds while kernels download
 	for _, f := range fixtures {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
@@ -120,5 +120,92 @@ func TestFixtures(t *testing.T) {
 			}
 			t.Logf("caught: step %s: %s", f.step, s.Reasons[0])
 		})
+	}
+}
+
+// archFixtures are broken modules in kmod/fixtures/arch that break on one
+// architecture only. Each must fail its step on the kernel named caught
+// and pass it on passes, the same release built for the other
+// architecture: the proof that the arm64 rows find what amd64 cannot.
+var archFixtures = []archFixture{
+	// Plain char is signed on x86-64 and unsigned on arm64: the DEL check
+	// text[i] > '~' refuses every byte above 0x7f on arm64 only.
+	{name: "char-signedness", step: probe.StepHighBytes, caught: "6.1-arm64", passes: "6.1", reason: regexp.MustCompile("EINVAL")},
+}
+
+// An archFixture is a module broken on one architecture only.
+type archFixture struct {
+	name, step     string
+	caught, passes string
+	reason         *regexp.Regexp
+}
+
+// TestArchFixtures proves that an architecture's rows catch what the
+// other's cannot: each fixture fails on one kernel and passes on the same
+// release for the other architecture.
+func TestArchFixtures(t *testing.T) {
+	if !env.Options.Fixtures {
+		t.Skip("broken-module fixtures are off: run with -fixtures or KMODTEST_FIXTURES=1 (make test does)")
+	}
+	if env.Custom != nil {
+		t.Skip("architecture fixtures run on the matrix's kernels, not on a custom one")
+	}
+	patches, err := filepath.Glob(filepath.Join(env.Repo, "kmod", "fixtures", "arch", "*.patch"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range patches {
+		n := strings.TrimSuffix(filepath.Base(p), ".patch")
+		if !slices.ContainsFunc(archFixtures, func(f archFixture) bool { return f.name == n }) {
+			t.Errorf("kmod/fixtures/arch/%s.patch has no expectation in TestArchFixtures: say where it must be caught", n)
+		}
+	}
+	matrix, err := kernels.LoadMatrix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range archFixtures {
+		patch := filepath.Join(env.Repo, "kmod", "fixtures", "arch", f.name+".patch")
+		sel, err := kernels.Select(matrix, []string{f.caught, f.passes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sel[0].Arch == sel[1].Arch {
+			t.Fatalf("fixture %s: %s and %s are both %s: it must compare two architectures", f.name, f.caught, f.passes, sel[0].Arch)
+		}
+		for _, k := range sel {
+			env.Prepare(t.Context(), k, patch)
+		}
+		for _, k := range sel {
+			t.Run(f.name+"/"+k.Name, func(t *testing.T) {
+				t.Parallel()
+				out := bootTarget(t, harness.Job{
+					Target: harness.Target{Kernel: k, Profile: "default"},
+					Steps:  []string{probe.StepInsmod, f.step, probe.StepRmmod},
+					Patch:  patch,
+					Dir:    filepath.Join(env.Artifacts, "fixtures", f.name+"-"+k.Name),
+				})
+				if out.Build != nil {
+					t.Fatalf("fixture %s does not build for %s: %v", f.name, k.Name, out.Build)
+				}
+				s, ok := out.Report.Step(f.step)
+				if !ok {
+					t.Fatalf("step %s was not run", f.step)
+				}
+				all := strings.Join(append(s.Reasons, s.Evidence...), "\n")
+				switch {
+				case k.Name == f.caught && !s.Failed():
+					t.Fatalf("fixture %s: step %s passed on %s (%s); the detector did not fire", f.name, f.step, k.Name, k.Arch)
+				case k.Name == f.caught && !f.reason.MatchString(all):
+					t.Errorf("fixture %s: step %s failed on %s, but not for the expected reason (want a match for %q in):\n%s", f.name, f.step, k.Name, f.reason, all)
+				case k.Name == f.caught:
+					t.Logf("caught on %s (%s): step %s: %s", k.Name, k.Arch, f.step, s.Reasons[0])
+				case s.Status != probe.StatusPass:
+					t.Errorf("fixture %s: step %s is %s on %s (%s), where the bug must not show:\n%s", f.name, f.step, s.Status, k.Name, k.Arch, all)
+				default:
+					t.Logf("not caught on %s (%s), as expected: plain char differs", k.Name, k.Arch)
+				}
+			})
+		}
 	}
 }

@@ -144,6 +144,26 @@ func stepNoNUL(ctx context.Context, p *prober) (string, error) {
 	})
 }
 
+// stepHighBytes greets with bytes above 0x7f, where code that keeps text
+// in a plain char differs between architectures: signed on x86-64,
+// unsigned on arm64. DEL (0x7f) is left out: a module may refuse it.
+func stepHighBytes(ctx context.Context, p *prober) (string, error) {
+	text := func(name string, payload []byte) rawCase {
+		return one(name, func(s *rawSession) ([]byte, []string) {
+			seq, d := s.message(greet.TypeGreet, reqAck, payload)
+			return d, replyAck(seq)
+		})
+	}
+	var high []byte
+	for b := 0x80; b <= 0xff; b++ {
+		high = append(high, byte(b))
+	}
+	return p.runRawCases([]rawCase{
+		text("UTF-8 \"Grüße, 世界\"", greet.EncodeGreeting("Grüße, 世界")),
+		text("bytes 0x80 to 0xff", append(high, 0)),
+	})
+}
+
 func stepControlTypes(ctx context.Context, p *prober) (string, error) {
 	var cases []rawCase
 	for typ := uint16(1); typ < greet.MinType; typ++ {

@@ -59,6 +59,7 @@ var steps = map[string]step{
 	probe.StepTextLimits:       {run: stepTextLimits},
 	probe.StepHugePayload:      {run: stepHugePayload},
 	probe.StepNoNUL:            {run: stepNoNUL},
+	probe.StepHighBytes:        {run: stepHighBytes},
 	probe.StepControlTypes:     {run: stepControlTypes},
 	probe.StepUnknownType:      {run: stepUnknownType},
 	probe.StepBatch:            {run: stepBatch},
