@@ -177,3 +177,31 @@ func (c *Cache) createRoot(ctx context.Context, r *BuildRoot, final string) erro
 	c.logf("build root %s: done in %.1fs", r.Name, time.Since(start).Seconds())
 	return nil
 }
+
+// buildPropagation is the mount propagation builds in a root run with:
+// private, so no mount leaks out of their namespace, unless this process
+// lives in a chroot whose root is not a mount point (a Debian root made
+// with mmdebstrap and entered with chroot), where unshare cannot change
+// the root's propagation ("cannot change root filesystem propagation:
+// Invalid argument"); then the mounts stay as they are and the build
+// script unmounts what it mounted.
+func buildPropagation() string {
+	if rootIsMountPoint("/proc/self/mountinfo") {
+		return "private"
+	}
+	return "unchanged"
+}
+
+// rootIsMountPoint reports whether mountinfo lists a mount on "/".
+func rootIsMountPoint(mountinfo string) bool {
+	data, err := os.ReadFile(mountinfo)
+	if err != nil {
+		return true // unshare's default, and its error if it is wrong
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == "/" {
+			return true
+		}
+	}
+	return false
+}

@@ -517,12 +517,19 @@ func (c *Cache) runMake(ctx context.Context, f *Fetched, work string) (cmdline, 
 		cmdline = "chroot " + root + " make " + strings.Join(margs, " ")
 		script := `set -e
 root=$1; tree=$2; src=$3; shift 3
-[ -c "$root/dev/null" ] || mount --rbind /dev "$root/dev"
+devbound=
+[ -c "$root/dev/null" ] || { mount --rbind /dev "$root/dev"; devbound=1; }
 mount -t proc proc "$root/proc" 2>/dev/null || mount --rbind /proc "$root/proc"
 mount --bind "$tree" "$root` + rootKernelDir + `"
 mount --bind "$src" "$root` + rootSrcDir + `"
-exec chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/ LC_ALL=C make "$@"`
-		uargs := []string{"-m", "--propagation", "private"}
+status=0
+chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/ LC_ALL=C make "$@" || status=$?
+# Take the mounts down again: with --propagation unchanged (see
+# buildPropagation) a shared parent mount would otherwise keep copies.
+umount -R "$root` + rootSrcDir + `" "$root` + rootKernelDir + `" "$root/proc" 2>/dev/null || true
+[ -z "$devbound" ] || umount -R "$root/dev" 2>/dev/null || true
+exit $status`
+		uargs := []string{"-m", "--propagation", buildPropagation()}
 		if os.Geteuid() != 0 {
 			uargs = append([]string{"-r"}, uargs...)
 		}

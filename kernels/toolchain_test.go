@@ -162,3 +162,20 @@ func TestSourceCachedWithoutCompiler(t *testing.T) {
 		t.Fatalf("without %s: got cached=%v, %v; want false, nil", hostCC, ok, err)
 	}
 }
+
+// TestRootIsMountPoint: inside a chroot whose root is no mount point,
+// mountinfo lists no "/" mount and builds must not ask unshare for
+// private propagation (it fails there with EINVAL).
+func TestRootIsMountPoint(t *testing.T) {
+	dir := t.TempDir()
+	host := filepath.Join(dir, "host")
+	os.WriteFile(host, []byte("27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n22 27 0:21 / /proc rw - proc proc rw\n"), 0o644)
+	chroot := filepath.Join(dir, "chroot")
+	os.WriteFile(chroot, []byte("46 27 0:41 / /proc rw,relatime - proc proc rw\n47 27 0:6 / /dev rw,relatime - devtmpfs devtmpfs rw\n"), 0o644)
+	if !rootIsMountPoint(host) {
+		t.Error("host mountinfo: / not found")
+	}
+	if rootIsMountPoint(chroot) {
+		t.Error("chroot mountinfo: / reported as a mount point")
+	}
+}
