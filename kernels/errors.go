@@ -28,6 +28,7 @@ var toolPackages = map[string]string{
 	"qemu-system-x86_64":  "qemu-system-x86",
 	"qemu-system-aarch64": "qemu-system-arm",
 	"chroot":              "coreutils",
+	"mount":               "mount",
 	"tar":                 "tar",
 	"gcc":                 "gcc",
 }

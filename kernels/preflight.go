@@ -83,6 +83,14 @@ func (p *Preflight) Run(ctx context.Context, c *Cache, selected []Kernel) error 
 	}
 	slices.Sort(rootKernels)
 	if len(roots) > 0 {
+		// Builds in a root run mount and chroot (in /usr/sbin, often
+		// not on a user's PATH: runMake adds it). A minimal Debian 13
+		// has no mount.
+		for _, t := range []string{"mount", "chroot"} {
+			if err := needSbinTool(t); err != nil {
+				problems = append(problems, err.Error())
+			}
+		}
 		tools = append(tools, "unshare")
 		if coldRoots > 0 {
 			tools = append(tools, "mmdebstrap")
@@ -150,6 +158,17 @@ func (c *Cache) plannedRoots(ctx context.Context, selected []Kernel) (map[*Build
 		}
 	}
 	return roots, cold
+}
+
+// needSbinTool is needTool for programs in /usr/sbin or /sbin, which
+// builds find there whatever the user's PATH.
+func needSbinTool(tool string) error {
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
+		if fi, err := os.Stat(filepath.Join(dir, tool)); err == nil && fi.Mode()&0o111 != 0 {
+			return nil
+		}
+	}
+	return needTool(tool)
 }
 
 // checkUserns tries what module builds in a build root do as a normal

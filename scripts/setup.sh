@@ -16,6 +16,7 @@ packages=(
 	gpgv                   # checks that a mirror's InRelease is Debian's
 	uidmap                 # mmdebstrap --mode=unshare for non-root users
 	apt dpkg xz-utils zstd # private apt downloads and package extraction
+	mount util-linux       # builds in a build root: mount, unshare (Debian 13 apt variant lacks mount)
 	ca-certificates git
 	flex bison bc libssl-dev # builds the 6.12-debug kernel from Debian's source package
 	lcov                   # gcov data to an HTML line coverage page (genhtml)
