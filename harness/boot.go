@@ -108,7 +108,7 @@ func (b Boot) Run(ctx context.Context) (*Result, error) {
 	if image == "" {
 		image = b.Kernel.Vmlinuz
 	}
-	vcfg := vmConfig(b.Target, b.Accel, b.Silence)
+	vcfg := VMConfig(b.Target, b.Accel, b.Silence)
 	vcfg.Kernel, vcfg.Initramfs, vcfg.Dir, vcfg.VirtioTransport = image, initrd, b.Dir, transport
 	run, err := vm.Boot(ctx, vcfg)
 	if err != nil {
@@ -121,9 +121,9 @@ func (b Boot) Run(ctx context.Context) (*Result, error) {
 	return res, nil
 }
 
-// vmConfig is the machine, the timeouts and the alarm of a target's
+// VMConfig is the machine, the timeouts and the alarm of a target's
 // runs, booted or restored; the caller adds the files.
-func vmConfig(tg Target, accel vm.Accel, silence time.Duration) vm.Config {
+func VMConfig(tg Target, accel vm.Accel, silence time.Duration) vm.Config {
 	timeout, stepTimeout := bootTimeoutTCG, stepTimeoutTCG
 	if accel == vm.AccelKVM {
 		timeout /= KVMSpeedup

@@ -70,7 +70,7 @@ func PrepareSnapshot(ctx context.Context, cacheDir string, tg Target, image, bas
 	if err := initramfs.Compose(initrd, base, cfg, nil); err != nil {
 		return nil, fmt.Errorf("compose snapshot initramfs: %w", err)
 	}
-	v := vmConfig(tg, accel, 0)
+	v := VMConfig(tg, accel, 0)
 	v.Kernel, v.Initramfs = image, initrd
 	key, err := snapshotKey(ctx, v)
 	if err != nil {

@@ -62,6 +62,9 @@ type Builder struct {
 	// (kmodtest shell's image adds a shell and the usual tools); they
 	// are part of the image's cache key.
 	Extra []string
+	// Tags are Go build tags for the commands (goshsmall: gosh with a
+	// plain line reader, which suits a serial console); part of the key.
+	Tags []string
 }
 
 // arch returns the GOARCH to build for.
@@ -152,6 +155,7 @@ func (b *Builder) buildUroot(ctx context.Context, out string) error {
 		golang.WithGOARCH(b.arch()),
 		golang.WithGOOS("linux"),
 		golang.WithWorkingDir(b.RepoDir),
+		golang.WithBuildTag(b.Tags...),
 	)
 	var log strings.Builder
 	l := llog.New(slog.LevelInfo, func(format string, args ...any) {
@@ -230,6 +234,9 @@ func (b *Builder) sourceHash() (string, error) {
 	fmt.Fprintf(h, "go %s\n", runtime.Version())
 	for _, cmd := range b.Extra {
 		fmt.Fprintf(h, "command %s\n", cmd)
+	}
+	for _, tag := range b.Tags {
+		fmt.Fprintf(h, "tag %s\n", tag)
 	}
 	for _, rel := range guestSources {
 		root := filepath.Join(b.RepoDir, rel)

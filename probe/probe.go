@@ -163,6 +163,10 @@ const (
 	// KindReady is written by a prober in job mode (Config.JobPort)
 	// once it waits for its job: the moment the host snapshots.
 	KindReady = "ready"
+	// KindLoaded is written by a prober in shell mode (Config.Shell)
+	// after it loaded the module, with the module's section addresses
+	// (for gdb's add-symbol-file).
+	KindLoaded = "loaded"
 )
 
 // Status values of a finished step.
@@ -191,6 +195,9 @@ type Event struct {
 	// first step and with KindDone.
 	Kernel     string `json:"kernel,omitempty"`
 	DurationMS int64  `json:"duration_ms,omitempty"`
+	// Sections maps the loaded module's ELF sections to their addresses
+	// (/sys/module/NAME/sections), with KindLoaded.
+	Sections map[string]string `json:"sections,omitempty"`
 	// Files carries data the host needs from the guest, by guest path
 	// (the module's gcov .gcda from StepCoverage), base64 in JSON.
 	Files map[string][]byte `json:"files,omitempty"`

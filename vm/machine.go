@@ -15,7 +15,7 @@ import (
 // carries the job: arm64's virt board has one.
 func (cfg Config) snapshotMachine() (machine, string, error) {
 	if cfg.Arch != "" && cfg.Arch != ArchAMD64 {
-		return machine{}, "", fmt.Errorf("saved guests (kmodtest watch) need an amd64 kernel, not %s: its virt board has no spare UART for the job port", cfg.Arch)
+		return machine{}, "", fmt.Errorf("kmodtest watch and shell need an amd64 kernel, not %s: its virt board has no spare UART for the job port", cfg.Arch)
 	}
 	m := machines[ArchAMD64]
 	bin := cfg.QEMU

@@ -162,6 +162,9 @@ type Config struct {
 	// host threads (multi-threaded TCG), so they really run in parallel.
 	SMP      int
 	MemoryMB int
+	// Console is QEMU's -serial backend for the console; empty means
+	// mon:stdio (QEMU's stdout, read into console.log).
+	Console string
 }
 
 // Run is what one boot produced.
@@ -334,7 +337,7 @@ func qemuCmdline(bin string, m machine, cfg Config, extra ...string) ([]string, 
 		qemu.WithAppendKernel(m.append...),
 		qemu.WithAppendKernel(cfg.Append...),
 		qemu.HaltOnKernelPanic(),
-		qemu.ArbitraryArgs("-serial", "mon:stdio"),
+		qemu.ArbitraryArgs("-serial", console(cfg)),
 		qemu.ArbitraryArgs(extra...),
 	)
 	if err != nil {
@@ -345,6 +348,14 @@ func qemuCmdline(bin string, m machine, cfg Config, extra ...string) ([]string, 
 		return nil, fmt.Errorf("QEMU command line: %w", err)
 	}
 	return cmdline, nil
+}
+
+// console returns the QEMU backend of the guest's console.
+func console(cfg Config) string {
+	if cfg.Console != "" {
+		return cfg.Console
+	}
+	return "mon:stdio"
 }
 
 // quoteCmdline quotes the arguments that hold spaces, for a log.

@@ -46,6 +46,7 @@ type command struct {
 var commands = []*command{
 	cacheCommand,
 	watchCommand,
+	shellCommand,
 }
 
 // cliEnv is what a command may use of its surroundings; tests give it

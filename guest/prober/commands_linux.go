@@ -124,9 +124,16 @@ func greetCommand(args []string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
 	defer cancel()
 	res, err := c.Greet(ctx, text, flags)
+	fmt.Printf("sent %q from port %d\n", text, c.PID())
 	if res != nil {
 		for _, m := range res.Messages {
-			fmt.Println(greet.Describe(m))
+			line := greet.Describe(m)
+			if m.Header.Type == greet.TypeGreet {
+				if reply, err := greet.DecodeReply(m.Data); err == nil {
+					line += fmt.Sprintf(": %q", reply)
+				}
+			}
+			fmt.Println(line)
 		}
 	}
 	if err != nil {
@@ -136,14 +143,32 @@ func greetCommand(args []string) int {
 	return 0
 }
 
+// sections reads the addresses of a loaded module's ELF sections.
+func sections(sysModule string) map[string]string {
+	dir := sysModule + "/sections"
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		b, err := os.ReadFile(dir + "/" + e.Name())
+		if err == nil {
+			out[e.Name()] = strings.TrimSpace(string(b))
+		}
+	}
+	return out
+}
+
 // runShell loads the module and runs an interactive shell on the console;
 // the caller powers the guest off when it returns.
-func runShell(cfg probe.Config) error {
+func runShell(rep *reporter, cfg probe.Config) error {
 	p := newProber(cfg, nil)
 	if err := p.insmod(); err != nil {
 		fmt.Fprintf(os.Stderr, "kmodtest: %v\n(the shell starts anyway: fix the module or try probe insmod)\n", err)
 	} else {
 		fmt.Printf("kmodtest: %s loaded (%s)\n", cfg.ModuleName, cfg.ModulePath)
+		rep.emit(probe.Event{Kind: probe.KindLoaded, Sections: sections(p.sysModule())})
 	}
 	fmt.Printf("kmodtest: kernel %s. Commands: probe all|STEP, greet TEXT, dmesg, ls /sys/module/%s, cat ...\n", kernelRelease(), cfg.ModuleName)
 	fmt.Printf("kmodtest: exit (or Ctrl-D) powers the guest off; Ctrl-A x kills QEMU.\n")

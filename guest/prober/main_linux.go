@@ -59,7 +59,7 @@ func run() error {
 
 	switch {
 	case cfgErr == nil && cfg.Shell:
-		return runShell(cfg)
+		return runShell(rep, cfg)
 	case cfgErr == nil && cfg.JobPort != "":
 		cfgErr = waitForJob(rep, &cfg)
 	}
