@@ -155,6 +155,23 @@ func copyFile(src, dst string) error {
 	return nil
 }
 
+// ShellLine returns the kmodtest shell command that boots this target
+// with this boot's module (its copy in the artifacts) loaded, to look at
+// a failure by hand; "" for architectures shell does not boot.
+func (b Boot) ShellLine() string {
+	if b.Kernel == nil || (b.Target.Kernel.Arch != "" && b.Target.Kernel.Arch != vm.ArchAMD64) {
+		return ""
+	}
+	kernel := "-kernels " + b.Target.Kernel.Name
+	if strings.HasPrefix(b.Target.Kernel.Name, "custom-") {
+		kernel = fmt.Sprintf("-kernel %s -kdir %s", b.Kernel.Vmlinuz, b.Kernel.KDIR)
+	}
+	if b.Target.Profile != "" && b.Target.Profile != "default" {
+		kernel += " -profile " + b.Target.Profile
+	}
+	return fmt.Sprintf("kmodtest shell %s -ko %s", kernel, filepath.Join(b.Dir, filepath.Base(b.Ko)))
+}
+
 // Describe formats a failed step for a test log: the reasons, the kernel
 // lines behind them, and where to look and how to rerun.
 func Describe(s verdict.Step, b Boot, run *vm.Run) string {
@@ -177,6 +194,9 @@ func Describe(s verdict.Step, b Boot, run *vm.Run) string {
 	fmt.Fprintf(&w, "artifacts: %s (console.log, results.log, qemu-stderr.log, initramfs.cpio, the .ko, qemu-cmdline.txt, rerun.sh)\n", b.Dir)
 	if b.Rerun != nil {
 		fmt.Fprintf(&w, "rerun: %s\n", b.Rerun(s.Name))
+	}
+	if line := b.ShellLine(); line != "" {
+		fmt.Fprintf(&w, "shell: %s\n", line)
 	}
 	if run != nil {
 		fmt.Fprintf(&w, "QEMU: %s", run.Cmdline)

@@ -12,7 +12,7 @@ import (
 
 var shellCommand = &command{
 	Name:  "shell",
-	Args:  "[-kernels 6.1 | -kernel IMAGE -kdir TREE] [-src DIR] [-gdb [-vmlinux FILE]]",
+	Args:  "[-kernels 6.1 [-profile hardened] | -kernel IMAGE -kdir TREE] [-src DIR | -ko FILE] [-gdb [-vmlinux FILE]]",
 	Short: "boot a kernel with the module loaded and open a shell in the guest",
 	Long: `shell builds the module, boots one kernel (6.1 unless -kernels or
 -kernel says otherwise) with the module loaded, and puts the guest's shell
@@ -36,7 +36,10 @@ Flags (the environment variables of go test ./vmtests give defaults):
 
   -kernels NAME       the kernel of the matrix (default 6.1)
   -kernel, -kdir      bring your own kernel: its image and built tree
+  -profile NAME       the boot profile, for kernels with several (hardened)
   -src DIR            the module source (default kmod/ of the repository)
+  -ko FILE            load this built module instead (the .ko a failed go test
+                      run left in its artifacts; its shell: line says so)
   -gdb                start QEMU's gdb stub and write the gdb command file
   -vmlinux FILE       kernel symbols for gdb (default: -kdir's vmlinux, if any)
   -accel kvm|tcg      default: KVM when QEMU can use it
@@ -51,6 +54,8 @@ func runShell(ctx context.Context, env *cliEnv, args []string) error {
 	src := fs.String("src", "", "")
 	gdb := fs.Bool("gdb", false, "")
 	vmlinux := fs.String("vmlinux", "", "")
+	ko := fs.String("ko", "", "")
+	profile := fs.String("profile", "", "")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -73,14 +78,17 @@ func runShell(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	so := shell.Options{Session: s, TTY: os.Stdin, Out: env.stderr, GDB: *gdb}
-	for _, p := range []*string{src, vmlinux} {
+	if *ko != "" && *src != "" {
+		return usagef("-src builds the module, -ko loads a built one: give one of them")
+	}
+	for _, p := range []*string{src, vmlinux, ko} {
 		if *p != "" {
 			if *p, err = filepath.Abs(*p); err != nil {
 				return err
 			}
 		}
 	}
-	so.Src, so.VMLinux = *src, *vmlinux
+	so.Src, so.VMLinux, so.Ko, so.Profile = *src, *vmlinux, *ko, *profile
 	if so.VMLinux == "" && s.Custom != nil {
 		if _, err := os.Stat(filepath.Join(s.Custom.KDIR, "vmlinux")); err == nil {
 			so.VMLinux = filepath.Join(s.Custom.KDIR, "vmlinux")

@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -46,6 +47,12 @@ type Options struct {
 	Session *harness.Session
 	// Src is the module source; "" means kmod/ of the repository.
 	Src string
+	// Ko, when set, is a built module to load instead (a failed run's
+	// copy in its artifacts).
+	Ko string
+	// Profile picks the boot profile of a kernel that has several;
+	// "" is the kernel's first (default).
+	Profile string
 	// TTY is the user's terminal: QEMU's stdin, stdout and stderr.
 	TTY *os.File
 	// Out receives kmodtest's own lines (the gdb command).
@@ -62,14 +69,10 @@ type Options struct {
 // Run boots the shell and returns when the guest powered off.
 func Run(ctx context.Context, o Options) error {
 	s := o.Session
-	if len(s.Targets) != 1 {
-		var names []string
-		for _, t := range s.Targets {
-			names = append(names, t.Name())
-		}
-		return fmt.Errorf("shell boots one kernel, and -kernels names %d (%s): pick one, e.g. -kernels 6.1", len(names), strings.Join(names, ","))
+	tg, err := pickTarget(s.Targets, o.Profile)
+	if err != nil {
+		return err
 	}
-	tg := s.Targets[0]
 	src := o.Src
 	if src == "" {
 		src = filepath.Join(s.Repo, "kmod")
@@ -85,12 +88,18 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	mod, err := s.Cache.BuildModule(ctx, f, src, "")
-	if err != nil {
-		return err
-	}
-	for _, w := range mod.Warnings {
-		s.Logf("compiler warning (go test fails on it): %s", w)
+	ko := o.Ko
+	if ko == "" {
+		mod, err := s.Cache.BuildModule(ctx, f, src, "")
+		if err != nil {
+			return err
+		}
+		for _, w := range mod.Warnings {
+			s.Logf("compiler warning (go test fails on it): %s", w)
+		}
+		ko = mod.Ko
+	} else if _, err := os.Stat(ko); err != nil {
+		return fmt.Errorf("-ko: %w", err)
 	}
 	b := &initramfs.Builder{RepoDir: s.Repo, CacheDir: s.Cache.Dir, Logf: s.Logf, Extra: Commands, Tags: []string{"goshsmall"}}
 	base, err := b.Base(ctx)
@@ -104,7 +113,7 @@ func Run(ctx context.Context, o Options) error {
 	initrd := filepath.Join(dir, "initramfs.cpio")
 	koInGuest := initramfs.ModuleDir + "/" + greet.ModuleName + ".ko"
 	cfg := probe.Config{ModulePath: koInGuest, ModuleName: greet.ModuleName, Protocol: greet.Protocol, Shell: true}
-	files := []initramfs.File{{Source: mod.Ko, Target: koInGuest}}
+	files := []initramfs.File{{Source: ko, Target: koInGuest}}
 	for _, c := range probe.ShellCommands {
 		files = append(files, initramfs.File{Data: []byte(probe.ShellScript), Target: c, Mode: 0o755})
 	}
@@ -139,7 +148,7 @@ func Run(ctx context.Context, o Options) error {
 		case err := <-done:
 			return fmt.Errorf("QEMU exited before the module was loaded: %v", err)
 		case sec := <-loaded(ctx, filepath.Join(dir, "results.log")):
-			if err := writeGDB(gdbFile, gdbPort, mod.Ko, src, o.VMLinux, sec); err != nil {
+			if err := writeGDB(gdbFile, gdbPort, ko, src, o.VMLinux, sec); err != nil {
 				return err
 			}
 		}
@@ -154,6 +163,28 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("QEMU: %w (command line in %s)", err, filepath.Join(dir, "qemu-cmdline.txt"))
 	}
 	return nil
+}
+
+// pickTarget returns the one target shell boots: the only kernel
+// selected, in the profile asked for (or its first).
+func pickTarget(targets []harness.Target, profile string) (harness.Target, error) {
+	var names []string
+	var match []harness.Target
+	for _, t := range targets {
+		if !slices.Contains(names, t.Kernel.Name) {
+			names = append(names, t.Kernel.Name)
+		}
+		if profile == "" || t.Profile == profile {
+			match = append(match, t)
+		}
+	}
+	switch {
+	case len(names) != 1:
+		return harness.Target{}, fmt.Errorf("shell boots one kernel, and the selection holds %d (%s): pick one, e.g. -kernels 6.1", len(names), strings.Join(names, ","))
+	case len(match) == 0:
+		return harness.Target{}, fmt.Errorf("-profile %q: kernel %s boots with %s", profile, names[0], strings.Join(targets[0].Kernel.Profiles, ", "))
+	}
+	return match[0], nil
 }
 
 // loaded returns a channel that receives the module's sections once the
