@@ -49,8 +49,9 @@ type Preflight struct {
 	// Tools are programs the caller needs besides the kernels' own
 	// (qemu-system-x86_64).
 	Tools []string
-	// ProcSys and EtcDir are /proc/sys and /etc (tests change them).
-	ProcSys, EtcDir string
+	// ProcSys, ProcSelf and EtcDir are /proc/sys, /proc/self and /etc
+	// (tests change them).
+	ProcSys, ProcSelf, EtcDir string
 	// Euid is the effective user id the run has (os.Geteuid()).
 	Euid int
 	// KernelSpace and RootSpace are the bytes a cold kernel and a cold
@@ -60,7 +61,7 @@ type Preflight struct {
 
 // NewPreflight returns the checks for this process on this host.
 func NewPreflight(tools ...string) *Preflight {
-	return &Preflight{Tools: tools, ProcSys: "/proc/sys", EtcDir: "/etc", Euid: os.Geteuid(),
+	return &Preflight{Tools: tools, ProcSys: "/proc/sys", ProcSelf: "/proc/self", EtcDir: "/etc", Euid: os.Geteuid(),
 		KernelSpace: kernelSpace, RootSpace: rootSpace}
 }
 
@@ -221,6 +222,9 @@ func (p *Preflight) usernsFixes() []string {
 	}
 	if read("kernel/unprivileged_userns_clone") == "0" {
 		fixes = append(fixes, "- sudo sysctl -w kernel.unprivileged_userns_clone=1")
+	}
+	if !rootIsMountPoint(filepath.Join(p.ProcSelf, "mountinfo")) {
+		fixes = append(fixes, "- this process runs in a chroot, where the kernel refuses user namespaces to normal users (unshare(2): EPERM): enter that system as a container instead (systemd-nspawn, or unshare -m with pivot_root), or run as root")
 	}
 	if len(fixes) == 0 {
 		fixes = append(fixes, "- allow unprivileged user namespaces on this host (a sysctl, or the container you run in)")

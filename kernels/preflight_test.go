@@ -39,7 +39,9 @@ func preflightFixture(t *testing.T, procSys map[string]string, subids bool) (*Pr
 		os.WriteFile(filepath.Join(etc, "subuid"), []byte(me+":100000:65536\n"), 0o644)
 		os.WriteFile(filepath.Join(etc, "subgid"), []byte(me+":100000:65536\n"), 0o644)
 	}
-	p := &Preflight{ProcSys: proc, EtcDir: etc, Euid: 1000, KernelSpace: 1, RootSpace: 1}
+	self := t.TempDir()
+	os.WriteFile(filepath.Join(self, "mountinfo"), []byte("27 1 254:0 / / rw - ext4 /dev/vda rw\n"), 0o644)
+	p := &Preflight{ProcSys: proc, ProcSelf: self, EtcDir: etc, Euid: 1000, KernelSpace: 1, RootSpace: 1}
 	root := &BuildRoot{Name: "trixie", Suite: "trixie", Apt: []string{"deb {mirror} trixie main"}, Packages: []string{"gcc-14"}}
 	k := Kernel{Name: "6.12", Suite: "trixie", Toolchain: "trixie", Root: root}
 	return p, &Cache{Dir: t.TempDir()}, []Kernel{k}
@@ -129,5 +131,17 @@ func TestPreflightToolsAndSpace(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("message lacks %q: %v", want, err)
 		}
+	}
+}
+
+// TestPreflightInChroot: a normal user in a chroot cannot create user
+// namespaces whatever the sysctls say; the message says why.
+func TestPreflightInChroot(t *testing.T) {
+	fakeTool(t, "unshare", `echo "unshare: unshare failed: Operation not permitted" >&2; exit 1`)
+	p, c, sel := preflightFixture(t, nil, true)
+	os.WriteFile(filepath.Join(p.ProcSelf, "mountinfo"), []byte("46 27 0:41 / /proc rw - proc proc rw\n"), 0o644)
+	err := p.Run(t.Context(), c, sel)
+	if err == nil || !strings.Contains(err.Error(), "runs in a chroot") || strings.Contains(err.Error(), "allow unprivileged user namespaces on this host") {
+		t.Fatalf("want the chroot named as the cause, got %v", err)
 	}
 }
