@@ -31,6 +31,9 @@ type Row struct {
 	// Fixture names the broken module this row ran, if any: such rows
 	// are expected to fail and are summarised apart.
 	Fixture string
+	// Coverage is the module's line coverage summary, for targets that
+	// build it with gcov profiling.
+	Coverage string
 }
 
 // A Report collects rows from concurrent boots and prints the timing
@@ -106,6 +109,11 @@ func (r *Report) String() string {
 	}
 	if first != "" {
 		fmt.Fprintf(&w, "first failure: %s\n", first)
+	}
+	for _, row := range rows {
+		if row.Coverage != "" && row.Fixture == "" {
+			fmt.Fprintf(&w, "coverage of the module on %s: %s\n", row.Name, row.Coverage)
+		}
 	}
 	if len(fixtures) > 0 {
 		fmt.Fprintf(&w, "\nbroken fixtures (each must fail, an architecture's only on that one; TestFixtures and TestArchFixtures check the step and reason):\n")

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"github.com/kmodtest/kmodtest/coverage"
 	"github.com/kmodtest/kmodtest/internal/userpath"
 	"io"
 	"os"
@@ -373,6 +374,11 @@ type Outcome struct {
 	Boot     Boot
 	Result   *Result
 	Report   *verdict.Report
+	// Coverage is the module's line coverage when it was built with gcov
+	// profiling and the guest handed its data back (else nil; CoverageErr
+	// says why it could not be computed).
+	Coverage    *coverage.Result
+	CoverageErr error
 }
 
 // BootTarget builds, boots and judges one job and records its row in
@@ -449,7 +455,43 @@ func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
 			r.First = st.Name
 		}
 	}
-	return &Outcome{Warnings: p.Module.Warnings, Boot: b, Result: res, Report: res.Report}, nil
+	out := &Outcome{Warnings: p.Module.Warnings, Boot: b, Result: res, Report: res.Report}
+	if p.Module.GcovDir != "" {
+		out.Coverage, out.CoverageErr = moduleCoverage(ctx, p, res.Run.Events, j.Dir)
+		switch {
+		case out.CoverageErr != nil:
+			r.Coverage = "no coverage: " + out.CoverageErr.Error()
+		case out.Coverage != nil:
+			r.Coverage = out.Coverage.Summary()
+			s.Logf("coverage %s: %s; %s", r.Name, r.Coverage, filepath.Join(j.Dir, "coverage"))
+		}
+	}
+	return out, nil
+}
+
+// moduleCoverage turns the gcov data of the coverage step into line
+// coverage in dir/coverage: coverage.info, html/ and unrun.txt. It
+// returns nil, nil when the step sent none (it did not run).
+func moduleCoverage(ctx context.Context, p *Prep, events []probe.Event, dir string) (*coverage.Result, error) {
+	var files map[string][]byte
+	for _, e := range events {
+		if e.Kind == probe.KindEnd && e.Step == probe.StepCoverage {
+			files = e.Files
+		}
+	}
+	if len(files) == 0 {
+		return nil, nil
+	}
+	out := filepath.Join(dir, "coverage")
+	cov, err := coverage.Generate(ctx, coverage.GcovTool(p.Kernel.Compiler()), p.Module.GcovDir, files, out)
+	if err != nil {
+		return nil, err
+	}
+	unrun := strings.Join(cov.Unrun(), "\n")
+	if err := os.WriteFile(filepath.Join(out, "unrun.txt"), []byte(unrun+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("coverage: %w", err)
+	}
+	return cov, nil
 }
 
 // Finish writes the timing report and the kernels x steps summary to w,

@@ -106,3 +106,9 @@ func chooseRoot(ctx context.Context, k Kernel, kdir string) (*BuildRoot, string,
 	}
 	return k.Root, reason + ": building in the " + k.Root.Name + " build root", nil
 }
+
+// Compiler returns the compiler modules for f are built with on the host
+// (the make variables' CC=, else the one the headers name).
+func (f *Fetched) Compiler() string {
+	return hostCompiler(f.Kernel, f.KDIR)
+}

@@ -1,0 +1,280 @@
+// Package coverage turns the gcov data a guest handed back (.gcda files
+// of a module built with GCOV_PROFILE=y) into line and branch coverage of
+// the module's own sources: a summary line, the lines never run, an lcov
+// tracefile and, with genhtml (Debian's lcov package), an HTML page.
+//
+// It runs on the host, with the gcov of the compiler that built the
+// module: a .gcda only reads back with its own compiler's gcov.
+package coverage
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// A Line is one source line with code.
+type Line struct {
+	Number int
+	Count  int64
+	// Branches holds the count of each branch outcome on the line.
+	Branches []int64
+}
+
+// A File is the coverage of one source file of the module.
+type File struct {
+	// Name is the file name relative to the module's directory.
+	Name string
+	// Source is the path of the source the lines refer to (the module
+	// as built, patch included).
+	Source string
+	Lines  []Line
+}
+
+// Result is the coverage of a module's sources.
+type Result struct {
+	Files []File
+	// Tracefile is the lcov .info file, HTML the genhtml index (or ""
+	// when genhtml is not installed; HTMLNote then says so).
+	Tracefile, HTML, HTMLNote string
+}
+
+// Totals returns lines with code, lines run, branch outcomes and branch
+// outcomes taken over every file.
+func (r *Result) Totals() (lines, hit, branches, taken int) {
+	for _, f := range r.Files {
+		for _, l := range f.Lines {
+			lines++
+			if l.Count > 0 {
+				hit++
+			}
+			branches += len(l.Branches)
+			for _, c := range l.Branches {
+				if c > 0 {
+					taken++
+				}
+			}
+		}
+	}
+	return
+}
+
+// Summary is the one-line report: "lines 95/100 (95.0%), branches ...".
+func (r *Result) Summary() string {
+	lines, hit, branches, taken := r.Totals()
+	return fmt.Sprintf("lines %d/%d (%s), branches %d/%d (%s)", hit, lines, percent(hit, lines), taken, branches, percent(taken, branches))
+}
+
+func percent(a, b int) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*float64(a)/float64(b))
+}
+
+// Unrun returns "file:line: source text" for every line with code that
+// never ran.
+func (r *Result) Unrun() []string {
+	var out []string
+	for _, f := range r.Files {
+		text := sourceLines(f.Source)
+		for _, l := range f.Lines {
+			if l.Count > 0 {
+				continue
+			}
+			src := ""
+			if l.Number-1 < len(text) {
+				src = strings.TrimSpace(text[l.Number-1])
+			}
+			out = append(out, fmt.Sprintf("%s:%d: %s", f.Name, l.Number, src))
+		}
+	}
+	return out
+}
+
+func sourceLines(path string) []string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	return strings.Split(string(data), "\n")
+}
+
+// GcovTool returns the gcov that reads what cc wrote: gcov-12 for gcc-12,
+// x86_64-linux-gnu-gcov-14 for x86_64-linux-gnu-gcc-14, gcov for gcc.
+func GcovTool(cc string) string {
+	dir, base := filepath.Split(cc)
+	if i := strings.LastIndex(base, "gcc"); i >= 0 {
+		return dir + base[:i] + "gcov" + base[i+len("gcc"):]
+	}
+	return "gcov"
+}
+
+// Generate computes the coverage of the module whose build kept its
+// .gcno files and sources in notesDir, from the guest's .gcda files (keyed
+// by their guest path; only the base name matters), and writes the
+// tracefile and the HTML page into outDir.
+func Generate(ctx context.Context, gcov, notesDir string, gcda map[string][]byte, outDir string) (*Result, error) {
+	if _, err := exec.LookPath(gcov); err != nil {
+		return nil, fmt.Errorf("coverage: %s not found: install the compiler package that provides it (apt-get install %s)", gcov, strings.Replace(gcov, "gcov", "gcc", 1))
+	}
+	work, err := os.MkdirTemp("", "kmodtest-gcov-")
+	if err != nil {
+		return nil, fmt.Errorf("coverage: %w", err)
+	}
+	defer os.RemoveAll(work)
+	notes, _ := filepath.Glob(filepath.Join(notesDir, "*.gcno"))
+	if len(notes) == 0 {
+		return nil, fmt.Errorf("coverage: no .gcno files in %s: the module was not built with GCOV_PROFILE=y", notesDir)
+	}
+	for _, n := range notes {
+		data, err := os.ReadFile(n)
+		if err != nil {
+			return nil, fmt.Errorf("coverage: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(work, filepath.Base(n)), data, 0o644); err != nil {
+			return nil, fmt.Errorf("coverage: %w", err)
+		}
+	}
+	var dataFiles []string
+	for guestPath, data := range gcda {
+		name := filepath.Base(guestPath)
+		if err := os.WriteFile(filepath.Join(work, name), data, 0o644); err != nil {
+			return nil, fmt.Errorf("coverage: %w", err)
+		}
+		dataFiles = append(dataFiles, name)
+	}
+	slices.Sort(dataFiles)
+	if len(dataFiles) == 0 {
+		return nil, fmt.Errorf("coverage: the guest sent no .gcda file")
+	}
+
+	res := &Result{}
+	for _, name := range dataFiles {
+		cmd := exec.CommandContext(ctx, gcov, "--json-format", "--stdout", "--branch-probabilities", name)
+		cmd.Dir = work
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return nil, fmt.Errorf("coverage: %s %s: %w: %s", gcov, name, err, strings.TrimSpace(stderr.String()))
+		}
+		files, err := parseGcovJSON(out, notesDir)
+		if err != nil {
+			return nil, fmt.Errorf("coverage: %s %s: %w", gcov, name, err)
+		}
+		res.Files = append(res.Files, files...)
+	}
+	if len(res.Files) == 0 {
+		return nil, fmt.Errorf("coverage: gcov found none of the module's sources (in %s) in the data", notesDir)
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, fmt.Errorf("coverage: %w", err)
+	}
+	res.Tracefile = filepath.Join(outDir, "coverage.info")
+	if err := os.WriteFile(res.Tracefile, []byte(res.lcov()), 0o644); err != nil {
+		return nil, fmt.Errorf("coverage: %w", err)
+	}
+	if _, err := exec.LookPath("genhtml"); err != nil {
+		res.HTMLNote = "no HTML page: genhtml not found (apt-get install lcov)"
+		return res, nil
+	}
+	html := filepath.Join(outDir, "html")
+	cmd := exec.CommandContext(ctx, "genhtml", "--branch-coverage", "--quiet", "--output-directory", html, res.Tracefile)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		res.HTMLNote = fmt.Sprintf("genhtml failed: %v: %s", err, strings.TrimSpace(string(out)))
+		return res, nil
+	}
+	res.HTML = filepath.Join(html, "index.html")
+	return res, nil
+}
+
+// gcovJSON is the part of gcov's JSON intermediate format (gcc 9 and
+// later) used here.
+type gcovJSON struct {
+	Files []struct {
+		File  string `json:"file"`
+		Lines []struct {
+			LineNumber int   `json:"line_number"`
+			Count      int64 `json:"count"`
+			Branches   []struct {
+				Count int64 `json:"count"`
+			} `json:"branches"`
+		} `json:"lines"`
+	} `json:"files"`
+}
+
+// parseGcovJSON keeps the files that are the module's own sources (in
+// srcDir, by base name): kernel headers' inline functions are not the
+// module's lines.
+func parseGcovJSON(data []byte, srcDir string) ([]File, error) {
+	var g gcovJSON
+	if err := json.Unmarshal(data, &g); err != nil {
+		return nil, fmt.Errorf("decode JSON: %w", err)
+	}
+	var out []File
+	for _, f := range g.Files {
+		name := filepath.Base(f.File)
+		src := filepath.Join(srcDir, name)
+		if _, err := os.Stat(src); err != nil || strings.HasSuffix(name, ".mod.c") {
+			continue
+		}
+		file := File{Name: name, Source: src}
+		byLine := map[int]int{}
+		for _, l := range f.Lines {
+			// One source line may appear once per function inlined
+			// into it: merge them.
+			i, ok := byLine[l.LineNumber]
+			if !ok {
+				i = len(file.Lines)
+				byLine[l.LineNumber] = i
+				file.Lines = append(file.Lines, Line{Number: l.LineNumber})
+			}
+			file.Lines[i].Count += l.Count
+			for _, b := range l.Branches {
+				file.Lines[i].Branches = append(file.Lines[i].Branches, b.Count)
+			}
+		}
+		slices.SortFunc(file.Lines, func(a, b Line) int { return a.Number - b.Number })
+		out = append(out, file)
+	}
+	return out, nil
+}
+
+// lcov renders the result as an lcov tracefile (geninfo's format), which
+// genhtml reads.
+func (r *Result) lcov() string {
+	var b strings.Builder
+	b.WriteString("TN:kmodtest\n")
+	for _, f := range r.Files {
+		fmt.Fprintf(&b, "SF:%s\n", f.Source)
+		hit, brf, brh := 0, 0, 0
+		for _, l := range f.Lines {
+			for i, c := range l.Branches {
+				taken := fmt.Sprint(c)
+				if l.Count == 0 {
+					taken = "-"
+				}
+				fmt.Fprintf(&b, "BRDA:%d,0,%d,%s\n", l.Number, i, taken)
+				brf++
+				if c > 0 {
+					brh++
+				}
+			}
+		}
+		for _, l := range f.Lines {
+			fmt.Fprintf(&b, "DA:%d,%d\n", l.Number, l.Count)
+			if l.Count > 0 {
+				hit++
+			}
+		}
+		fmt.Fprintf(&b, "BRF:%d\nBRH:%d\nLF:%d\nLH:%d\nend_of_record\n", brf, brh, len(f.Lines), hit)
+	}
+	return b.String()
+}
