@@ -33,6 +33,8 @@ const (
 const (
 	LogLoaded   = ModuleName + ": loaded, netlink protocol %d"
 	LogUnloaded = ModuleName + ": unloaded"
+	// LogBadProtocol is printed when insmod gets protocol= out of range.
+	LogBadProtocol = ModuleName + ": invalid netlink protocol %d, must be 0 to 31"
 )
 
 // Errors returned by the decoders.

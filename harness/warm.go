@@ -287,5 +287,7 @@ func Judge(run *vm.Run, steps []string) *verdict.Report {
 	}, steps, map[string]string{
 		probe.StepInsmod: fmt.Sprintf(greet.LogLoaded, greet.Protocol),
 		probe.StepRmmod:  greet.LogUnloaded,
+		// The step tries protocol=32 first (guest/prober/param_linux.go).
+		probe.StepModuleParam: fmt.Sprintf(greet.LogBadProtocol, 32),
 	})
 }

@@ -103,6 +103,7 @@ const (
 	StepNetnsDeleted     = "netns-deleted"      // a namespace created and deleted while loaded
 	StepReload           = "reload"             // unload and load again several times
 	StepAllocFailures    = "alloc-failures"     // every allocation of a greeting failed in turn (fail-nth)
+	StepModuleParam      = "module-param"       // protocol= out of range, taken, and another free one
 	StepCoverage         = "coverage"           // hands the module's gcov data to the host
 )
 
@@ -148,6 +149,7 @@ var FullSteps = []string{
 	StepRmmod,
 	StepSocketGone,
 	StepReload,
+	StepModuleParam,
 	StepCoverage,
 }
 

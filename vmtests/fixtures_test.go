@@ -33,6 +33,7 @@ var fixtures = []fixture{
 	{name: "warn-on-input", step: "text-limits", reason: regexp.MustCompile("WARNING")},
 	{name: "leak", step: "leak", reason: regexp.MustCompile("slab grew")},
 	{name: "panic-on-input", step: "text-limits", reason: regexp.MustCompile("panicked during the step")},
+	{name: "ignore-protocol-param", step: "module-param", reason: regexp.MustCompile("NETLINK_ROUTE, taken")},
 	{name: "hang-on-input", step: "text-limits", reason: regexp.MustCompile("hung during the step"), silence: 45 * time.Second},
 }
 

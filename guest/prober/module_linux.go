@@ -42,12 +42,16 @@ func (p *prober) params() string {
 
 // insmod loads the module and checks that sysfs shows it live.
 func (p *prober) insmod() error {
+	return p.insmodParams(p.params())
+}
+
+// insmodParams loads the module with the given parameters.
+func (p *prober) insmodParams(params string) error {
 	f, err := os.Open(p.cfg.ModulePath)
 	if err != nil {
 		return fmt.Errorf("insmod: %w", err)
 	}
 	defer f.Close()
-	params := p.params()
 	err = unix.FinitModule(int(f.Fd()), params, 0)
 	if errors.Is(err, unix.ENOSYS) {
 		var image []byte

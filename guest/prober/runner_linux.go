@@ -74,6 +74,7 @@ var steps = map[string]step{
 	probe.StepAllocFailures:    {run: stepAllocFailures, timeout: 120 * time.Second, quiet: true, leakScan: true},
 	probe.StepRmmodBusy:        {run: stepRmmodBusy},
 	probe.StepReload:           {run: stepReload, timeout: 60 * time.Second, leakScan: true},
+	probe.StepModuleParam:      {run: stepModuleParam},
 	probe.StepCoverage:         {run: stepCoverage},
 }
 
