@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -103,11 +104,24 @@ func CheckTree(path, kdir string) (*Image, error) {
 	if rel != img.Release {
 		return nil, fmt.Errorf("-kdir %s builds modules for kernel %s, but -kernel %s is %s: insmod would refuse them (give the tree the image was built from)", kdir, rel, path, img.Release)
 	}
-	if cfg, err := os.ReadFile(filepath.Join(kdir, ".config")); err == nil {
-		treeSMP := bytes.Contains(cfg, []byte("\nCONFIG_SMP=y"))
-		imageSMP := strings.Contains(" "+img.Banner+" ", " SMP ")
-		if treeSMP != imageSMP {
-			return nil, fmt.Errorf("-kdir %s has CONFIG_SMP=%v but -kernel %s says %q: their vermagic differs", kdir, treeSMP, path, img.Banner)
+	cfg, err := os.ReadFile(filepath.Join(kdir, ".config"))
+	if err != nil {
+		return img, nil // a tree without .config: the release is all there is to compare
+	}
+	// The parts of vermagic the image's banner also shows ("#1 SMP
+	// PREEMPT_DYNAMIC"); mod_unload and modversions it does not.
+	has := func(opt string) bool { return bytes.Contains(append([]byte("\n"), cfg...), []byte("\n"+opt+"=y\n")) }
+	fields := strings.Fields(img.Banner)
+	for _, c := range []struct {
+		name        string
+		tree, image bool
+	}{
+		{"SMP", has("CONFIG_SMP"), slices.Contains(fields, "SMP")},
+		{"preempt", has("CONFIG_PREEMPT_BUILD") || has("CONFIG_PREEMPT") || has("CONFIG_PREEMPT_RT"),
+			slices.ContainsFunc(fields, func(f string) bool { return strings.HasPrefix(f, "PREEMPT") })},
+	} {
+		if c.tree != c.image {
+			return nil, fmt.Errorf("-kdir %s and -kernel %s differ in %s (tree: %v, image %q): insmod would refuse the module's vermagic", kdir, path, c.name, c.tree, img.Banner)
 		}
 	}
 	return img, nil

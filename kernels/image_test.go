@@ -73,17 +73,20 @@ func TestReadImage(t *testing.T) {
 
 func TestCheckTree(t *testing.T) {
 	image := filepath.Join(t.TempDir(), "bzImage")
-	if err := os.WriteFile(image, bzImageWithBanner("6.1.0-56-amd64 (x) #1 SMP PREEMPT_DYNAMIC"), 0o644); err != nil {
+	if err := os.WriteFile(image, bzImageWithBanner("6.1.0-56-amd64 (x) #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-2"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := CheckTree(image, fakeTree(t, "6.1.0-56-amd64", "#\nCONFIG_SMP=y\n")); err != nil {
+	if _, err := CheckTree(image, fakeTree(t, "6.1.0-56-amd64", "#\nCONFIG_SMP=y\nCONFIG_PREEMPT_BUILD=y\n")); err != nil {
 		t.Errorf("matching tree rejected: %v", err)
 	}
-	if _, err := CheckTree(image, fakeTree(t, "6.12.9-amd64", "#\nCONFIG_SMP=y\n")); err == nil || !strings.Contains(err.Error(), "builds modules for kernel 6.12.9-amd64, but -kernel") {
+	if _, err := CheckTree(image, fakeTree(t, "6.12.9-amd64", "#\nCONFIG_SMP=y\nCONFIG_PREEMPT_BUILD=y\n")); err == nil || !strings.Contains(err.Error(), "builds modules for kernel 6.12.9-amd64, but -kernel") {
 		t.Errorf("tree of another release: got %v", err)
 	}
-	if _, err := CheckTree(image, fakeTree(t, "6.1.0-56-amd64", "#\n# CONFIG_SMP is not set\n")); err == nil || !strings.Contains(err.Error(), "CONFIG_SMP") {
+	if _, err := CheckTree(image, fakeTree(t, "6.1.0-56-amd64", "#\n# CONFIG_SMP is not set\nCONFIG_PREEMPT_BUILD=y\n")); err == nil || !strings.Contains(err.Error(), "differ in SMP") {
 		t.Errorf("tree without SMP: got %v", err)
+	}
+	if _, err := CheckTree(image, fakeTree(t, "6.1.0-56-amd64", "#\nCONFIG_SMP=y\nCONFIG_PREEMPT_VOLUNTARY=y\n")); err == nil || !strings.Contains(err.Error(), "differ in preempt") {
+		t.Errorf("tree without preemption: got %v", err)
 	}
 }
 
@@ -112,5 +115,41 @@ func TestReadImageCachedKernels(t *testing.T) {
 			t.Errorf("%s: banner %q lacks SMP", p, img.Banner)
 		}
 		t.Logf("%s: %s %s", filepath.Base(p), img.Kind, img.Release)
+	}
+}
+
+// TestCheckTreeCachedKernels: every cached x86 kernel passes the check
+// with its own headers and fails it with another kernel's.
+func TestCheckTreeCachedKernels(t *testing.T) {
+	dir, err := DefaultCacheDir()
+	if err != nil {
+		t.Skip(err)
+	}
+	manifests, _ := filepath.Glob(filepath.Join(dir, "kernels", "*", "manifest.json"))
+	var images, kdirs []string
+	for _, m := range manifests {
+		entry := filepath.Dir(m)
+		if strings.Contains(entry, "arm64") || strings.HasPrefix(filepath.Base(entry), ".") {
+			continue
+		}
+		km, err := readKernelManifest(entry)
+		if err != nil {
+			continue
+		}
+		images = append(images, filepath.Join(entry, km.Vmlinuz))
+		kdirs = append(kdirs, filepath.Join(entry, km.KDIR))
+	}
+	if len(images) == 0 {
+		t.Skip("no cached kernel: run go test ./vmtests first")
+	}
+	for i := range images {
+		if _, err := CheckTree(images[i], kdirs[i]); err != nil {
+			t.Errorf("own headers rejected: %v", err)
+		}
+		if j := (i + 1) % len(images); j != i {
+			if _, err := CheckTree(images[i], kdirs[j]); err == nil {
+				t.Errorf("%s accepted with %s", images[i], kdirs[j])
+			}
+		}
 	}
 }

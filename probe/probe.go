@@ -153,6 +153,12 @@ var FullSteps = []string{
 	StepCoverage,
 }
 
+// NeedsModule reports whether step needs the module that the insmod step
+// loads: every step but insmod does (the lifecycle steps unload and load
+// it again, but start from it loaded). After a failed insmod the prober
+// skips them, saying so, rather than failing each for the same cause.
+func NeedsModule(step string) bool { return step != StepInsmod }
+
 // Event kinds.
 const (
 	// KindBegin is written before a step runs, so that the host can name

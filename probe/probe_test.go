@@ -42,3 +42,11 @@ func TestParseLine(t *testing.T) {
 		})
 	}
 }
+
+func TestNeedsModule(t *testing.T) {
+	for _, step := range FullSteps {
+		if got, want := NeedsModule(step), step != StepInsmod; got != want {
+			t.Errorf("NeedsModule(%s) = %v, want %v", step, got, want)
+		}
+	}
+}

@@ -204,6 +204,13 @@ func Judge(run Run, steps []string, expect map[string]string) *Report {
 			s.DurationMS = e.DurationMS
 			if e.Status == probe.StatusFail {
 				s.Reasons = append(s.Reasons, e.Detail)
+				if name == probe.StepInsmod && len(e.Kmsg) > 0 {
+					// The kernel says why it refused the module
+					// (".gnu.linkonce.this_module section size must
+					// match…"); the errno alone does not.
+					s.Reasons[len(s.Reasons)-1] += "; the kernel said: " + strings.Join(e.Kmsg[:min(3, len(e.Kmsg))], " | ")
+					s.Evidence = append(s.Evidence, e.Kmsg[:min(maxEvidence, len(e.Kmsg))]...)
+				}
 			} else if e.Status == probe.StatusSkip && e.Detail != "" {
 				s.Reasons = append(s.Reasons, "skipped: "+e.Detail)
 			}

@@ -202,3 +202,37 @@ func TestBootFailureIsReportedOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedInsmodQuotesTheKernel: a refused module is one failure that
+// carries the kernel's reason, not only the errno.
+func TestFailedInsmodQuotesTheKernel(t *testing.T) {
+	const why = "NetlinkGreetingsLKM: .gnu.linkonce.this_module section size must match the kernel's built struct module size at run time"
+	ins := end("insmod", probe.StatusFail, why)
+	ins.Detail = "insmod /lib/modules/kmodtest/NetlinkGreetingsLKM.ko \"\": exec format error"
+	skip := func(step string) probe.Event {
+		e := end(step, probe.StatusSkip)
+		e.Detail = "the module is not loaded: insmod failed (see the insmod step)"
+		return e
+	}
+	run := Run{Events: []probe.Event{begin("insmod"), ins, begin("reply"), skip("reply"), begin("rmmod"), skip("rmmod")}}
+	r := Judge(run, []string{"insmod", "reply", "rmmod"}, nil)
+	var failed []string
+	for _, s := range append(r.Steps, r.Log) {
+		if s.Failed() {
+			failed = append(failed, s.Name)
+		}
+	}
+	if len(failed) != 1 || failed[0] != "insmod" {
+		t.Fatalf("failed steps %v, want insmod alone", failed)
+	}
+	s, _ := r.Step("insmod")
+	if !strings.Contains(s.Reasons[0], "exec format error; the kernel said: "+why) {
+		t.Errorf("insmod reason lacks the kernel's words: %q", s.Reasons)
+	}
+	if len(s.Evidence) != 1 || s.Evidence[0] != why {
+		t.Errorf("evidence %q, want the kernel line", s.Evidence)
+	}
+	if s, _ := r.Step("reply"); s.Status != probe.StatusSkip || !strings.Contains(s.Reasons[0], "insmod failed") {
+		t.Errorf("reply: %s %q, want a skip naming insmod", s.Status, s.Reasons)
+	}
+}

@@ -120,6 +120,10 @@ func (p *prober) runStep(rep *reporter, name string, first bool) string {
 		status, detail = probe.StatusSkip, fmt.Sprintf("unknown step %q", name)
 	case p.cfgErr != nil:
 		status, detail = probe.StatusFail, p.cfgErr.Error()
+	case p.insmodErr != nil && probe.NeedsModule(name):
+		// One failure for one cause: the insmod step has the kernel's
+		// words; the steps that need the module say why they did not run.
+		status, detail = probe.StatusSkip, "the module is not loaded: insmod failed (see the insmod step)"
 	default:
 		var restore func()
 		if s.quiet {
