@@ -2,6 +2,7 @@ package greet
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -113,22 +114,44 @@ func Summarize(msgs []netlink.Message) string {
 }
 
 // Describe returns m in a compact form such as "reply seq 7",
-// "ack seq 7 error 0" or "ack seq 7 error -EINVAL".
+// "ack seq 7 error 0" or "ack seq 7 error -EINVAL" (see DescribeAnswer).
 func Describe(m netlink.Message) string {
-	switch m.Header.Type {
+	return DescribeAnswer(uint16(m.Header.Type), m.Header.Sequence, m.Data, 0)
+}
+
+// DescribeAnswer returns an answer of the module in the compact form
+// tests compare: "reply seq 7", "ack seq 7 error 0", "ack seq 7 error
+// -EINVAL" or "type 5 seq 7". When port is not 0, a reply whose text is
+// not the one for that port, or not NUL-terminated, says so.
+func DescribeAnswer(typ uint16, seq uint32, data []byte, port uint32) string {
+	switch typ {
 	case TypeGreet:
-		return fmt.Sprintf("reply seq %d", m.Header.Sequence)
-	case netlink.Error:
-		errno, err := DecodeAck(m.Data)
+		d := fmt.Sprintf("reply seq %d", seq)
+		if port == 0 {
+			return d
+		}
+		text, err := DecodeReply(data)
 		if err != nil {
-			return fmt.Sprintf("NLMSG_ERROR seq %d (%v)", m.Header.Sequence, err)
+			return d + fmt.Sprintf(" text %q (not NUL-terminated)", Truncate(text, 80))
 		}
-		if errno == 0 {
-			return fmt.Sprintf("ack seq %d error 0", m.Header.Sequence)
+		if text != ReplyText(port) {
+			return d + fmt.Sprintf(" text %q (want %q)", Truncate(text, 80), ReplyText(port))
 		}
-		return fmt.Sprintf("ack seq %d error -%s", m.Header.Sequence, ErrnoName(errno))
+		return d
+	case uint16(netlink.Error):
+		if len(data) < 4 {
+			return fmt.Sprintf("ack seq %d with a %d-byte payload", seq, len(data))
+		}
+		errno, err := DecodeAck(data)
+		switch {
+		case err != nil:
+			return fmt.Sprintf("ack seq %d error +%d", seq, int32(binary.NativeEndian.Uint32(data)))
+		case errno == 0:
+			return fmt.Sprintf("ack seq %d error 0", seq)
+		}
+		return fmt.Sprintf("ack seq %d error -%s", seq, ErrnoName(errno))
 	}
-	return fmt.Sprintf("type %d seq %d", m.Header.Type, m.Header.Sequence)
+	return fmt.Sprintf("type %d seq %d", typ, seq)
 }
 
 // Greet sends text as a greeting with the given flags and, if flags hold

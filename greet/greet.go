@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"syscall"
+
+	"github.com/kmodtest/kmodtest/greet/rawnl"
 )
 
 // Constants of the module's wire contract.
@@ -23,7 +25,7 @@ const (
 	// ModuleName is the name the kernel knows the module by.
 	ModuleName = "NetlinkGreetingsLKM"
 	// HeaderLen is the length of a netlink message header (NLMSG_HDRLEN).
-	HeaderLen = 16
+	HeaderLen = rawnl.HeaderLen
 	// MinType is NLMSG_MIN_TYPE: types below it are netlink control types.
 	MinType = 16
 )
@@ -81,7 +83,7 @@ func GreetingText(payload []byte) []byte {
 func DecodeReply(payload []byte) (string, error) {
 	i := bytes.IndexByte(payload, 0)
 	if i < 0 {
-		return string(payload), fmt.Errorf("decode reply %q: %w", truncate(payload, 80), ErrNotTerminated)
+		return string(payload), fmt.Errorf("decode reply %q: %w", Truncate(string(payload), 80), ErrNotTerminated)
 	}
 	return string(payload[:i]), nil
 }
@@ -137,9 +139,11 @@ func ErrnoName(errno syscall.Errno) string {
 	return "errno " + strconv.Itoa(int(errno))
 }
 
-func truncate(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[:n]
+// Truncate returns s cut to n bytes, with "..." when it was longer: for
+// quoting payloads and kernel records in messages.
+func Truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
 	}
-	return b
+	return s
 }

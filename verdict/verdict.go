@@ -91,10 +91,6 @@ const LogStep = "kernel-log"
 // BootStep is the name of the verdict on the boot itself.
 const BootStep = "boot"
 
-// AllowedTaint holds the taint flags a module under test may add:
-// O (out-of-tree, bit 12) and E (unsigned, bit 13).
-const AllowedTaint = 1<<12 | 1<<13
-
 // kernelReport matches lines by which the kernel says something went wrong.
 var kernelReport = regexp.MustCompile(strings.Join([]string{
 	`\bOops\b`,
@@ -140,21 +136,6 @@ func KernelReports(log []string) []string {
 		}
 	}
 	return out
-}
-
-// TaintFlags names the bits set in t, as the kernel's taint letters.
-func TaintFlags(t uint64) string {
-	const letters = "PFSRMBUDAWCIOELKXTN"
-	var b strings.Builder
-	for i := 0; i < len(letters); i++ {
-		if t&(1<<i) != 0 {
-			b.WriteByte(letters[i])
-		}
-	}
-	if b.Len() == 0 {
-		return "none"
-	}
-	return b.String()
 }
 
 // Judge gives the verdict on run, for the steps that were asked for.
@@ -224,11 +205,12 @@ func Judge(run Run, steps []string, expect map[string]string) *Report {
 				s.Reasons = append(s.Reasons, fmt.Sprintf("the kernel log of the step lacks %q", want))
 				s.Evidence = append(s.Evidence, e.Kmsg...)
 			}
-			if added := e.TaintAfter &^ e.TaintBefore &^ AllowedTaint; added != 0 {
+			if added := probe.NewTaint(e.TaintBefore, e.TaintAfter); added != 0 {
 				s.Status = probe.StatusFail
 				s.Reasons = append(s.Reasons, fmt.Sprintf("the step tainted the kernel: new taint %s (was %s, now %s)",
-					TaintFlags(added), TaintFlags(e.TaintBefore), TaintFlags(e.TaintAfter)))
+					probe.DescribeTaint(added), probe.TaintLetters(e.TaintBefore), probe.TaintLetters(e.TaintAfter)))
 			}
+
 		case begun[name] && name == lastBegun && r.Panic != nil:
 			s.Status = probe.StatusFail
 			s.Reasons = append(s.Reasons, "the kernel panicked during the step: "+r.Panic[0])

@@ -1,6 +1,7 @@
 package verdict
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -148,17 +149,6 @@ func TestKernelReports(t *testing.T) {
 	}
 }
 
-func TestTaintFlags(t *testing.T) {
-	for _, tt := range []struct {
-		t    uint64
-		want string
-	}{{0, "none"}, {1 << 12, "O"}, {1<<12 | 1<<13, "OE"}, {1<<9 | 1<<5, "BW"}} {
-		if got := TaintFlags(tt.t); got != tt.want {
-			t.Errorf("TaintFlags(%#x) = %q, want %q", tt.t, got, tt.want)
-		}
-	}
-}
-
 func TestJudgeExpectedLogLine(t *testing.T) {
 	run := Run{Events: []probe.Event{
 		begin("insmod"), end("insmod", probe.StatusPass, "NetlinkGreetingsLKM: loaded, netlink protocol 31"),
@@ -234,5 +224,19 @@ func TestFailedInsmodQuotesTheKernel(t *testing.T) {
 	}
 	if s, _ := r.Step("reply"); s.Status != probe.StatusSkip || !strings.Contains(s.Reasons[0], "insmod failed") {
 		t.Errorf("reply: %s %q, want a skip naming insmod", s.Status, s.Reasons)
+	}
+}
+
+// TestNewTaintIsOneReason: a taint the host's old table did not know (J)
+// is named, and a new taint is one reason, not one from the prober and
+// one from the host.
+func TestNewTaintIsOneReason(t *testing.T) {
+	e := end("reply", probe.StatusPass)
+	e.TaintBefore, e.TaintAfter = 1<<12|1<<13, 1<<12|1<<13|1<<19
+	r := Judge(Run{Events: []probe.Event{begin("reply"), e}}, []string{"reply"}, nil)
+	s, _ := r.Step("reply")
+	want := []string{"the step tainted the kernel: new taint J (fwctl) (was OE, now OEJ)"}
+	if !s.Failed() || !slices.Equal(s.Reasons, want) {
+		t.Errorf("reasons %q, want %q", s.Reasons, want)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/kmodtest/kmodtest/greet"
 	"github.com/kmodtest/kmodtest/probe"
 	"io"
 	"os"
@@ -35,32 +36,25 @@ type kmsgRecord struct {
 func parseKmsgRecord(b []byte) (kmsgRecord, error) {
 	semi := bytes.IndexByte(b, ';')
 	if semi < 0 {
-		return kmsgRecord{}, fmt.Errorf("kmsg record %q: no ';'", truncate(b, 60))
+		return kmsgRecord{}, fmt.Errorf("kmsg record %q: no ';'", greet.Truncate(string(b), 60))
 	}
 	fields := bytes.Split(b[:semi], []byte(","))
 	if len(fields) < 3 {
-		return kmsgRecord{}, fmt.Errorf("kmsg record %q: want prio,seq,usec prefix", truncate(b, 60))
+		return kmsgRecord{}, fmt.Errorf("kmsg record %q: want prio,seq,usec prefix", greet.Truncate(string(b), 60))
 	}
 	prio, err := strconv.Atoi(string(fields[0]))
 	if err != nil {
-		return kmsgRecord{}, fmt.Errorf("kmsg record %q: priority: %w", truncate(b, 60), err)
+		return kmsgRecord{}, fmt.Errorf("kmsg record %q: priority: %w", greet.Truncate(string(b), 60), err)
 	}
 	seq, err := strconv.ParseUint(string(fields[1]), 10, 64)
 	if err != nil {
-		return kmsgRecord{}, fmt.Errorf("kmsg record %q: sequence: %w", truncate(b, 60), err)
+		return kmsgRecord{}, fmt.Errorf("kmsg record %q: sequence: %w", greet.Truncate(string(b), 60), err)
 	}
 	text := b[semi+1:]
 	if nl := bytes.IndexByte(text, '\n'); nl >= 0 {
 		text = text[:nl]
 	}
 	return kmsgRecord{Level: prio & 7, Seq: seq, Text: string(text)}, nil
-}
-
-func truncate(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[:n]
-	}
-	return b
 }
 
 // A kmsgLog collects the records of one step within the caps.

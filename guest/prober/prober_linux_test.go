@@ -80,28 +80,6 @@ func TestKmsgLogCaps(t *testing.T) {
 	}
 }
 
-func TestBadTaint(t *testing.T) {
-	tests := []struct {
-		name          string
-		before, after uint64
-		want          string
-	}{
-		{name: "unchanged", before: 1 << 12, after: 1 << 12},
-		{name: "module load", before: 0, after: taintOOT | taintUnsigned},
-		{name: "bad page and warning", before: taintOOT, after: taintOOT | 1<<5 | 1<<9, want: "kernel taint gained B (bad page), W (warning)"},
-		{name: "oops", before: 0, after: 1 << 7, want: "kernel taint gained D (kernel died (oops))"},
-		{name: "unknown bit", before: 0, after: 1 << 40, want: "kernel taint gained bit 40"},
-		{name: "lost bits", before: 1 << 9, after: 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, badTaint(tt.before, tt.after)); diff != "" {
-				t.Fatalf("unexpected taint diff (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
 func TestLoadConfig(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, s string) string {

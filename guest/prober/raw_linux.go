@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"golang.org/x/sys/unix"
-	"syscall"
 	"time"
 
 	"github.com/kmodtest/kmodtest/greet"
@@ -51,41 +50,10 @@ func (s *rawSession) message(typ, flags uint16, payload []byte) (uint32, []byte)
 	return seq, rawnl.NewMessage(rawnl.Header{Type: typ, Flags: flags, Seq: seq}, payload)
 }
 
-// describe returns m in the compact form steps compare: "reply seq 7",
-// "ack seq 7 error 0", "ack seq 7 error -EINVAL" or "type 5 seq 7". A
-// reply with the wrong text for port says so.
+// describe returns m in the compact form steps compare (see
+// greet.DescribeAnswer); a reply with the wrong text for port says so.
 func describe(m rawnl.Message, port uint32) string {
-	switch m.Header.Type {
-	case greet.TypeGreet:
-		d := fmt.Sprintf("reply seq %d", m.Header.Seq)
-		text, err := greet.DecodeReply(m.Data)
-		if err != nil {
-			return d + fmt.Sprintf(" text %q (not NUL-terminated)", trim(text))
-		}
-		if text != greet.ReplyText(port) {
-			return d + fmt.Sprintf(" text %q (want %q)", trim(text), greet.ReplyText(port))
-		}
-		return d
-	case rawnl.TypeError:
-		errno, ok := m.Errno()
-		switch {
-		case !ok:
-			return fmt.Sprintf("ack seq %d with a %d-byte payload", m.Header.Seq, len(m.Data))
-		case errno == 0:
-			return fmt.Sprintf("ack seq %d error 0", m.Header.Seq)
-		case errno < 0:
-			return fmt.Sprintf("ack seq %d error +%d", m.Header.Seq, -errno)
-		}
-		return fmt.Sprintf("ack seq %d error -%s", m.Header.Seq, greet.ErrnoName(errnoOf(errno)))
-	}
-	return fmt.Sprintf("type %d seq %d", m.Header.Type, m.Header.Seq)
-}
-
-func trim(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "..."
-	}
-	return s
+	return greet.DescribeAnswer(m.Header.Type, m.Header.Seq, m.Data, port)
 }
 
 // waitAck receives until an NLMSG_ERROR with seq arrives or timeout
@@ -195,4 +163,3 @@ func errAck(seq uint32, name string) []string {
 	return []string{fmt.Sprintf("ack seq %d error -%s", seq, name)}
 }
 
-func errnoOf(e int32) syscall.Errno { return syscall.Errno(e) }
