@@ -162,4 +162,3 @@ func ackOnly(seq uint32) []string { return []string{fmt.Sprintf("ack seq %d erro
 func errAck(seq uint32, name string) []string {
 	return []string{fmt.Sprintf("ack seq %d error -%s", seq, name)}
 }
-
