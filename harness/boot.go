@@ -32,8 +32,8 @@ const (
 type Boot struct {
 	Target Target
 	Kernel *kernels.Fetched
-	// Image is what QEMU boots (see kernels.Cache.BootImage); empty
-	// means the kernel's vmlinuz.
+	// Image is what QEMU boots: the ELF vmlinux kernels.Cache.BootImage
+	// extracts, or the kernel's own image (Kernel.Vmlinuz) when empty.
 	Image string
 	// Port is how an arm64 guest gets its result port
 	// (kernels.Cache.ResultPort); nil for amd64.
