@@ -108,14 +108,14 @@ func Summarize(msgs []netlink.Message) string {
 	}
 	parts := make([]string, 0, len(msgs))
 	for _, m := range msgs {
-		parts = append(parts, Describe(m))
+		parts = append(parts, DescribeMessage(m))
 	}
 	return "[" + strings.Join(parts, ", ") + "]"
 }
 
-// Describe returns m in a compact form such as "reply seq 7",
+// DescribeMessage returns m in a compact form such as "reply seq 7",
 // "ack seq 7 error 0" or "ack seq 7 error -EINVAL" (see DescribeAnswer).
-func Describe(m netlink.Message) string {
+func DescribeMessage(m netlink.Message) string {
 	return DescribeAnswer(uint16(m.Header.Type), m.Header.Sequence, m.Data, 0)
 }
 

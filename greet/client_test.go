@@ -72,7 +72,7 @@ func TestGreet(t *testing.T) {
 	tests := []struct {
 		name    string
 		answers []answer
-		// want is Describe of each received message with seq replaced by
+		// want is DescribeMessage of each received message with seq replaced by
 		// an offset from the request's ("reply +0").
 		want    []string
 		wantErr error
@@ -173,7 +173,7 @@ func relative(res *greet.Result) []string {
 	var out []string
 	for _, m := range res.Messages {
 		m.Header.Sequence -= res.Request.Header.Sequence
-		out = append(out, strings.Replace(greet.Describe(m), "seq ", "seq +", 1))
+		out = append(out, strings.Replace(greet.DescribeMessage(m), "seq ", "seq +", 1))
 	}
 	return out
 }

@@ -57,7 +57,7 @@ type Boot struct {
 // Result is what a Boot produced.
 type Result struct {
 	Report *verdict.Report
-	Run    *vm.Run
+	Output *vm.Output
 	// Initramfs and Boot are the times to compose the image and to run
 	// the VM.
 	Initramfs time.Duration
@@ -115,7 +115,7 @@ func (b Boot) Run(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("boot %s: %w", b.Target.Name(), err)
 	}
 	res.Boot = time.Since(start)
-	res.Run = run
+	res.Output = run
 
 	res.Report = Judge(run, b.Steps)
 	return res, nil
@@ -172,9 +172,9 @@ func (b Boot) ShellLine() string {
 	return fmt.Sprintf("kmodtest shell %s -ko %s", kernel, filepath.Join(b.Dir, filepath.Base(b.Ko)))
 }
 
-// Describe formats a failed step for a test log: the reasons, the kernel
+// FailureText formats a failed step for a test log: the reasons, the kernel
 // lines behind them, and where to look and how to rerun.
-func Describe(s verdict.Step, b Boot, run *vm.Run) string {
+func FailureText(s verdict.Step, b Boot, run *vm.Output) string {
 	var w strings.Builder
 	for _, r := range s.Reasons {
 		fmt.Fprintf(&w, "%s\n", r)

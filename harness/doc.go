@@ -8,7 +8,7 @@
 // builds the module for it in the background; Session.BootTarget
 // builds, boots and judges one target and records its row for the
 // timing and summary report that Session.Finish prints. A Boot is one
-// QEMU boot of one kernel with one module, judged step by step; Describe
+// QEMU boot of one kernel with one module, judged step by step; FailureText
 // formats a failed step with its kernel lines, artifacts and rerun line.
 //
 // It holds no test logic of its own: vmtests/ asserts on the verdicts

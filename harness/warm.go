@@ -241,7 +241,7 @@ func (r *WarmRun) Finish(ctx context.Context, ko string, steps []string) (*Resul
 	}
 	// The boot happened once, before the snapshot: judge it with this run.
 	run.Console = append(append([]string(nil), r.snap.Console...), run.Console...)
-	return &Result{Run: run, Boot: time.Since(sendStart), Report: Judge(run, steps)}, nil
+	return &Result{Output: run, Boot: time.Since(sendStart), Report: Judge(run, steps)}, nil
 }
 
 // loadableModule returns the module without its debug sections: the
@@ -273,12 +273,12 @@ func alarm(line string) bool { return len(verdict.KernelReports([]string{line}))
 
 // Judge gives the verdict on one run of steps: the same for a boot and a
 // restored snapshot, for go test and for kmodtest.
-func Judge(run *vm.Run, steps []string) *verdict.Report {
+func Judge(run *vm.Output, steps []string) *verdict.Report {
 	exit := ""
 	if run.ExitErr != nil {
 		exit = run.ExitErr.Error()
 	}
-	return verdict.Judge(verdict.Run{
+	return verdict.Judge(verdict.Input{
 		Events:     run.Events,
 		Console:    run.Console,
 		Hung:       run.Hung,

@@ -75,8 +75,8 @@ func (r *Report) FirstFailure() (Step, bool) {
 	return Step{}, false
 }
 
-// Run is the part of a VM run the verdict needs.
-type Run struct {
+// Input is the part of a VM run the verdict needs.
+type Input struct {
 	Events     []probe.Event
 	Console    []string
 	Hung       bool
@@ -141,7 +141,7 @@ func KernelReports(log []string) []string {
 // Judge gives the verdict on run, for the steps that were asked for.
 // expect maps a step to a line its kernel log window must hold (the
 // module's own load and unload messages, say); nil expects nothing.
-func Judge(run Run, steps []string, expect map[string]string) *Report {
+func Judge(run Input, steps []string, expect map[string]string) *Report {
 	r := &Report{}
 	ends := map[string]probe.Event{}
 	begun := map[string]bool{}
@@ -251,7 +251,7 @@ func judgeLog(console []string) Step {
 }
 
 // guestEnd says how the guest stopped short.
-func guestEnd(run Run, r *Report) string {
+func guestEnd(run Input, r *Report) string {
 	switch {
 	case r.Panic != nil:
 		return "the kernel panicked: " + r.Panic[0]

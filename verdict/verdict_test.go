@@ -18,14 +18,14 @@ func TestJudge(t *testing.T) {
 	steps := []string{"insmod", "reply", "ack"}
 	tests := []struct {
 		name     string
-		run      Run
+		run      Input
 		want     map[string]string // step -> status
 		reason   map[string]string // step -> substring of its first reason
 		logFails bool
 	}{
 		{
 			name: "all pass",
-			run: Run{Events: []probe.Event{
+			run: Input{Events: []probe.Event{
 				begin("insmod"), end("insmod", probe.StatusPass, "NetlinkGreetingsLKM: loaded"),
 				begin("reply"), end("reply", probe.StatusPass),
 				begin("ack"), end("ack", probe.StatusPass),
@@ -35,7 +35,7 @@ func TestJudge(t *testing.T) {
 		},
 		{
 			name: "prober failure keeps its detail",
-			run: Run{Events: []probe.Event{
+			run: Input{Events: []probe.Event{
 				begin("insmod"), end("insmod", probe.StatusPass),
 				begin("reply"), end("reply", probe.StatusPass),
 				begin("ack"), {Kind: probe.KindEnd, Step: "ack", Status: probe.StatusFail, Detail: "no ack for seq 2 within 2s"},
@@ -45,7 +45,7 @@ func TestJudge(t *testing.T) {
 		},
 		{
 			name: "kernel warning in a step window fails that step only",
-			run: Run{Events: []probe.Event{
+			run: Input{Events: []probe.Event{
 				begin("insmod"), end("insmod", probe.StatusPass),
 				begin("reply"), end("reply", probe.StatusPass, "WARNING: CPU: 0 PID: 77 at greet.c:10 greet_rcv+0x1/0x2 [NetlinkGreetingsLKM]", "Call Trace:"),
 				begin("ack"), end("ack", probe.StatusPass),
@@ -56,7 +56,7 @@ func TestJudge(t *testing.T) {
 		},
 		{
 			name: "new taint fails, out-of-tree and unsigned do not",
-			run: Run{Events: []probe.Event{
+			run: Input{Events: []probe.Event{
 				begin("insmod"), {Kind: probe.KindEnd, Step: "insmod", Status: probe.StatusPass, TaintAfter: 1<<12 | 1<<13},
 				begin("reply"), {Kind: probe.KindEnd, Step: "reply", Status: probe.StatusPass, TaintBefore: 1<<12 | 1<<13, TaintAfter: 1<<12 | 1<<13 | 1<<9},
 				begin("ack"), end("ack", probe.StatusPass),
@@ -66,7 +66,7 @@ func TestJudge(t *testing.T) {
 		},
 		{
 			name: "panic is pinned to the running step",
-			run: Run{
+			run: Input{
 				Events:  []probe.Event{begin("insmod"), end("insmod", probe.StatusPass), begin("reply")},
 				Console: []string{"BUG: kernel NULL pointer dereference, address: 0000000000000000", "Kernel panic - not syncing: Fatal exception"},
 			},
@@ -76,7 +76,7 @@ func TestJudge(t *testing.T) {
 		},
 		{
 			name: "hang is pinned to the running step",
-			run: Run{
+			run: Input{
 				Events:     []probe.Event{begin("insmod"), end("insmod", probe.StatusPass), begin("reply")},
 				Console:    []string{"last words"},
 				Hung:       true,
@@ -150,7 +150,7 @@ func TestKernelReports(t *testing.T) {
 }
 
 func TestJudgeExpectedLogLine(t *testing.T) {
-	run := Run{Events: []probe.Event{
+	run := Input{Events: []probe.Event{
 		begin("insmod"), end("insmod", probe.StatusPass, "NetlinkGreetingsLKM: loaded, netlink protocol 31"),
 		begin("rmmod"), end("rmmod", probe.StatusPass),
 	}}
@@ -171,12 +171,12 @@ func TestJudgeExpectedLogLine(t *testing.T) {
 func TestBootFailureIsReportedOnce(t *testing.T) {
 	for _, tt := range []struct {
 		name string
-		run  Run
+		run  Input
 		want string
 	}{
-		{name: "QEMU refused", run: Run{Exit: "exit status 1: qemu: linux kernel too old to load a ram disk"}, want: "never started the prober: QEMU exited early (exit status 1: qemu: linux kernel too old"},
-		{name: "early panic", run: Run{Console: []string{"Kernel panic - not syncing: VFS: Unable to mount root fs"}}, want: "never started the prober: the kernel panicked"},
-		{name: "silent guest", run: Run{Hung: true, HangReason: "no word from the prober for 1m30s"}, want: "never started the prober: the guest hung"},
+		{name: "QEMU refused", run: Input{Exit: "exit status 1: qemu: linux kernel too old to load a ram disk"}, want: "never started the prober: QEMU exited early (exit status 1: qemu: linux kernel too old"},
+		{name: "early panic", run: Input{Console: []string{"Kernel panic - not syncing: VFS: Unable to mount root fs"}}, want: "never started the prober: the kernel panicked"},
+		{name: "silent guest", run: Input{Hung: true, HangReason: "no word from the prober for 1m30s"}, want: "never started the prober: the guest hung"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := Judge(tt.run, []string{"insmod", "reply", "ack"}, nil)
@@ -204,7 +204,7 @@ func TestFailedInsmodQuotesTheKernel(t *testing.T) {
 		e.Detail = "the module is not loaded: insmod failed (see the insmod step)"
 		return e
 	}
-	run := Run{Events: []probe.Event{begin("insmod"), ins, begin("reply"), skip("reply"), begin("rmmod"), skip("rmmod")}}
+	run := Input{Events: []probe.Event{begin("insmod"), ins, begin("reply"), skip("reply"), begin("rmmod"), skip("rmmod")}}
 	r := Judge(run, []string{"insmod", "reply", "rmmod"}, nil)
 	var failed []string
 	for _, s := range append(r.Steps, r.Log) {
@@ -233,7 +233,7 @@ func TestFailedInsmodQuotesTheKernel(t *testing.T) {
 func TestNewTaintIsOneReason(t *testing.T) {
 	e := end("reply", probe.StatusPass)
 	e.TaintBefore, e.TaintAfter = 1<<12|1<<13, 1<<12|1<<13|1<<19
-	r := Judge(Run{Events: []probe.Event{begin("reply"), e}}, []string{"reply"}, nil)
+	r := Judge(Input{Events: []probe.Event{begin("reply"), e}}, []string{"reply"}, nil)
 	s, _ := r.Step("reply")
 	want := []string{"the step tainted the kernel: new taint J (fwctl) (was OE, now OEJ)"}
 	if !s.Failed() || !slices.Equal(s.Reasons, want) {

@@ -269,7 +269,7 @@ func (g *Guest) Kill() {
 
 // Wait runs the guest to its end (the prober powers it off after the
 // last step) and returns what it printed, judged for hangs as Boot does.
-func (g *Guest) Wait(ctx context.Context) (*Run, error) {
+func (g *Guest) Wait(ctx context.Context) (*Output, error) {
 	defer g.Kill()
 	cfg := g.cfg
 	resultsPath := filepath.Join(cfg.Dir, "results.log")
@@ -299,7 +299,7 @@ func (g *Guest) Wait(ctx context.Context) (*Run, error) {
 	cancel()
 	wg.Wait()
 
-	run := &Run{Cmdline: g.p.cmdline, Duration: time.Since(g.start), Stderr: g.p.stderr.lines()}
+	run := &Output{Cmdline: g.p.cmdline, Duration: time.Since(g.start), Stderr: g.p.stderr.lines()}
 	consoleData, err := os.ReadFile(filepath.Join(cfg.Dir, "console.log"))
 	if err != nil {
 		return nil, fmt.Errorf("read console log: %w", err)

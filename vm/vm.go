@@ -167,8 +167,8 @@ type Config struct {
 	Console string
 }
 
-// Run is what one boot produced.
-type Run struct {
+// Output is what one boot produced.
+type Output struct {
 	Events  []probe.Event
 	Console []string
 	// BadLines are result-port lines that carried the event prefix but
@@ -206,7 +206,7 @@ func qemuPackage(bin string) string {
 // process group, killed when ctx is done, and PR_SET_PDEATHSIG), and so
 // that its stderr, where QEMU says why it would not start, is kept apart
 // from the console.
-func Boot(ctx context.Context, cfg Config) (*Run, error) {
+func Boot(ctx context.Context, cfg Config) (*Output, error) {
 	arch := cfg.Arch
 	if arch == "" {
 		arch = ArchAMD64
@@ -235,7 +235,7 @@ func Boot(ctx context.Context, cfg Config) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	run := &Run{Cmdline: quoteCmdline(cmdline)}
+	run := &Output{Cmdline: quoteCmdline(cmdline)}
 	if err := os.WriteFile(filepath.Join(cfg.Dir, "qemu-cmdline.txt"), []byte(run.Cmdline+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("write QEMU command line: %w", err)
 	}

@@ -69,5 +69,5 @@ func TestCorruptKernelFailsOnce(t *testing.T) {
 	if !strings.Contains(boot.Reasons[0], "Error while loading elf kernel") {
 		t.Errorf("the failure does not quote QEMU: %s", boot.Reasons[0])
 	}
-	t.Logf("reported as:\n%s", harness.Describe(boot, b, res.Run))
+	t.Logf("reported as:\n%s", harness.FailureText(boot, b, res.Output))
 }

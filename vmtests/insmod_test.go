@@ -76,5 +76,5 @@ func TestFailedInsmodFailsOnce(t *testing.T) {
 	if !strings.Contains(s.Reasons[0], "the kernel said: ") || !strings.Contains(s.Reasons[0], "version magic") {
 		t.Errorf("the insmod failure does not quote the kernel: %q", s.Reasons)
 	}
-	t.Logf("reported as:\n%s", harness.Describe(s, b, res.Run))
+	t.Logf("reported as:\n%s", harness.FailureText(s, b, res.Output))
 }

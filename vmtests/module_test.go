@@ -57,7 +57,7 @@ func runTarget(t *testing.T, tg harness.Target, dir string) {
 	if b := out.Report.Boot; b.Failed() {
 		// One failure for the boot, not one per step it kept from running.
 		t.Run(b.Name, func(t *testing.T) {
-			t.Errorf("%s did not boot:\n%s", tg.Name(), harness.Describe(b, out.Boot, out.Result.Run))
+			t.Errorf("%s did not boot:\n%s", tg.Name(), harness.FailureText(b, out.Boot, out.Result.Output))
 		})
 		return
 	}
@@ -66,7 +66,7 @@ func runTarget(t *testing.T, tg harness.Target, dir string) {
 		t.Run(s.Name, func(t *testing.T) {
 			switch s.Status {
 			case probe.StatusFail:
-				t.Errorf("step %s failed on %s:\n%s", s.Name, tg.Name(), harness.Describe(s, out.Boot, out.Result.Run))
+				t.Errorf("step %s failed on %s:\n%s", s.Name, tg.Name(), harness.FailureText(s, out.Boot, out.Result.Output))
 			case probe.StatusSkip:
 				t.Skip(strings.Join(s.Reasons, "; "))
 			}

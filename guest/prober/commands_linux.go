@@ -127,7 +127,7 @@ func greetCommand(args []string) int {
 	fmt.Printf("sent %q from port %d\n", text, c.PID())
 	if res != nil {
 		for _, m := range res.Messages {
-			line := greet.Describe(m)
+			line := greet.DescribeMessage(m)
 			if m.Header.Type == greet.TypeGreet {
 				if reply, err := greet.DecodeReply(m.Data); err == nil {
 					line += fmt.Sprintf(": %q", reply)

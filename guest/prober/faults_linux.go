@@ -198,7 +198,7 @@ func (s *rawSession) untilSentinel() (map[uint32][]string, bool, error) {
 			return got, enobufs, err
 		}
 		for _, m := range msgs {
-			d := describe(m, s.c.PID())
+			d := describeRaw(m, s.c.PID())
 			if m.Header.Seq == seq {
 				if m.Header.Type == rawnl.TypeError {
 					if !slices.Equal(got[seq], []string{fmt.Sprintf("reply seq %d", seq)}) || d != fmt.Sprintf("ack seq %d error 0", seq) {

@@ -121,7 +121,7 @@ func (t *tally) add(m rawnl.Message, port uint32) (firstAck bool) {
 	switch m.Header.Type {
 	case greet.TypeGreet:
 		t.replies[seq]++
-		if d := describe(m, port); d != fmt.Sprintf("reply seq %d", seq) {
+		if d := describeRaw(m, port); d != fmt.Sprintf("reply seq %d", seq) {
 			t.bad.add(errors.New(d))
 		}
 		if t.acks[seq] > 0 {
@@ -130,14 +130,14 @@ func (t *tally) add(m rawnl.Message, port uint32) (firstAck bool) {
 	case rawnl.TypeError:
 		t.acks[seq]++
 		if errno, ok := m.Errno(); !ok || errno != 0 {
-			t.bad.add(errors.New(describe(m, port)))
+			t.bad.add(errors.New(describeRaw(m, port)))
 		}
 		if t.replies[seq] == 0 {
 			t.bad.add(fmt.Errorf("ack seq %d before its reply", seq))
 		}
 		return t.acks[seq] == 1
 	default:
-		t.bad.add(fmt.Errorf("unexpected %s", describe(m, port)))
+		t.bad.add(fmt.Errorf("unexpected %s", describeRaw(m, port)))
 	}
 	return false
 }

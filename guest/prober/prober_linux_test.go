@@ -156,7 +156,7 @@ func TestParseMeminfo(t *testing.T) {
 	}
 }
 
-func TestDescribe(t *testing.T) {
+func TestDescribeRaw(t *testing.T) {
 	const port = 4242
 	msg := func(typ uint16, seq uint32, data []byte) rawnl.Message {
 		return rawnl.Message{Header: rawnl.Header{Len: uint32(16 + len(data)), Type: typ, Seq: seq}, Data: data}
@@ -177,7 +177,7 @@ func TestDescribe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, describe(tt.m, port)); diff != "" {
+			if diff := cmp.Diff(tt.want, describeRaw(tt.m, port)); diff != "" {
 				t.Fatalf("unexpected description (-want +got):\n%s", diff)
 			}
 		})

@@ -50,9 +50,9 @@ func (s *rawSession) message(typ, flags uint16, payload []byte) (uint32, []byte)
 	return seq, rawnl.NewMessage(rawnl.Header{Type: typ, Flags: flags, Seq: seq}, payload)
 }
 
-// describe returns m in the compact form steps compare (see
+// describeRaw returns m in the compact form steps compare (see
 // greet.DescribeAnswer); a reply with the wrong text for port says so.
-func describe(m rawnl.Message, port uint32) string {
+func describeRaw(m rawnl.Message, port uint32) string {
 	return greet.DescribeAnswer(m.Header.Type, m.Header.Seq, m.Data, port)
 }
 
@@ -64,7 +64,7 @@ func (s *rawSession) waitAck(seq uint32, timeout time.Duration) ([]string, error
 	for {
 		msgs, err := s.c.ReceiveMessages(time.Until(end))
 		for _, m := range msgs {
-			got = append(got, describe(m, s.c.PID()))
+			got = append(got, describeRaw(m, s.c.PID()))
 			if m.Header.Type == rawnl.TypeError && m.Header.Seq == seq {
 				if err != nil {
 					return got, fmt.Errorf("malformed datagram: %w", err)

@@ -311,7 +311,7 @@ func printFailures(w io.Writer, o Options, t Result) {
 	b := harness.Boot{Dir: t.Dir, Rerun: func(step string) string { return o.Session.RerunLine("TestModule/"+t.Name, step) }}
 	for _, s := range append(t.Report.Steps, t.Report.Log) {
 		if s.Failed() {
-			fmt.Fprintf(w, "\n%s: step %s failed:\n%s\n", t.Name, s.Name, strings.TrimRight(harness.Describe(s, b, nil), "\n"))
+			fmt.Fprintf(w, "\n%s: step %s failed:\n%s\n", t.Name, s.Name, strings.TrimRight(harness.FailureText(s, b, nil), "\n"))
 		}
 	}
 }
