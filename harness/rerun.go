@@ -82,7 +82,7 @@ func (s *Session) targetOf(parts []string) (Target, bool) {
 // repository root first, so that it works from anywhere.
 func (s *Session) RerunScript(line string) string {
 	return "#!/bin/sh\n# Reruns this target with the settings of the run that wrote it.\ncd " +
-		shellQuote(s.Repo) + " || exit 1\nexec " + line + "\n"
+		shellQuote(s.Repo) + " || exit 1\n" + line + "\n"
 }
 
 // shellJoin quotes words for a POSIX shell and joins them with spaces.

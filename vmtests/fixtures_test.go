@@ -108,6 +108,9 @@ func TestFixtures(t *testing.T) {
 			if out.Build != nil {
 				t.Fatalf("fixture %s does not build: %v", f.name, out.Build)
 			}
+			if b := out.Report.Boot; b.Failed() {
+				t.Fatalf("fixture %s: the guest did not boot:\n%s", f.name, harness.FailureText(b, out.Boot, out.Result.Output))
+			}
 			s, ok := out.Report.Step(f.step)
 			if !ok {
 				t.Fatalf("step %s was not run", f.step)
