@@ -10,12 +10,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/kmodtest/kmodtest/internal/cachefs"
+	"github.com/kmodtest/kmodtest/internal/proc"
 )
 
 // arm64Magic is the magic number of an arm64 kernel Image, at offset 0x38
@@ -189,7 +189,7 @@ func (c *Cache) plainModule(ctx context.Context, kernel, path string) (string, e
 			Kind:  "uncompressed " + filepath.Base(path) + " of " + kernel,
 			Logf:  c.Logf,
 			Build: func(ctx context.Context, out string) error {
-				data, err := exec.CommandContext(ctx, z.tool, "-dc", src).Output()
+				data, err := proc.Output(proc.Command(ctx, z.tool, "-dc", src))
 				if err != nil {
 					return fmt.Errorf("%s -dc %s: %w", z.tool, src, err)
 				}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"slices"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/kmodtest/kmodtest/internal/cachefs"
 	"golang.org/x/sys/unix"
+	"github.com/kmodtest/kmodtest/internal/proc"
 )
 
 // Space a cold entry takes while it is made (downloads and the unpacked
@@ -178,7 +178,7 @@ func needSbinTool(tool string) error {
 func (p *Preflight) checkUserns(ctx context.Context, kernels []string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "unshare", "-r", "-m", "true").CombinedOutput()
+	out, err := proc.CombinedOutput(proc.Command(ctx, "unshare", "-r", "-m", "true"))
 	if err == nil {
 		return nil
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kmodtest/kmodtest/internal/cachefs"
+	"github.com/kmodtest/kmodtest/internal/proc"
 )
 
 // configFragments holds the config fragments that source entries of the
@@ -71,7 +71,7 @@ func sourceKey(ctx context.Context, k Kernel) (string, error) {
 	if err := needTool(hostCC); err != nil {
 		return "", fmt.Errorf("kernel %s is built with %s: %w", k.Name, hostCC, err)
 	}
-	out, err := exec.CommandContext(ctx, hostCC, "--version").Output()
+	out, err := proc.Output(proc.Command(ctx, hostCC, "--version"))
 	if err != nil {
 		return "", fmt.Errorf("%s --version: %w", hostCC, err)
 	}
@@ -142,7 +142,7 @@ func (c *Cache) buildSource(ctx context.Context, k Kernel, entry string) (*kerne
 	if len(files) != 1 {
 		return nil, fmt.Errorf("apt-get download %s gave %d files", src.Package, len(files))
 	}
-	if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", files[0], pkgTree).CombinedOutput(); err != nil {
+	if out, err := proc.CombinedOutput(proc.Command(ctx, "dpkg-deb", "-x", files[0], pkgTree)); err != nil {
 		return nil, commandError("dpkg-deb -x "+filepath.Base(files[0]), err, string(out))
 	}
 	tarballs, _ := filepath.Glob(filepath.Join(pkgTree, "usr", "src", "linux-source-*.tar.*"))
@@ -154,7 +154,7 @@ func (c *Cache) buildSource(ctx context.Context, k Kernel, entry string) (*kerne
 		return nil, err
 	}
 	c.logf("build %s: unpacking %s", k.Name, filepath.Base(tarballs[0]))
-	if out, err := exec.CommandContext(ctx, "tar", "-xf", tarballs[0], "-C", tree, "--strip-components=1").CombinedOutput(); err != nil {
+	if out, err := proc.CombinedOutput(proc.Command(ctx, "tar", "-xf", tarballs[0], "-C", tree, "--strip-components=1")); err != nil {
 		return nil, commandError("tar -xf "+filepath.Base(tarballs[0]), err, string(out))
 	}
 	if err := cachefs.RemoveAll(c.Dir, debs); err != nil {
@@ -245,7 +245,7 @@ func missingConfig(fragment, cfg string) []string {
 // error and, when progress is set, printing a progress line each minute
 // (elapsed time and the last file compiled).
 func (c *Cache) runLogged(ctx context.Context, name, what string, progress bool, prog string, args ...string) error {
-	cmd := exec.CommandContext(ctx, prog, args...)
+	cmd := proc.Command(ctx, prog, args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	pr, pw := io.Pipe()
 	cmd.Stdout = pw
@@ -275,13 +275,14 @@ func (c *Cache) runLogged(ctx context.Context, name, what string, progress bool,
 	start := time.Now()
 	ticker := time.NewTicker(time.Minute)
 	defer ticker.Stop()
-	if err := cmd.Start(); err != nil {
+	// A kernel build runs for many minutes: started through proc, it
+	// dies with the run (its process group on cancel, PDEATHSIG if the
+	// test binary is killed).
+	waitErr, err := proc.Start(cmd)
+	if err != nil {
 		pw.Close()
 		return fmt.Errorf("build %s: %s: %w", name, what, err)
 	}
-	waitErr := make(chan error, 1)
-	go func() { waitErr <- cmd.Wait() }()
-	var err error
 loop:
 	for {
 		select {

@@ -81,7 +81,7 @@ var machines = map[string]machine{
 		console:   "ttyS0",
 		guestPort: probe.ResultPort,
 		// A second 16550 UART, ttyS1.
-		port:   func(path, _ string) []string { return []string{"-serial", "file:" + path} },
+		port: func(path, _ string) []string { return []string{"-serial", "file:" + path} },
 		// no_timer_check skips the IO-APIC timer check, which a TCG
 		// guest on a loaded host can fail ("Kernel panic - not
 		// syncing: IO-APIC + timer doesn't work!", seen with six VMs
