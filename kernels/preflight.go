@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/kmodtest/kmodtest/internal/cachefs"
-	"golang.org/x/sys/unix"
 	"github.com/kmodtest/kmodtest/internal/proc"
+	"golang.org/x/sys/unix"
 )
 
 // Space a cold entry takes while it is made (downloads and the unpacked
