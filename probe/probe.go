@@ -30,6 +30,12 @@ const VirtioResultPort = "/dev/hvc0"
 // the kernel log before each step: the start of the step's log window.
 const KmsgMarker = "kmodtest: begin step "
 
+// ConsoleBegin returns the line the prober prints on the console (ttyS0)
+// when step begins. Unlike the kmsg marker, it reaches the console
+// whatever the kernel's console log level, so the host can find where a
+// step's console output starts.
+func ConsoleBegin(step string) string { return "kmodtest: step " + step + ": begin" }
+
 // Config tells the prober what to load and which steps to run.
 type Config struct {
 	// ModulePath is the module file inside the initramfs.

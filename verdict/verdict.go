@@ -281,12 +281,14 @@ func excerpt(log []string, reports []string) []string {
 	return nil
 }
 
-// sinceMarker returns the console from step's marker (which reaches the
-// console when its log level lets it) on, or all of it
-// when the marker did not reach the console.
+// sinceMarker returns the console from step's kmsg marker (which reaches
+// the console when its log level lets it) or the prober's own begin line
+// on, or all of it when neither is there. Reports printed before the step
+// (an RCU stall while a loaded host booted the guest) are then not
+// quoted as the step's.
 func sinceMarker(console []string, step string) []string {
 	for i := len(console) - 1; i >= 0; i-- {
-		if strings.HasSuffix(console[i], probe.KmsgMarker+step) {
+		if strings.HasSuffix(console[i], probe.KmsgMarker+step) || strings.HasSuffix(console[i], probe.ConsoleBegin(step)) {
 			return console[i:]
 		}
 	}

@@ -240,3 +240,28 @@ func TestNewTaintIsOneReason(t *testing.T) {
 		t.Errorf("reasons %q, want %q", s.Reasons, want)
 	}
 }
+
+// TestHungStepQuotesItsOwnReport: a step that hung is pinned on the
+// kernel report printed after it began (found by the prober's console
+// line), not on one printed while the guest booted.
+func TestHungStepQuotesItsOwnReport(t *testing.T) {
+	console := []string{
+		"[   30.350296] rcu: INFO: rcu_preempt self-detected stall on CPU",
+		"[   30.358069] Call Trace:",
+		probe.ConsoleBegin("insmod"),
+		"kmodtest: step insmod: pass (33 ms)",
+		probe.ConsoleBegin("socket-gone"),
+		"[   46.890425] BUG: unable to handle page fault for address: ffffffffc0204180",
+	}
+	run := Input{Events: []probe.Event{begin("insmod"), end("insmod", probe.StatusPass), begin("socket-gone")},
+		Console: console, Hung: true, HangReason: "no word from the prober for 30s"}
+	r := Judge(run, []string{"insmod", "socket-gone"}, nil)
+	s, _ := r.Step("socket-gone")
+	all := strings.Join(append(s.Reasons, s.Evidence...), "\n")
+	if !strings.Contains(all, "unable to handle page fault") {
+		t.Errorf("the step's own report is not quoted:\n%s", all)
+	}
+	if reasons := strings.Join(s.Reasons, "\n"); strings.Contains(reasons, "rcu_preempt self-detected stall") {
+		t.Errorf("a report from before the step is given as its reason:\n%s", reasons)
+	}
+}

@@ -67,7 +67,7 @@ func (r *reporter) emit(e probe.Event) {
 }
 
 func (r *reporter) begin(step, kernel string, taint uint64) {
-	fmt.Fprintf(os.Stderr, "kmodtest: step %s: begin\n", step)
+	fmt.Fprintln(os.Stderr, probe.ConsoleBegin(step))
 	r.emit(probe.Event{Kind: probe.KindBegin, Step: step, Kernel: kernel, TaintBefore: taint, TaintAfter: taint})
 }
 
