@@ -457,7 +457,7 @@ func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
 	}
 	out := &Outcome{Warnings: p.Module.Warnings, Boot: b, Result: res, Report: res.Report}
 	if p.Module.GcovDir != "" {
-		out.Coverage, out.CoverageErr = moduleCoverage(ctx, p, res.Run.Events, j.Dir)
+		out.Coverage, out.CoverageErr = moduleCoverage(ctx, p, res.Output.Events, j.Dir)
 		switch {
 		case out.CoverageErr != nil:
 			r.Coverage = "no coverage: " + out.CoverageErr.Error()
