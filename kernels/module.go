@@ -314,10 +314,20 @@ func (c *Cache) BuildModuleIn(ctx context.Context, f *Fetched, srcDir, work stri
 	if len(files) == 0 {
 		return nil, fmt.Errorf("no source files in %s", srcDir)
 	}
-	if err := syncFiles(srcDir, work, files); err != nil {
+	changed, err := syncFiles(srcDir, work, files)
+	if err != nil {
 		return nil, fmt.Errorf("copy source to build dir: %w", err)
 	}
-	kos, _, out, err := c.make(ctx, f, work)
+	kos, out, replayed, err := c.replay(ctx, f, work, changed)
+	if !replayed {
+		// The marker goes before make and comes back after a success:
+		// a make that stopped half way may leave .cmd files behind.
+		_ = os.Remove(filepath.Join(work, replayMarker))
+		kos, _, out, err = c.make(ctx, f, work)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(work, replayMarker), nil, 0o644)
+		}
+	}
 	if err != nil {
 		var be *BuildError
 		if errors.As(err, &be) {
@@ -329,20 +339,21 @@ func (c *Cache) BuildModuleIn(ctx context.Context, f *Fetched, srcDir, work stri
 }
 
 // syncFiles copies the listed files from src to dst where dst lacks them
-// or holds other content; unchanged files keep their time stamps.
-func syncFiles(src, dst string, files []string) error {
+// or holds other content, and returns those; unchanged files keep their
+// time stamps.
+func syncFiles(src, dst string, files []string) ([]string, error) {
 	var changed []string
 	for _, rel := range files {
 		a, err := os.ReadFile(filepath.Join(src, rel))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		b, err := os.ReadFile(filepath.Join(dst, rel))
 		if err != nil || !bytes.Equal(a, b) {
 			changed = append(changed, rel)
 		}
 	}
-	return copyFiles(src, dst, changed)
+	return changed, copyFiles(src, dst, changed)
 }
 
 func joinAll(dir string, names []string) []string {
