@@ -18,6 +18,7 @@ const portWait = 5 * time.Second
 // preparePort loads the result port's driver modules, in order, and waits
 // until port opens. A module already in the kernel is fine.
 func preparePort(modules []string, port string) error {
+	start := time.Now()
 	for _, path := range modules {
 		if err := loadModuleFile(path); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("load result port driver %s: %w", path, err)
@@ -27,6 +28,9 @@ func preparePort(modules []string, port string) error {
 	for {
 		fd, err := unix.Open(port, unix.O_WRONLY|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 		if err == nil {
+			if len(modules) > 0 || time.Since(start) > 100*time.Millisecond {
+				fmt.Fprintf(os.Stderr, "kmodtest: result port %s ready after %d ms (%d driver modules loaded)\n", port, time.Since(start).Milliseconds(), len(modules))
+			}
 			return unix.Close(fd)
 		}
 		if time.Now().After(end) {
