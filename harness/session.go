@@ -342,7 +342,7 @@ func (s *Session) prepare(ctx context.Context, p *Prep, k kernels.Kernel, patch 
 	if patch == "" {
 		s.Logf("boot image for %s: %s", k.Name, why)
 	}
-	if p.Port, err = s.Cache.ResultPort(ctx, f); err != nil {
+	if p.Port, err = kernels.ResultPort(f); err != nil {
 		return err
 	}
 	p.Module, err = s.Cache.BuildModule(ctx, f, filepath.Join(s.Repo, "kmod"), patch)

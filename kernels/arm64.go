@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/kmodtest/kmodtest/internal/cachefs"
-	"github.com/kmodtest/kmodtest/internal/proc"
 )
 
 // arm64Magic is the magic number of an arm64 kernel Image, at offset 0x38
@@ -46,17 +45,9 @@ func (c *Cache) arm64BootImage(ctx context.Context, f *Fetched) (path, why strin
 	if err != nil {
 		return "", "", fmt.Errorf("hash %s: %w", f.Vmlinuz, err)
 	}
-	key := sum[:16]
 	start := time.Now()
-	entry := &cachefs.FileEntry{
-		Root:  c.Dir,
-		Dir:   filepath.Join(c.Dir, "vmlinux", key),
-		Name:  "Image",
-		Lock:  filepath.Join(c.Dir, "locks", "vmlinux-"+key+".lock"),
-		Owner: f.Kernel.Name,
-		Kind:  "Image of " + f.Kernel.Name,
-		Logf:  c.Logf,
-		Build: func(ctx context.Context, out string) error {
+	entry := c.derivedFile(f.Kernel.Name, sum, "Image", "Image of "+f.Kernel.Name,
+		func(ctx context.Context, out string) error {
 			zr, err := gzip.NewReader(bytes.NewReader(data))
 			if err != nil {
 				return fmt.Errorf("gunzip %s: %w", f.Vmlinuz, err)
@@ -70,8 +61,7 @@ func (c *Cache) arm64BootImage(ctx context.Context, f *Fetched) (path, why strin
 			}
 			c.logf("Image %s: %d MB from the gzip vmlinuz in %.1fs", f.Kernel.Name, len(image)>>20, time.Since(start).Seconds())
 			return os.WriteFile(out, image, 0o644)
-		},
-	}
+		})
 	out, cached, err := entry.Get(ctx)
 	if err != nil {
 		return "", "", fmt.Errorf("Image for %s: %w", f.Kernel.Name, checkDiskFull(c.Dir, err))
@@ -108,11 +98,11 @@ type VirtioPort struct {
 // virtio console (virt has one UART). The transport is virtio-pci when the
 // kernel has it built in (Debian's 6.12 and 7.x), else virtio-mmio, whose
 // driver is a single module without dependencies (6.1 has both as
-// modules). Driver modules come from the kernel's packages, decompressed
-// into the cache, since in-kernel decompression is not everywhere. A
+// modules). Driver modules come from the kernel's packages, uncompressed
+// (6.1's are; trixie's .ko.xz would need decompressing first). A
 // kernel that lacks a driver, or needs a module its packages do not
 // carry, is an error that names it.
-func (c *Cache) ResultPort(ctx context.Context, f *Fetched) (*VirtioPort, error) {
+func ResultPort(f *Fetched) (*VirtioPort, error) {
 	if f.Kernel.Arch != ArchARM64 {
 		return nil, nil
 	}
@@ -141,9 +131,9 @@ func (c *Cache) ResultPort(ctx context.Context, f *Fetched) (*VirtioPort, error)
 		if f.Modules == "" {
 			return nil, fmt.Errorf("kernel %s builds %s as a module, but its packages carry no modules", f.Kernel.Name, d.config)
 		}
-		ko, err := c.plainModule(ctx, f.Kernel.Name, filepath.Join(f.Modules, d.module))
-		if err != nil {
-			return nil, fmt.Errorf("result port driver of %s: %w", f.Kernel.Name, err)
+		ko := filepath.Join(f.Modules, d.module)
+		if _, err := os.Stat(ko); err != nil {
+			return nil, fmt.Errorf("result port driver of %s: %w (kmodtest loads uncompressed driver modules only)", f.Kernel.Name, err)
 		}
 		deps, err := moduleDepends(ko)
 		if err != nil {
@@ -158,48 +148,6 @@ func (c *Cache) ResultPort(ctx context.Context, f *Fetched) (*VirtioPort, error)
 		port.Modules = append(port.Modules, ko)
 	}
 	return port, nil
-}
-
-// plainModule returns path if it exists, else the uncompressed copy of
-// path.xz or path.zst, kept beside the extracted boot images (vmlinux/,
-// owned by kernel, so that cleaning the kernel removes it).
-func (c *Cache) plainModule(ctx context.Context, kernel, path string) (string, error) {
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
-	}
-	for _, z := range []struct{ ext, tool string }{{".xz", "xz"}, {".zst", "zstd"}} {
-		src := path + z.ext
-		if _, err := os.Stat(src); err != nil {
-			continue
-		}
-		if err := needTool(z.tool); err != nil {
-			return "", err
-		}
-		_, sum, err := cachefs.FileSHA256(src)
-		if err != nil {
-			return "", err
-		}
-		key := sum[:16]
-		entry := &cachefs.FileEntry{
-			Root:  c.Dir,
-			Dir:   filepath.Join(c.Dir, "vmlinux", key),
-			Name:  filepath.Base(path),
-			Lock:  filepath.Join(c.Dir, "locks", "vmlinux-"+key+".lock"),
-			Owner: kernel,
-			Kind:  "uncompressed " + filepath.Base(path) + " of " + kernel,
-			Logf:  c.Logf,
-			Build: func(ctx context.Context, out string) error {
-				data, err := proc.Output(proc.Command(ctx, z.tool, "-dc", src))
-				if err != nil {
-					return fmt.Errorf("%s -dc %s: %w", z.tool, src, err)
-				}
-				return os.WriteFile(out, data, 0o644)
-			},
-		}
-		out, _, err := entry.Get(ctx)
-		return out, err
-	}
-	return "", fmt.Errorf("%s: no such module (nor .xz, .zst)", path)
 }
 
 // moduleDepends returns the "depends=" names of a module's .modinfo.

@@ -1,7 +1,6 @@
 package kernels
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,27 +29,25 @@ func fakeArm64(t *testing.T, config string) *Fetched {
 }
 
 func TestResultPort(t *testing.T) {
-	c := &Cache{Dir: t.TempDir()}
-	ctx := context.Background()
 
 	amd := &Fetched{Kernel: Kernel{Name: "6.1", Arch: ArchAMD64}}
-	if p, err := c.ResultPort(ctx, amd); p != nil || err != nil {
+	if p, err := ResultPort(amd); p != nil || err != nil {
 		t.Errorf("amd64: want no virtio port, got %+v, %v", p, err)
 	}
 
 	builtin := fakeArm64(t, "CONFIG_VIRTIO_PCI=y\nCONFIG_VIRTIO_MMIO=m\nCONFIG_VIRTIO_CONSOLE=y\n")
-	p, err := c.ResultPort(ctx, builtin)
+	p, err := ResultPort(builtin)
 	if err != nil || p.MMIO || len(p.Modules) != 0 {
 		t.Errorf("virtio-pci and console built in: want pci without modules, got %+v, %v", p, err)
 	}
 
 	noConsole := fakeArm64(t, "CONFIG_VIRTIO_PCI=y\n# CONFIG_VIRTIO_CONSOLE is not set\n")
-	if _, err := c.ResultPort(ctx, noConsole); err == nil || !strings.Contains(err.Error(), "has no CONFIG_VIRTIO_CONSOLE") {
+	if _, err := ResultPort(noConsole); err == nil || !strings.Contains(err.Error(), "has no CONFIG_VIRTIO_CONSOLE") {
 		t.Errorf("no virtio console: want an error naming CONFIG_VIRTIO_CONSOLE, got %v", err)
 	}
 
 	noModules := fakeArm64(t, "CONFIG_VIRTIO_PCI=m\nCONFIG_VIRTIO_MMIO=m\nCONFIG_VIRTIO_CONSOLE=m\n")
-	if _, err := c.ResultPort(ctx, noModules); err == nil || !strings.Contains(err.Error(), "carry no modules") {
+	if _, err := ResultPort(noModules); err == nil || !strings.Contains(err.Error(), "carry no modules") {
 		t.Errorf("drivers as modules, none shipped: want a 'carry no modules' error, got %v", err)
 	}
 }

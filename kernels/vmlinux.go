@@ -40,18 +40,10 @@ func (c *Cache) BootImage(ctx context.Context, f *Fetched) (path, why string, er
 	if err != nil {
 		return "", "", fmt.Errorf("hash %s: %w", f.Vmlinuz, err)
 	}
-	key := sum[:16]
 	start := time.Now()
 	var extractErr error
-	entry := &cachefs.FileEntry{
-		Root:  c.Dir,
-		Dir:   filepath.Join(c.Dir, "vmlinux", key),
-		Name:  "vmlinux.elf",
-		Lock:  filepath.Join(c.Dir, "locks", "vmlinux-"+key+".lock"),
-		Owner: f.Kernel.Name,
-		Kind:  "vmlinux of " + f.Kernel.Name,
-		Logf:  c.Logf,
-		Build: func(ctx context.Context, out string) error {
+	entry := c.derivedFile(f.Kernel.Name, sum, "vmlinux.elf", "vmlinux of "+f.Kernel.Name,
+		func(ctx context.Context, out string) error {
 			elfData, err := ExtractVmlinux(ctx, f.Vmlinuz)
 			if err != nil {
 				extractErr = err
@@ -59,8 +51,7 @@ func (c *Cache) BootImage(ctx context.Context, f *Fetched) (path, why string, er
 			}
 			c.logf("vmlinux %s: extracted %d MB from the bzImage in %.1fs (PVH boot)", f.Kernel.Name, len(elfData)>>20, time.Since(start).Seconds())
 			return os.WriteFile(out, elfData, 0o644)
-		},
-	}
+		})
 	out, cached, err := entry.Get(ctx)
 	if extractErr != nil && ctx.Err() == nil {
 		return f.Vmlinuz, "bzImage (" + extractErr.Error() + ")", nil
@@ -72,6 +63,24 @@ func (c *Cache) BootImage(ctx context.Context, f *Fetched) (path, why string, er
 		return out, "uncompressed vmlinux with a PVH entry (cached)", nil
 	}
 	return out, "uncompressed vmlinux with a PVH entry", nil
+}
+
+// derivedFile is the cache entry (under vmlinux/, owned by kernel, so that
+// cleaning the kernel removes it) of a file made from one of its package
+// files whose sha256 is sum: an extracted vmlinux, a gunzipped Image, an
+// uncompressed module.
+func (c *Cache) derivedFile(kernel, sum, name, kind string, build func(ctx context.Context, out string) error) *cachefs.FileEntry {
+	key := sum[:16]
+	return &cachefs.FileEntry{
+		Root:  c.Dir,
+		Dir:   filepath.Join(c.Dir, "vmlinux", key),
+		Name:  name,
+		Lock:  filepath.Join(c.Dir, "locks", "vmlinux-"+key+".lock"),
+		Owner: kernel,
+		Kind:  kind,
+		Logf:  c.Logf,
+		Build: build,
+	}
 }
 
 // ErrNoPVH is returned for a kernel whose vmlinux has no PVH entry note:
