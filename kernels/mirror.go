@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -325,12 +326,42 @@ func verifyInRelease(ctx context.Context, keyring string, data []byte) ([]byte, 
 	if err := os.WriteFile(in, data, 0o644); err != nil {
 		return nil, err
 	}
-	cmd := proc.Command(ctx, "gpgv", "--keyring", keyring, "--output", out, in)
+	// gpgv fails when any one signature's key is missing, and Debian
+	// signs each suite with two keys: a host keyring without the newest
+	// key (an older Ubuntu's) would reject every mirror. Judge as apt
+	// does instead: at least one valid signature, and no bad one.
+	cmd := proc.Command(ctx, "gpgv", "--status-fd", "1", "--keyring", keyring, "--output", out, in)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	if msg, err := proc.CombinedOutput(cmd); err != nil {
-		return nil, fmt.Errorf("InRelease not signed by a key of %s (not a Debian mirror?): gpgv: %s", keyring, strings.Join(tailLines(string(msg), 2), "; "))
+	var status, msg bytes.Buffer
+	cmd.Stdout = &status
+	cmd.Stderr = &msg
+	runErr := proc.Run(cmd)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if !goodSignature(status.String()) {
+		detail := strings.Join(tailLines(msg.String(), 2), "; ")
+		if detail == "" && runErr != nil {
+			detail = runErr.Error()
+		}
+		return nil, fmt.Errorf("InRelease not signed by a key of %s (not a Debian mirror?): gpgv: %s", keyring, detail)
 	}
 	return os.ReadFile(out)
+}
+
+// goodSignature judges gpgv's status lines: at least one VALIDSIG and
+// no BADSIG.
+func goodSignature(status string) bool {
+	valid := false
+	for _, line := range strings.Split(status, "\n") {
+		switch {
+		case strings.HasPrefix(line, "[GNUPG:] BADSIG "):
+			return false
+		case strings.HasPrefix(line, "[GNUPG:] VALIDSIG "):
+			valid = true
+		}
+	}
+	return valid
 }
 
 // releaseNames reports whether a Release file's Suite or Codename is suite.

@@ -160,3 +160,26 @@ func TestPlaceholderSuites(t *testing.T) {
 		t.Fatalf("unexpected %v", got)
 	}
 }
+
+// TestInReleaseOneKeyEnough: Debian signs with two keys; a keyring that
+// has only one of them (an older distribution's) still accepts the file,
+// as apt does, but never a tampered one.
+func TestInReleaseOneKeyEnough(t *testing.T) {
+	needGpgv(t)
+	data, err := os.ReadFile(filepath.Join("testdata", "InRelease."+inReleaseSuite))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyring, _ := filepath.Abs(filepath.Join("testdata", "keyring-bookworm-only.gpg"))
+	signed, err := verifyInRelease(t.Context(), keyring, data)
+	if err != nil {
+		t.Fatalf("one good signature of two was refused: %v", err)
+	}
+	if !releaseNames(signed, inReleaseSuite) {
+		t.Fatalf("signed text lacks the suite:\n%.200s", signed)
+	}
+	bad := []byte(strings.Replace(string(data), "Debian 12 - Updates", "Debian 12 - Upd4tes", 1))
+	if _, err := verifyInRelease(t.Context(), keyring, bad); err == nil {
+		t.Fatal("a tampered InRelease was accepted")
+	}
+}
