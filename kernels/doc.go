@@ -45,9 +45,12 @@
 //
 // # Building modules
 //
-// [Cache.BuildModule] builds with the kernel's own compiler. Where the
-// host has it (toolchain "host": bookworm's gcc-12 for 6.1) make runs on
-// the host. Otherwise it runs in a Debian build root made with mmdebstrap
+// [Cache.BuildModule] builds with the kernel's own compiler. A kernel
+// whose toolchain is "host" is built on the host only when the host's
+// compiler is that very compiler: its version text equals the headers'
+// CONFIG_CC_VERSION_TEXT (Debian 12's gcc-12 for 6.1; not Ubuntu's gcc-12,
+// another version, nor Debian 13, which has none). Otherwise, and for
+// kernels that name a build root, make runs in a Debian build root made with mmdebstrap
 // (--variant=apt plus the compiler, make, pahole and the libraries the
 // kbuild tools need), cached and shared by every kernel of the matrix
 // that names it. The build runs in a private mount namespace (unshare -m)
@@ -69,6 +72,18 @@
 // Host builds need make and, for kernels with module BTF (6.12 and
 // later), pahole (Debian package dwarves). Missing tools are reported with
 // the package to install; the README's `make setup` installs them all.
+// [Preflight] checks all of it before any long work (tools, user
+// namespaces and subordinate ids for non-root builds in a root, free
+// space) and reports every problem with its fix in one message: the
+// sysctl or AppArmor profile for Ubuntu's restriction on user namespaces,
+// or running as root.
+//
+// # Staleness
+//
+// A warm [Cache.Fetch] compares the cached kernel with what Debian now
+// publishes when its package lists are older than [StaleAfter], and says
+// so ("6.1: cached 6.1.0-56-amd64, Debian now has 6.1.0-57-amd64");
+// [Cache.Update] moves to the newer kernel.
 //
 // # Cache safety
 //

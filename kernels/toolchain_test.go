@@ -14,12 +14,7 @@ const fakeCCText = "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0"
 // prints text, as Ubuntu's gcc-12 (12.3) would print its own.
 func fakeCompiler(t *testing.T, name, text string) {
 	t.Helper()
-	dir := t.TempDir()
-	script := "#!/bin/sh\necho '" + text + "'\necho 'Copyright (C) 2022 Free Software Foundation, Inc.'\n"
-	if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	fakeTool(t, name, "echo '"+text+"'\necho 'Copyright (C) 2022 Free Software Foundation, Inc.'")
 }
 
 func TestHeadersCCText(t *testing.T) {
