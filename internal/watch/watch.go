@@ -116,7 +116,18 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("create build dirs: %w", err)
 	}
 	defer os.RemoveAll(tmp)
+	prepared := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			// Fetches, builds and boots stop at once; the Go build of
+			// a base image does not, and may take a minute.
+			o.Session.Logf("interrupted: stopping as soon as the current step lets go")
+		case <-prepared:
+		}
+	}()
 	targets, err := prepare(ctx, o, tmp)
+	close(prepared)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
