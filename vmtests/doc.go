@@ -13,6 +13,7 @@
 //	-kdir PATH         KMODTEST_KDIR      … and the built tree to compile the module against
 //	-accel kvm|tcg     KMODTEST_ACCEL     force an accelerator (default: KVM when QEMU can use it)
 //	-fixtures          KMODTEST_FIXTURES=1 also prove the detectors on the broken modules in kmod/fixtures
+//	                   (and kmod/fixtures/arch on 6.1 and 6.1-arm64: caught on one architecture only)
 //	-artifacts-dir DIR KMODTEST_ARTIFACTS where each run's directory of logs, images and rerun commands goes:
 //	                                      DIR/runs/<UTC time>-<pid>/, DIR/latest links to the newest (default: artifacts/)
 //	                                      (not -artifacts: go test has its own flag of that name)
