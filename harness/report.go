@@ -64,11 +64,16 @@ func (r *Report) String() string {
 	rows := append([]Row(nil), r.rows...)
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
 
+	// The target column fits the longest name ("6.1-arm64 char-signedness").
+	width := 22
+	for _, row := range rows {
+		width = max(width, len(row.Name))
+	}
 	var w strings.Builder
 	fmt.Fprintf(&w, "\ntimings (seconds; accelerator %s):\n", r.Accel)
-	fmt.Fprintf(&w, "%-22s %7s %7s %7s %7s %7s %7s  %s\n", "target", "fetch", "broot", "module", "initrd", "boot", "probe", "cached")
+	fmt.Fprintf(&w, "%-*s %7s %7s %7s %7s %7s %7s  %s\n", width, "target", "fetch", "broot", "module", "initrd", "boot", "probe", "cached")
 	for _, row := range rows {
-		fmt.Fprintf(&w, "%-22s", row.Name)
+		fmt.Fprintf(&w, "%-*s", width, row.Name)
 		for _, d := range row.Timings {
 			fmt.Fprintf(&w, " %7.2f", d.Seconds())
 		}
@@ -81,7 +86,7 @@ func (r *Report) String() string {
 	for i, st := range steps {
 		fmt.Fprintf(&w, "  %2d %s\n", i+1, st)
 	}
-	fmt.Fprintf(&w, "%-22s ", "target")
+	fmt.Fprintf(&w, "%-*s ", width, "target")
 	for i := range steps {
 		fmt.Fprintf(&w, "%3d", i+1)
 	}
@@ -94,7 +99,7 @@ func (r *Report) String() string {
 			fixtures = append(fixtures, row)
 			continue
 		}
-		fmt.Fprintf(&w, "%-22s ", row.Name)
+		fmt.Fprintf(&w, "%-*s ", width, row.Name)
 		for _, st := range steps {
 			mark := marks[row.Steps[st]]
 			if mark == "" {
