@@ -20,6 +20,7 @@ packages=(
 	ca-certificates git
 	flex bison bc libssl-dev # builds the 6.12-debug kernel from Debian's source package
 	lcov                   # gcov data to an HTML line coverage page (genhtml)
+	gdb                    # kmodtest shell -gdb and its test (TestShellGDB skips without it)
 )
 # The harness builds on the host only with the very compiler a kernel was
 # built with (same version text as the headers' CONFIG_CC_VERSION_TEXT),

@@ -144,8 +144,12 @@ func TestShellGDB(t *testing.T) {
 	}
 	at := term.waitFor(t, 0, "$ ", time.Minute)
 
+	// gdb touches ready once its breakpoints are in, while the guest is
+	// stopped: a greeting typed from then on waits in the serial port
+	// until continue, and cannot slip past the breakpoints.
+	ready := filepath.Join(t.TempDir(), "ready")
 	gdb := exec.CommandContext(t.Context(), "gdb", "-batch", "-nx", "-x", file,
-		"-ex", "break greet_rcv", "-ex", "break greet_msg", "-ex", "continue",
+		"-ex", "break greet_rcv", "-ex", "break greet_msg", "-ex", "shell touch "+ready, "-ex", "continue",
 		"-ex", "print (char *)skb->data + 16", "-ex", "continue",
 		"-ex", "print text", "-ex", "bt 3", "-ex", "detach")
 	var gdbOut bytes.Buffer
@@ -155,9 +159,15 @@ func TestShellGDB(t *testing.T) {
 	}
 	gdbDone := make(chan error, 1)
 	go func() { gdbDone <- gdb.Wait() }()
-	// gdb stops the guest when it attaches and resumes it at continue;
-	// a greeting typed before then waits in the serial port.
-	time.Sleep(3 * time.Second)
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			gdb.Process.Kill()
+			t.Fatalf("gdb did not set its breakpoints within 2 minutes:\n%s", gdbOut.String())
+		}
+	}
 	term.typeLine(t, "greet hello gdb")
 	select {
 	case err := <-gdbDone:
@@ -175,7 +185,16 @@ func TestShellGDB(t *testing.T) {
 		t.Errorf("gdb did not stop in greet_rcv and greet_msg and show the greeting text twice:\n%s", gdbOut.String())
 	}
 	if out := os.Getenv("KMODTEST_GDB_TRANSCRIPT"); out != "" {
-		transcript := fmt.Sprintf("$ cat gdb.cmd\n%s\n$ gdb %s\n%s", readFile(file), strings.Join(quote(gdb.Args[1:]), " "), gdbOut.String())
+		// The transcript leaves out the test's own "-ex 'shell touch …'".
+		var args []string
+		for i := 1; i < len(gdb.Args); i++ {
+			if i+1 < len(gdb.Args) && strings.HasPrefix(gdb.Args[i+1], "shell touch") {
+				i++
+				continue
+			}
+			args = append(args, gdb.Args[i])
+		}
+		transcript := fmt.Sprintf("$ cat gdb.cmd\n%s\n$ gdb %s\n%s", readFile(file), strings.Join(quote(args), " "), gdbOut.String())
 		if err := os.WriteFile(out, []byte(transcript), 0o644); err != nil {
 			t.Error(err)
 		}
