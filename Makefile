@@ -19,11 +19,13 @@ clean:
 	$(MAKE) -C kmod KDIR=$(KDIR) clean
 
 # -count=1: a VM run depends on kernels and caches outside Go's view.
+# KMODTEST_DEBUG_KERNEL=1 builds the 6.12-debug sanitizer kernel when it is
+# not cached (about 20 minutes once on 2 cores), hence the longer timeout.
 test:
-	KMODTEST_STEPS=full KMODTEST_FIXTURES=1 KMODTEST_TOOL_TESTS=1 go test -count=1 -timeout 60m ./...
+	KMODTEST_STEPS=full KMODTEST_FIXTURES=1 KMODTEST_TOOL_TESTS=1 KMODTEST_DEBUG_KERNEL=1 go test -count=1 -timeout 80m ./...
 
 vmtest:
-	go test -count=1 -timeout 30m ./vmtests -v -steps full
+	KMODTEST_DEBUG_KERNEL=1 go test -count=1 -timeout 60m ./vmtests -v -steps full
 
 setup:
 	./scripts/setup.sh

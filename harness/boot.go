@@ -26,6 +26,10 @@ const (
 	// alarmSilence bounds the wait once the console showed a kernel
 	// report: the prober answers within seconds unless the report killed it.
 	alarmSilence = 30 * time.Second
+	// sanitizerSlowdown stretches both bounds for a kernel the harness
+	// builds (6.12-debug): KASAN, lockdep and kmemleak's scans (up to a
+	// minute after a step) make its full run take 150 s instead of 20.
+	sanitizerSlowdown = 3
 )
 
 // Boot is one boot of one target with one module.
@@ -127,6 +131,10 @@ func VMConfig(tg Target, accel vm.Accel, silence time.Duration) vm.Config {
 	timeout, stepTimeout := bootTimeoutTCG, stepTimeoutTCG
 	if accel == vm.AccelKVM {
 		timeout /= KVMSpeedup
+	}
+	if tg.Kernel.Source != nil {
+		timeout *= sanitizerSlowdown
+		stepTimeout *= sanitizerSlowdown
 	}
 	if silence > 0 {
 		stepTimeout = silence

@@ -35,6 +35,7 @@ fi
 # the arm64 kernels' modules are built in a build root that has it.
 optional=(
 	gcc-12-aarch64-linux-gnu # cross-builds the module for bookworm's arm64 kernel on the host
+	gcc-12                   # builds the 6.12-debug kernel and its module (any 12.x: both are built here)
 )
 
 sudo=""
@@ -51,7 +52,7 @@ for p in "${optional[@]}"; do
 		if apt-cache show "$p" >/dev/null 2>&1; then
 			missing+=("$p")
 		else
-			echo "setup: $p is not in this system's package lists: arm64 modules will be built in a build root"
+			echo "setup: $p is not in this system's package lists (without gcc-12-aarch64-linux-gnu arm64 modules are built in a build root; without gcc-12 the 6.12-debug kernel cannot be built)"
 		fi
 	fi
 done

@@ -260,7 +260,7 @@ func Boot(ctx context.Context, cfg Config) (*Output, error) {
 		vmCtx, cancel = context.WithTimeout(vmCtx, cfg.Timeout)
 		defer cancel()
 	}
-	w := &watcher{path: resultsPath, stepTimeout: cfg.StepTimeout, alarmSilence: cfg.AlarmSilence}
+	w := &watcher{path: resultsPath, stepTimeout: cfg.StepTimeout, alarmSilence: cfg.AlarmSilence, grace: powerOffGrace}
 	lines := &lineWriter{fn: func(line string) {
 		if cfg.Alarm != nil && cfg.Alarm(line) {
 			w.alarm()
@@ -301,6 +301,9 @@ func Boot(ctx context.Context, cfg Config) (*Output, error) {
 	switch {
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("boot stopped: %w", context.Cause(ctx))
+	case w.stoppedAfterDone():
+		// The prober had finished; the guest halted instead of powering
+		// off (a kernel without ACPI power-off) and was stopped.
 	case w.silentFor() != "":
 		run.Hung, run.HangReason = true, w.silentFor()
 	case errors.Is(vmCtx.Err(), context.DeadlineExceeded):
@@ -432,9 +435,30 @@ type watcher struct {
 	stepTimeout  time.Duration
 	alarmSilence time.Duration
 
+	// grace is how long the guest may take to power off after the
+	// prober's done event (powerOffGrace).
+	grace time.Duration
+
 	mu      sync.Mutex
 	silent  string
 	alarmed time.Time
+	// done is set when the watcher stopped a guest that did not power
+	// off within powerOffGrace of the prober's done event.
+	done bool
+}
+
+// powerOffGrace is how long a guest may take to power off after the
+// prober's done event before it is stopped: a kernel that cannot power
+// off (no ACPI power-off) halts and would otherwise run into Timeout.
+const powerOffGrace = 10 * time.Second
+
+// doneEvent marks the prober's last event on the result port.
+var doneEvent = []byte(`"kind":"` + probe.KindDone + `"`)
+
+func (w *watcher) stoppedAfterDone() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.done
 }
 
 // alarm notes that the console showed trouble.
@@ -475,6 +499,7 @@ func (w *watcher) watch(ctx context.Context, cancel context.CancelFunc) {
 	defer tick.Stop()
 	lastSize := int64(-1)
 	lastChange := time.Now()
+	var doneAt time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -483,7 +508,17 @@ func (w *watcher) watch(ctx context.Context, cancel context.CancelFunc) {
 		}
 		if fi, err := os.Stat(w.path); err == nil && fi.Size() != lastSize {
 			lastSize, lastChange = fi.Size(), time.Now()
+			if data, err := os.ReadFile(w.path); err == nil && doneAt.IsZero() && bytes.Contains(data, doneEvent) {
+				doneAt = lastChange
+			}
 			continue
+		}
+		if !doneAt.IsZero() && time.Since(doneAt) > w.grace {
+			w.mu.Lock()
+			w.done = true
+			w.mu.Unlock()
+			cancel()
+			return
 		}
 		limit, since := w.limit(lastChange)
 		if time.Since(since) > limit {

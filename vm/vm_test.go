@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -53,6 +54,31 @@ func TestWatcherLimit(t *testing.T) {
 	w.alarm()
 	if d, _ := w.limit(last); d != 20*time.Second {
 		t.Errorf("an alarm lengthened the wait to %s", d)
+	}
+}
+
+// TestWatcherStopsHaltedGuest: a guest that halts instead of powering
+// off after the prober's done event is stopped after the grace period,
+// and that is not a hang.
+func TestWatcherStopsHaltedGuest(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "results.log")
+	line, err := probe.Event{Kind: probe.KindDone}.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, line, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := &watcher{path: path, stepTimeout: time.Minute, grace: 300 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	w.watch(ctx, cancel)
+	if !w.stoppedAfterDone() || w.silentFor() != "" {
+		t.Fatalf("want the guest stopped after done (not silent), got done=%v silent=%q", w.stoppedAfterDone(), w.silentFor())
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("stopped after %s, want about the grace period", d)
 	}
 }
 

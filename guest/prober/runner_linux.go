@@ -71,7 +71,7 @@ var steps = map[string]step{
 	probe.StepSharedSocket:     {run: stepSharedSocket, timeout: 60 * time.Second, quiet: true, leakScan: true},
 	probe.StepNeverReads:       {run: stepNeverReads, timeout: 60 * time.Second, quiet: true, leakScan: true},
 	probe.StepLeak:             {run: stepLeak, timeout: 60 * time.Second, quiet: true, leakScan: true},
-	probe.StepAllocFailures:    {run: stepAllocFailures, timeout: 120 * time.Second, quiet: true, leakScan: true},
+	probe.StepAllocFailures:    {run: stepAllocFailures, timeout: 60 * time.Second, quiet: true, leakScan: true},
 	probe.StepRmmodBusy:        {run: stepRmmodBusy},
 	probe.StepReload:           {run: stepReload, timeout: 60 * time.Second, leakScan: true},
 	probe.StepModuleParam:      {run: stepModuleParam},
