@@ -12,7 +12,7 @@ import (
 
 var shellCommand = &command{
 	Name:  "shell",
-	Args:  "[-kernels 6.1 [-profile hardened] | -kernel IMAGE -kdir TREE] [-src DIR | -ko FILE] [-gdb [-vmlinux FILE]]",
+	Args:  "[-kernels 6.1 [-profile hardened] | -kernel IMAGE -kdir TREE] [-src DIR | -ko FILE] [-gdb [-dbg | -vmlinux FILE]]",
 	Short: "boot a kernel with the module loaded and open a shell in the guest",
 	Long: `shell builds the module, boots one kernel (6.1 unless -kernels or
 -kernel says otherwise) with the module loaded, and puts the guest's shell
@@ -28,9 +28,10 @@ to the guest; Ctrl-A x kills QEMU, Ctrl-A c switches to QEMU's monitor.
 With -gdb, QEMU's gdb stub listens on 127.0.0.1 and the kernel boots with
 nokaslr; once the module is loaded, shell writes a gdb command file that
 connects and loads the module's symbols at their load addresses, and
-prints the gdb command to run in another terminal. -vmlinux adds the
-kernel's own symbols (a vmlinux with debug info: a self-built kernel's, or
-Debian's linux-image-REL-dbg, about 800 MB, which shell does not fetch).
+prints the gdb command to run in another terminal. -dbg adds the kernel's
+own symbols from Debian's linux-image-REL-dbg (858 MB to download for 6.1;
+fetched once, only the vmlinux is kept in the cache's dbg/); -vmlinux names
+a vmlinux with debug info yourself (a self-built kernel's).
 
 Flags (the environment variables of go test ./vmtests give defaults):
 
@@ -41,6 +42,7 @@ Flags (the environment variables of go test ./vmtests give defaults):
   -ko FILE            load this built module instead (the .ko a failed go test
                       run left in its artifacts; its shell: line says so)
   -gdb                start QEMU's gdb stub and write the gdb command file
+  -dbg                kernel symbols for gdb from Debian's -dbg package (cached)
   -vmlinux FILE       kernel symbols for gdb (default: -kdir's vmlinux, if any)
   -accel kvm|tcg      default: KVM when QEMU can use it
   -artifacts-dir DIR  the image, logs and gdb file go to DIR/shell/<kernel>/`,
@@ -55,6 +57,7 @@ func runShell(ctx context.Context, env *cliEnv, args []string) error {
 	gdb := fs.Bool("gdb", false, "")
 	vmlinux := fs.String("vmlinux", "", "")
 	ko := fs.String("ko", "", "")
+	dbg := fs.Bool("dbg", false, "")
 	profile := fs.String("profile", "", "")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -65,8 +68,11 @@ func runShell(ctx context.Context, env *cliEnv, args []string) error {
 	if err := o.Validate(); err != nil {
 		return usagef("%v", err)
 	}
-	if *vmlinux != "" && !*gdb {
-		return usagef("-vmlinux gives gdb the kernel's symbols: it needs -gdb")
+	if (*vmlinux != "" || *dbg) && !*gdb {
+		return usagef("-vmlinux and -dbg give gdb the kernel's symbols: they need -gdb")
+	}
+	if *vmlinux != "" && *dbg {
+		return usagef("-vmlinux names the kernel's symbols, -dbg fetches Debian's: give one of them")
 	}
 	repo, err := findRepo()
 	if err != nil {
@@ -88,7 +94,7 @@ func runShell(ctx context.Context, env *cliEnv, args []string) error {
 			}
 		}
 	}
-	so.Src, so.VMLinux, so.Ko, so.Profile = *src, *vmlinux, *ko, *profile
+	so.Src, so.VMLinux, so.Ko, so.Profile, so.Dbg = *src, *vmlinux, *ko, *profile, *dbg
 	if so.VMLinux == "" && s.Custom != nil {
 		if _, err := os.Stat(filepath.Join(s.Custom.KDIR, "vmlinux")); err == nil {
 			so.VMLinux = filepath.Join(s.Custom.KDIR, "vmlinux")

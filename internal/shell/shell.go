@@ -61,6 +61,9 @@ type Options struct {
 	GDB bool
 	// VMLinux is the kernel's symbol file for gdb, if any.
 	VMLinux string
+	// Dbg fetches Debian's debug symbols for the kernel (once, into the
+	// cache) when VMLinux is not given.
+	Dbg bool
 	// OnGDB, when set, is called with the gdb command file once the
 	// module is loaded (tests drive gdb from it).
 	OnGDB func(file string)
@@ -87,6 +90,11 @@ func Run(ctx context.Context, o Options) error {
 	image, _, err := s.Cache.BootImage(ctx, f)
 	if err != nil {
 		return err
+	}
+	if o.GDB && o.Dbg && o.VMLinux == "" {
+		if o.VMLinux, err = s.Cache.DebugVmlinux(ctx, f); err != nil {
+			return err
+		}
 	}
 	ko := o.Ko
 	if ko == "" {

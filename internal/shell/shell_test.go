@@ -105,7 +105,10 @@ func startShell(t *testing.T, gdb bool, onGDB func(string)) (*terminal, <-chan e
 	go term.read()
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(t.Context(), Options{Session: s, TTY: tty, Out: tty, GDB: gdb, OnGDB: onGDB})
+		// KMODTEST_SHELL_DBG=1 also gives gdb the kernel's symbols from
+		// Debian's -dbg package (an 818 MB download, once).
+		dbg := gdb && os.Getenv("KMODTEST_SHELL_DBG") == "1"
+		done <- Run(t.Context(), Options{Session: s, TTY: tty, Out: tty, GDB: gdb, Dbg: dbg, OnGDB: onGDB})
 	}()
 	return term, done
 }
@@ -151,7 +154,7 @@ func TestShellGDB(t *testing.T) {
 	gdb := exec.CommandContext(t.Context(), "gdb", "-batch", "-nx", "-x", file,
 		"-ex", "break greet_rcv", "-ex", "break greet_msg", "-ex", "shell touch "+ready, "-ex", "continue",
 		"-ex", "print (char *)skb->data + 16", "-ex", "continue",
-		"-ex", "print text", "-ex", "bt 3", "-ex", "detach")
+		"-ex", "print text", "-ex", "bt 8", "-ex", "detach")
 	var gdbOut bytes.Buffer
 	gdb.Stdout, gdb.Stderr = &gdbOut, &gdbOut
 	if err := gdb.Start(); err != nil {
