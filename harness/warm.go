@@ -53,7 +53,9 @@ func PrepareSnapshot(ctx context.Context, cacheDir string, tg Target, image, bas
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create snapshot cache: %w", err)
 	}
-	stage, err := os.MkdirTemp(dir, ".new-"+tg.Name()+"-*")
+	// A staging name the cache's pruning knows (.tmp-*, removed when
+	// a day old: left by a process that was killed).
+	stage, err := os.MkdirTemp(dir, ".tmp-"+tg.Name()+"-*")
 	if err != nil {
 		return nil, fmt.Errorf("create snapshot cache: %w", err)
 	}

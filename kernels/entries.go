@@ -101,7 +101,17 @@ func (c *Cache) selected(sub, name string, matrix, only []Kernel) bool {
 			if keyOf(k.Name, 24).MatchString(name) {
 				return true
 			}
-		case "vmlinux":
+		case "snapshots":
+			// <target>-<key>: the kernel's name, maybe a boot profile.
+			for _, p := range append([]string{""}, k.Profiles...) {
+				if p != "" {
+					p = "-" + p
+				}
+				if keyOf(k.Name+p, 16).MatchString(name) {
+					return true
+				}
+			}
+		case "vmlinux", "dbg":
 			var m cachefs.FileManifest
 			if cachefs.LoadManifest(filepath.Join(c.Dir, sub, name), &m) == nil && m.Owner == k.Name {
 				return true
