@@ -180,10 +180,17 @@ type Status struct {
 }
 
 // Status reports what the cache holds for k, without verifying it.
-func (c *Cache) Status(k Kernel) Status {
+func (c *Cache) Status(ctx context.Context, k Kernel) Status {
 	var st Status
+	key := kernelKey(k)
+	if k.Source != nil {
+		// A source kernel's entry is named by its fragment and compiler.
+		if key, _ = sourceKey(ctx, k); key == "" {
+			return st
+		}
+	}
 	var m kernelManifest
-	if cachefs.LoadManifest(filepath.Join(c.Dir, "kernels", kernelKey(k)), &m) == nil {
+	if cachefs.LoadManifest(filepath.Join(c.Dir, "kernels", key), &m) == nil {
 		st.Release = m.Release
 	}
 	for _, sub := range []string{"kernels", "apt", "modules", "vmlinux"} {

@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -57,5 +58,34 @@ func TestSourceEntryErrors(t *testing.T) {
 	_, err = ParseMatrix([]byte(strings.Replace(strings.Replace(base, "%s", "host", 1), `"config": "debug.config"`, `"config": ""`, 1)))
 	if err == nil || !strings.Contains(err.Error(), "source.config") {
 		t.Errorf("source entry without config: want an error naming source.config, got %v", err)
+	}
+}
+
+// TestStatusFindsSourceKernel: a built source kernel is listed as cached;
+// its entry is named by the fragment and compiler, not by the apt lines.
+func TestStatusFindsSourceKernel(t *testing.T) {
+	if needTool(hostCC) != nil {
+		t.Skipf("%s is not installed", hostCC)
+	}
+	t.Setenv("KMODTEST_MATRIX", "")
+	m, err := LoadMatrix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, err := Select(m, []string{"6.12-debug"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cache{Dir: t.TempDir()}
+	if st := c.Status(t.Context(), sel[0]); st.Release != "" {
+		t.Fatalf("empty cache: Status says %q is cached", st.Release)
+	}
+	key, err := sourceKey(t.Context(), sel[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	fakeKernelEntry(t, filepath.Join(c.Dir, "kernels", key))
+	if st := c.Status(t.Context(), sel[0]); st.Release == "" {
+		t.Fatal("a built source kernel is listed as not cached")
 	}
 }

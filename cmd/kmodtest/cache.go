@@ -107,7 +107,7 @@ func runCache(ctx context.Context, env *cliEnv, args []string) error {
 	cache := &kernels.Cache{Dir: dir, Logf: logf, Update: f.update}
 	switch action {
 	case "list":
-		return cacheList(env, cache, selected)
+		return cacheList(ctx, env, cache, selected)
 	case "fetch":
 		return cacheFetch(ctx, env, cache, selected)
 	case "clean":
@@ -121,12 +121,12 @@ func runCache(ctx context.Context, env *cliEnv, args []string) error {
 	}
 }
 
-func cacheList(env *cliEnv, cache *kernels.Cache, selected []kernels.Kernel) error {
+func cacheList(ctx context.Context, env *cliEnv, cache *kernels.Cache, selected []kernels.Kernel) error {
 	w := tabwriter.NewWriter(env.stdout, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tSUITE\tTOOLCHAIN\tPROFILES\tCACHED")
 	for _, k := range selected {
 		cached := "no"
-		if st := cache.Status(k); st.Release != "" {
+		if st := cache.Status(ctx, k); st.Release != "" {
 			cached = fmt.Sprintf("%s, %s", st.Release, megabytes(st.Size))
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", k.Name, k.Suite, k.Toolchain, strings.Join(k.Profiles, ","), cached)
