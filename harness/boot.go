@@ -40,7 +40,7 @@ type Boot struct {
 	// extracts, or the kernel's own image (Kernel.Vmlinuz) when empty.
 	Image string
 	// Port is how an arm64 guest gets its result port
-	// (kernels.Cache.ResultPort); nil for amd64.
+	// (kernels.ResultPort); nil for amd64.
 	Port *kernels.VirtioPort
 	// Ko is the module to load; Base the shared base image.
 	Ko   string
