@@ -32,6 +32,15 @@ const (
 	sanitizerSlowdown = 3
 )
 
+// slowdown is the factor by which tg's runs are slower than a stock
+// kernel's: the prober's step timeouts and the host's bounds grow with it.
+func slowdown(tg Target) int {
+	if tg.Kernel.Source != nil {
+		return sanitizerSlowdown
+	}
+	return 1
+}
+
 // Boot is one boot of one target with one module.
 type Boot struct {
 	Target Target
@@ -86,6 +95,7 @@ func (b Boot) Run(ctx context.Context) (*Result, error) {
 		Protocol:   greet.Protocol,
 		Steps:      b.Steps,
 		ResultPort: vm.ResultPort(b.Target.Kernel.Arch),
+		Slowdown:   slowdown(b.Target),
 	}
 	files := []initramfs.File{{Source: b.Ko, Target: koInGuest}}
 	transport := vm.VirtioPCI
@@ -132,10 +142,8 @@ func VMConfig(tg Target, accel vm.Accel, silence time.Duration) vm.Config {
 	if accel == vm.AccelKVM {
 		timeout /= KVMSpeedup
 	}
-	if tg.Kernel.Source != nil {
-		timeout *= sanitizerSlowdown
-		stepTimeout *= sanitizerSlowdown
-	}
+	timeout *= time.Duration(slowdown(tg))
+	stepTimeout *= time.Duration(slowdown(tg))
 	if silence > 0 {
 		stepTimeout = silence
 	}

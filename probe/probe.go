@@ -61,6 +61,9 @@ type Config struct {
 	// interactive shell instead of running steps; leaving the shell
 	// powers the guest off.
 	Shell bool `json:"shell,omitempty"`
+	// Slowdown multiplies every step's timeout (0 means 1): a sanitizer
+	// kernel under TCG runs the same steps several times slower.
+	Slowdown int `json:"slowdown,omitempty"`
 }
 
 // ShellCommands are the commands of kmodtest shell's guest, by path. Each

@@ -212,6 +212,9 @@ func execute(p *prober, s step) (status, detail string) {
 	if timeout == 0 {
 		timeout = defaultStepTimeout
 	}
+	if p.cfg.Slowdown > 1 {
+		timeout *= time.Duration(p.cfg.Slowdown)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 
