@@ -2,6 +2,7 @@ package vm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -176,6 +177,7 @@ type Guest struct {
 	p       *qemuProcess
 	w       *watcher
 	sockDir string
+	qmpPath string
 	conn    chan net.Conn
 	cancel  context.CancelFunc
 	jobConn net.Conn
@@ -199,18 +201,20 @@ func Restore(ctx context.Context, cfg Config, statePath string) (*Guest, error) 
 		return nil, err
 	}
 	jobPath := filepath.Join(sockDir, "job.sock")
+	g0qmp := filepath.Join(sockDir, "qmp.sock")
 	l, err := net.Listen("unix", jobPath)
 	if err != nil {
 		os.RemoveAll(sockDir)
 		return nil, fmt.Errorf("listen for QEMU's job port: %w", err)
 	}
-	g := &Guest{cfg: cfg, sockDir: sockDir, conn: make(chan net.Conn, 1), start: time.Now(),
+	g := &Guest{cfg: cfg, sockDir: sockDir, qmpPath: g0qmp, conn: make(chan net.Conn, 1), start: time.Now(),
 		w: &watcher{path: filepath.Join(cfg.Dir, "results.log"), stepTimeout: cfg.StepTimeout, alarmSilence: cfg.AlarmSilence}}
 	ctx, g.cancel = context.WithCancel(ctx)
 	g.p, err = startQEMU(ctx, cfg, g.w, []*os.File{state},
 		"-serial", "file:"+filepath.Join(cfg.Dir, "results.log"),
 		"-chardev", "socket,id=job,path="+jobPath,
 		"-serial", "chardev:job",
+		"-qmp", "unix:"+g0qmp+",server=on,wait=off",
 		"-incoming", "fd:3")
 	if err != nil {
 		g.cancel()
@@ -236,8 +240,56 @@ func Restore(ctx context.Context, cfg Config, statePath string) (*Guest, error) 
 // Cmdline returns the QEMU command line, shell-quoted.
 func (g *Guest) Cmdline() string { return g.p.cmdline }
 
-// Send hands the waiting prober its steps and the module.
+// running waits until QEMU has loaded the saved state and the guest
+// runs. Bytes sent to the job port before that are lost: the UART's
+// state arrives with the migration stream and replaces what it held.
+func (g *Guest) running(ctx context.Context) error {
+	q, err := dialQMP(ctx, g.qmpPath)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	for {
+		ret, err := q.execute(ctx, "query-status", nil)
+		if err != nil {
+			return err
+		}
+		var st struct {
+			Status string `json:"status"`
+		}
+		if err := json.Unmarshal(ret, &st); err != nil {
+			return fmt.Errorf("decode query-status answer %s: %w", ret, err)
+		}
+		switch st.Status {
+		case "running":
+			return nil
+		case "inmigrate", "prelaunch", "restore-vm":
+		default:
+			return fmt.Errorf("restored guest is %s, not running", st.Status)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// Send hands the waiting prober its steps and the module, once the
+// restored guest runs.
 func (g *Guest) Send(steps []string, module []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	go func() {
+		select {
+		case <-g.p.exited:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := g.running(ctx); err != nil {
+		return fmt.Errorf("wait for the restored guest: %w (QEMU: %v)", err, g.p.err)
+	}
 	select {
 	case g.jobConn = <-g.conn:
 	case <-g.p.exited:
