@@ -18,10 +18,15 @@ import (
 // datagram synchronously in sendmsg, so anything it answers arrives
 // before the sentinel's reply). extraWait only bounds the look for
 // doubled answers on the shared socket.
-const (
-	answerTimeout = 2 * time.Second
-	extraWait     = 200 * time.Millisecond
-)
+const extraWait = 200 * time.Millisecond
+
+// answerTimeout bounds the wait for an answer that must come. It is set
+// once, when the configuration is read (newProber), to 2 s times the
+// configuration's Slowdown: on a sanitizer kernel with several vCPUs on a
+// busy host, a vCPU can stall for seconds.
+var answerTimeout = baseAnswerTimeout
+
+const baseAnswerTimeout = 2 * time.Second
 
 const greetingText = "Hello from kmodtest"
 

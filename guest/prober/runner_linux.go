@@ -90,6 +90,7 @@ type prober struct {
 }
 
 func newProber(cfg probe.Config, cfgErr error) *prober {
+	answerTimeout = baseAnswerTimeout * time.Duration(max(cfg.Slowdown, 1))
 	return &prober{cfg: cfg, cfgErr: cfgErr}
 }
 
