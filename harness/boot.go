@@ -178,14 +178,15 @@ func (b Boot) ShellLine() string {
 	if b.Kernel == nil || (b.Target.Kernel.Arch != "" && b.Target.Kernel.Arch != vm.ArchAMD64) {
 		return ""
 	}
-	kernel := "-kernels " + b.Target.Kernel.Name
+	words := []string{"kmodtest", "shell", "-kernels", b.Target.Kernel.Name}
 	if strings.HasPrefix(b.Target.Kernel.Name, "custom-") {
-		kernel = fmt.Sprintf("-kernel %s -kdir %s", b.Kernel.Vmlinuz, b.Kernel.KDIR)
+		words = []string{"kmodtest", "shell", "-kernel", b.Kernel.Vmlinuz, "-kdir", b.Kernel.KDIR}
 	}
 	if b.Target.Profile != "" && b.Target.Profile != "default" {
-		kernel += " -profile " + b.Target.Profile
+		words = append(words, "-profile", b.Target.Profile)
 	}
-	return fmt.Sprintf("kmodtest shell %s -ko %s", kernel, filepath.Join(b.Dir, filepath.Base(b.Ko)))
+	// Quoted like the rerun line: an artifacts path may hold a space.
+	return shellJoin(append(words, "-ko", filepath.Join(b.Dir, filepath.Base(b.Ko))))
 }
 
 // FailureText formats a failed step for a test log: the reasons, the kernel

@@ -148,10 +148,25 @@ func (o Options) resolve() (Options, error) {
 		}
 		*p = abs
 	}
+	if o.Accel == string(vm.AccelKVM) {
+		if err := checkKVM("/dev/kvm"); err != nil {
+			return o, err
+		}
+	}
 	if fi, err := os.Stat(o.ArtifactsDir); o.ArtifactsDir != "" && err == nil && !fi.IsDir() {
 		return o, fmt.Errorf("-artifacts-dir %s is a file, not a directory", o.ArtifactsDir)
 	}
 	return o, nil
+}
+
+// checkKVM says why -accel kvm cannot work when dev, the KVM device,
+// cannot be opened: without it QEMU would only fail each boot.
+func checkKVM(dev string) error {
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("-accel kvm: %w: use -accel tcg, or leave -accel out to use KVM only where QEMU can", err)
+	}
+	return f.Close()
 }
 
 // selection returns the kernels o selects from the matrix, or the

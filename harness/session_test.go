@@ -23,3 +23,10 @@ func TestNewSessionRejectsBadOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckKVM(t *testing.T) {
+	err := checkKVM("/nonexistent/kvm")
+	if err == nil || !strings.Contains(err.Error(), "-accel kvm: open /nonexistent/kvm") || !strings.Contains(err.Error(), "-accel tcg") {
+		t.Errorf("checkKVM of a missing device: %v", err)
+	}
+}

@@ -18,6 +18,8 @@ func TestShellLine(t *testing.T) {
 			"kmodtest shell -kernels 7.3 -profile hardened -ko /a/7.3-hardened/m.ko"},
 		{"own kernel", Boot{Target: Target{Kernel: kernels.Kernel{Name: "custom-6.12.0"}}, Kernel: &kernels.Fetched{Vmlinuz: "/k/bzImage", KDIR: "/k"}, Ko: "/c/m.ko", Dir: "/a/x"},
 			"kmodtest shell -kernel /k/bzImage -kdir /k -ko /a/x/m.ko"},
+		{"a path with a space", Boot{Target: Target{Kernel: kernels.Kernel{Name: "6.1"}}, Kernel: &kernels.Fetched{}, Ko: "/c/m.ko", Dir: "/my art/6.1"},
+			"kmodtest shell -kernels 6.1 -ko '/my art/6.1/m.ko'"},
 		{"arm64", Boot{Target: Target{Kernel: kernels.Kernel{Name: "6.1-arm64", Arch: "arm64"}}, Kernel: &kernels.Fetched{}, Ko: "/c/m.ko", Dir: "/a/x"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
