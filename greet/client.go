@@ -316,10 +316,14 @@ func (c *Client) receive(ctx context.Context, fn func(netlink.Message) bool) err
 	// asked for is queued by now. A guest whose vCPU was starved past the
 	// deadline (TCG on a busy host) may not have read it yet: one short
 	// last pass takes what is there before the caller hears "nothing".
+	// The deadline is set just before each read, and one read always
+	// happens: a goroutine stalled past a deadline set earlier would
+	// otherwise time out without reading at all (Go's poller checks the
+	// deadline before the system call).
 	unwake()
 	end := time.Now().Add(lastPass)
-	_ = c.conn.SetReadDeadline(end)
-	for time.Now().Before(end) {
+	for first := true; first || time.Now().Before(end); first = false {
+		_ = c.conn.SetReadDeadline(time.Now().Add(lastPass))
 		stop, err := c.receivePass(fn)
 		if errors.Is(err, errTimedOut) {
 			return nil
