@@ -25,7 +25,7 @@ type Interactive struct {
 // StartInteractive starts cfg with its console on tty; extra holds more
 // QEMU arguments (a gdb stub). The caller waits with Wait.
 func StartInteractive(ctx context.Context, cfg Config, tty *os.File, extra ...string) (*Interactive, error) {
-	m, bin, err := cfg.snapshotMachine()
+	m, bin, err := cfg.amd64Machine()
 	if err != nil {
 		return nil, err
 	}

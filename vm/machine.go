@@ -10,10 +10,11 @@ import (
 	"github.com/kmodtest/kmodtest/internal/proc"
 )
 
-// snapshotMachine returns the machine and QEMU binary of a guest that
-// is saved and restored. Only amd64 has the spare UART (ttyS2) that
-// carries the job: arm64's virt board has one.
-func (cfg Config) snapshotMachine() (machine, string, error) {
+// amd64Machine returns the machine and QEMU binary of a guest that is
+// saved and restored, or put on the user's terminal (kmodtest watch and
+// shell). Only amd64 has the spare UART (ttyS2) that carries the job:
+// arm64's virt board has one.
+func (cfg Config) amd64Machine() (machine, string, error) {
 	if cfg.Arch != "" && cfg.Arch != ArchAMD64 {
 		return machine{}, "", fmt.Errorf("kmodtest watch and shell need an amd64 kernel, not %s: its virt board has no spare UART for the job port", cfg.Arch)
 	}
@@ -34,7 +35,7 @@ func (cfg Config) snapshotMachine() (machine, string, error) {
 // serial backends may differ). The kernel and initramfs appear as
 // KERNEL and INITRD: the caller names them by content.
 func MachineID(ctx context.Context, cfg Config) (string, error) {
-	m, bin, err := cfg.snapshotMachine()
+	m, bin, err := cfg.amd64Machine()
 	if err != nil {
 		return "", err
 	}

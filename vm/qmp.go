@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -124,5 +123,3 @@ func (q *qmpConn) migrateTo(ctx context.Context, command string) error {
 		}
 	}
 }
-
-var errQEMUExited = errors.New("QEMU exited")

@@ -41,7 +41,7 @@ type qemuProcess struct {
 // startQEMU starts QEMU for cfg with extra arguments (serial ports and
 // the like) and files (fd 3 on).
 func startQEMU(ctx context.Context, cfg Config, w *watcher, files []*os.File, extra ...string) (*qemuProcess, error) {
-	m, bin, err := cfg.snapshotMachine()
+	m, bin, err := cfg.amd64Machine()
 	if err != nil {
 		return nil, err
 	}
