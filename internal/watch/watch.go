@@ -174,7 +174,8 @@ func prepare(ctx context.Context, o Options, tmp string) ([]*target, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t := &target{tg: tg, buildDir: filepath.Join(tmp, tg.Name())}
+			// Profiles of one kernel share its build directory and build.
+			t := &target{tg: tg, buildDir: filepath.Join(tmp, tg.Kernel.Name)}
 			targets[i] = t
 			f := s.Custom
 			if f == nil {
@@ -201,15 +202,39 @@ func prepare(ctx context.Context, o Options, tmp string) ([]*target, error) {
 	return targets, nil
 }
 
+// A build is one kernel's module build of a round, shared by the
+// kernel's boot profiles (5.10 and 5.10-hardened).
+type build struct {
+	once sync.Once
+	mb   *kernels.ModuleBuild
+	err  error
+	took time.Duration
+}
+
+func (b *build) get(ctx context.Context, o Options, t *target) (*kernels.ModuleBuild, time.Duration, error) {
+	b.once.Do(func() {
+		start := time.Now()
+		b.mb, b.err = o.Session.Cache.BuildModuleIn(ctx, t.fetched, o.Src, t.buildDir)
+		b.took = time.Since(start)
+	})
+	return b.mb, b.took, b.err
+}
+
 // runRound builds and runs every target at once.
 func runRound(ctx context.Context, o Options, targets []*target, n int, trigger time.Time) Round {
 	r := Round{N: n, Trigger: trigger, Targets: make([]Result, len(targets))}
+	builds := map[string]*build{}
+	for _, t := range targets {
+		if builds[t.buildDir] == nil {
+			builds[t.buildDir] = &build{}
+		}
+	}
 	var wg sync.WaitGroup
 	for i, t := range targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.Targets[i] = runTarget(ctx, o, t)
+			r.Targets[i] = runTarget(ctx, o, t, builds[t.buildDir])
 		}()
 	}
 	wg.Wait()
@@ -219,7 +244,7 @@ func runRound(ctx context.Context, o Options, targets []*target, n int, trigger 
 
 // runTarget restores the target's guest while the module builds, then
 // hands the guest the module.
-func runTarget(ctx context.Context, o Options, t *target) Result {
+func runTarget(ctx context.Context, o Options, t *target, bld *build) Result {
 	s := o.Session
 	res := Result{Name: t.tg.Name(), Dir: filepath.Join(s.Artifacts, "watch", t.tg.Name())}
 	wr, err := t.snap.Start(ctx, res.Dir, 0)
@@ -227,9 +252,8 @@ func runTarget(ctx context.Context, o Options, t *target) Result {
 		res.BuildErr = err
 		return res
 	}
-	start := time.Now()
-	b, err := s.Cache.BuildModuleIn(ctx, t.fetched, o.Src, t.buildDir)
-	res.Build = time.Since(start)
+	b, took, err := bld.get(ctx, o, t)
+	res.Build = took
 	if err != nil {
 		wr.Discard()
 		res.BuildErr = err
