@@ -127,7 +127,7 @@ func (r *Report) String() string {
 			if row.First != "" {
 				caught = "first failing step: " + row.First
 			}
-			fmt.Fprintf(&w, "  %-32s %s\n", row.Name, caught)
+			fmt.Fprintf(&w, "  %-*s %s\n", width, row.Name, caught)
 		}
 	}
 	return w.String()

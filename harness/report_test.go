@@ -32,7 +32,7 @@ func TestReport(t *testing.T) {
 		"   1 build\n   2 boot\n   3 insmod\n   4 reply\n   5 kernel-log\n",
 		"6.1                      F  -  -  -  -\n7.2                      .  .  .  F  .\n",
 		"first failure: 6.1: build\n",
-		"  6.1 leak                         NOT CAUGHT: every step passed\n  6.1 no-ack                       first failing step: reply\n",
+		"  6.1 leak               NOT CAUGHT: every step passed\n  6.1 no-ack             first failing step: reply\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %q:\n%s", want, got)
