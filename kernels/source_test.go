@@ -19,16 +19,7 @@ func TestMissingConfig(t *testing.T) {
 }
 
 func TestDebugEntry(t *testing.T) {
-	t.Setenv("KMODTEST_MATRIX", "")
-	m, err := LoadMatrix()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sel, err := Select(m, []string{"6.12-debug"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := sel[0]
+	k := debugEntry(t)
 	if k.Source == nil || k.SMP < 2 || k.MemoryMB < 1024 {
 		t.Fatalf("6.12-debug: want a source build with 2 vCPUs and 1 GiB, got %+v", k)
 	}
@@ -67,6 +58,24 @@ func TestStatusFindsSourceKernel(t *testing.T) {
 	if needTool(hostCC) != nil {
 		t.Skipf("%s is not installed", hostCC)
 	}
+	k := debugEntry(t)
+	c := &Cache{Dir: t.TempDir()}
+	if st := c.Status(t.Context(), k); st.Release != "" {
+		t.Fatalf("empty cache: Status says %q is cached", st.Release)
+	}
+	key, err := sourceKey(t.Context(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fakeKernelEntry(t, filepath.Join(c.Dir, "kernels", key))
+	if st := c.Status(t.Context(), k); st.Release == "" {
+		t.Fatal("a built source kernel is listed as not cached")
+	}
+}
+
+// debugEntry returns the built-in matrix's 6.12-debug entry.
+func debugEntry(t *testing.T) Kernel {
+	t.Helper()
 	t.Setenv("KMODTEST_MATRIX", "")
 	m, err := LoadMatrix()
 	if err != nil {
@@ -76,16 +85,5 @@ func TestStatusFindsSourceKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Cache{Dir: t.TempDir()}
-	if st := c.Status(t.Context(), sel[0]); st.Release != "" {
-		t.Fatalf("empty cache: Status says %q is cached", st.Release)
-	}
-	key, err := sourceKey(t.Context(), sel[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	fakeKernelEntry(t, filepath.Join(c.Dir, "kernels", key))
-	if st := c.Status(t.Context(), sel[0]); st.Release == "" {
-		t.Fatal("a built source kernel is listed as not cached")
-	}
+	return sel[0]
 }
