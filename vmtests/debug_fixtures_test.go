@@ -27,6 +27,7 @@ var debugFixtures = []struct {
 	{"use-after-free", []string{probe.StepReply}, regexp.MustCompile(`BUG: KASAN: slab-use-after-free`)},
 	{"alloc-under-spinlock", []string{probe.StepReply}, regexp.MustCompile(`sleeping function called from invalid context`)},
 	{"success-ack-on-enomem", []string{probe.StepAllocFailures}, regexp.MustCompile(`got \["ack seq \d+ error 0"\]`)},
+	{"lock-order", []string{probe.StepUnknownType}, regexp.MustCompile(`possible circular locking dependency`)},
 	{"shared-reply-buffer", []string{probe.StepConcurrentSocket, probe.StepSharedSocket}, regexp.MustCompile(`got "Msg from Process \d+ has been processed by kernel"|text "Msg from Process \d+ has been processed by kernel" \(want`)},
 }
 
