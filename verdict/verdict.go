@@ -175,6 +175,7 @@ func Judge(run Input, steps []string, expect map[string]string) *Report {
 		return r
 	}
 
+	prev := "" // the step that ran before this one
 	for _, name := range steps {
 		s := Step{Name: name}
 		e, ended := ends[name]
@@ -196,9 +197,18 @@ func Judge(run Input, steps []string, expect map[string]string) *Report {
 				s.Reasons = append(s.Reasons, "skipped: "+e.Detail)
 			}
 			if reports := KernelReports(e.Kmsg); len(reports) > 0 {
+				// The prober's window is capped, and a flood of
+				// kernel lines (slub_debug's object dumps) can
+				// overwrite a report's first lines in the ring
+				// buffer before it reads them: the console keeps
+				// every line, so quote the step's report from there.
+				lines := e.Kmsg
+				if w := stepConsole(run.Console, name, prev); len(KernelReports(w)) > 0 {
+					lines, reports = w, KernelReports(w)
+				}
 				s.Status = probe.StatusFail
 				s.Reasons = append(s.Reasons, fmt.Sprintf("the kernel reported an error during the step: %s", reports[0]))
-				s.Evidence = append(s.Evidence, excerpt(e.Kmsg, reports)...)
+				s.Evidence = append(s.Evidence, excerpt(lines, reports)...)
 			}
 			if want, ok := expect[name]; ok && e.Status == probe.StatusPass && !slices.Contains(e.Kmsg, want) {
 				s.Status = probe.StatusFail
@@ -229,12 +239,15 @@ func Judge(run Input, steps []string, expect map[string]string) *Report {
 		}
 		if !ended && begun[name] {
 			// The kernel's words, if any, are on the console only.
-			if reports := KernelReports(sinceMarker(run.Console, name)); len(reports) > 0 {
+			if reports := KernelReports(sinceMarker(run.Console, name, prev)); len(reports) > 0 {
 				s.Reasons = append(s.Reasons, "the kernel reported an error during the step: "+reports[0])
 				s.Evidence = append(excerpt(run.Console, reports), s.Evidence...)
 			}
 		}
 		r.Steps = append(r.Steps, s)
+		if begun[name] {
+			prev = name
+		}
 	}
 	return r
 }
@@ -281,18 +294,53 @@ func excerpt(log []string, reports []string) []string {
 	return nil
 }
 
-// sinceMarker returns the console from step's kmsg marker (which reaches
-// the console when its log level lets it) or the prober's own begin line
-// on, or all of it when neither is there. Reports printed before the step
-// (an RCU stall while a loaded host booted the guest) are then not
-// quoted as the step's.
-func sinceMarker(console []string, step string) []string {
-	for i := len(console) - 1; i >= 0; i-- {
-		if strings.HasSuffix(console[i], probe.KmsgMarker+step) || strings.HasSuffix(console[i], probe.ConsoleBegin(step)) {
-			return console[i:]
-		}
+// sinceMarker returns the console from where step began on, or all of it
+// when that cannot be found. Reports printed before the step (an RCU
+// stall while a loaded host booted the guest) are then not quoted as the
+// step's. The kmsg marker is best (ordered with the kernel's lines) but
+// reaches the console only when its log level lets it; the previous
+// step's end line comes next, since the prober prints it before the step
+// starts; the prober's begin line last, since a report the step caused
+// may reach the console before it.
+func sinceMarker(console []string, step, prev string) []string {
+	if i := stepStart(console, step, prev); i >= 0 {
+		return console[i:]
 	}
 	return console
+}
+
+// stepStart returns the index of the console line where step began, or -1.
+func stepStart(console []string, step, prev string) int {
+	match := []func(string) bool{
+		func(l string) bool { return strings.HasSuffix(l, probe.KmsgMarker+step) },
+		func(l string) bool {
+			return prev != "" && strings.Contains(l, "kmodtest: step "+prev+": ") && !strings.HasSuffix(l, probe.ConsoleBegin(prev))
+		},
+		func(l string) bool { return strings.HasSuffix(l, probe.ConsoleBegin(step)) },
+	}
+	for _, m := range match {
+		for i := len(console) - 1; i >= 0; i-- {
+			if m(console[i]) {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// stepConsole returns step's console window, from where it began to the
+// line the prober printed when it ended, or nil when either is missing.
+func stepConsole(console []string, step, prev string) []string {
+	i := stepStart(console, step, prev)
+	if i < 0 {
+		return nil
+	}
+	for j := i + 1; j < len(console); j++ {
+		if strings.Contains(console[j], "kmodtest: step "+step+": ") && !strings.HasSuffix(console[j], probe.ConsoleBegin(step)) {
+			return console[i : j+1]
+		}
+	}
+	return nil
 }
 
 func tail(log []string, n int) []string {

@@ -265,3 +265,49 @@ func TestHungStepQuotesItsOwnReport(t *testing.T) {
 		t.Errorf("a report from before the step is given as its reason:\n%s", reasons)
 	}
 }
+
+// TestHungStepReportBeforeConsoleBegin: the prober's begin line may reach
+// the console after the kernel started the step's report; the kmsg
+// marker, ordered with the kernel's lines, bounds the window instead.
+func TestHungStepReportBeforeConsoleBegin(t *testing.T) {
+	console := []string{
+		"[   12.000000] rcu: INFO: rcu_preempt self-detected stall on CPU",
+		probe.ConsoleBegin("rmmod"),
+		"kmodtest: step rmmod: pass (37 ms)[   13.429000] BUG: unable to handle page fault for address: ffffffffc0204180",
+	}
+	for range 30 { // an Oops's register dump, longer than the quoted tail
+		console = append(console, "[   13.429411] R13: 0000000000000000 R14: 000023940aee74a0")
+	}
+	console = append(console, probe.ConsoleBegin("socket-gone"))
+	run := Input{Events: []probe.Event{begin("rmmod"), end("rmmod", probe.StatusPass), begin("socket-gone")},
+		Console: console, Hung: true, HangReason: "no word from the prober for 30s"}
+	r := Judge(run, []string{"rmmod", "socket-gone"}, nil)
+	s, _ := r.Step("socket-gone")
+	if reasons := strings.Join(s.Reasons, "\n"); !strings.Contains(reasons, "unable to handle page fault") {
+		t.Errorf("the step's report is not its reason:\n%s", reasons)
+	}
+}
+
+// TestEndedStepQuotesTheConsoleReport: when the prober's kernel window lost
+// a report's first line, the reason comes from the console, which has it.
+func TestEndedStepQuotesTheConsoleReport(t *testing.T) {
+	console := []string{
+		"kmodtest: step shared-socket: pass (800 ms)",
+		probe.ConsoleBegin("never-reads"),
+		"[    5.100000] BUG skbuff_head_cache (Tainted: G    B      OE): Poison overwritten",
+		"[    5.100100] Padding  ffff888007370478: 5a 5a 5a 5a",
+		"[    5.100200] Call Trace:",
+		"kmodtest: step never-reads: pass (900 ms)",
+	}
+	e := end("never-reads", probe.StatusPass)
+	e.Kmsg = console[3:5] // the ring buffer overwrote the BUG line
+	run := Input{Events: []probe.Event{begin("shared-socket"), end("shared-socket", probe.StatusPass), begin("never-reads"), e}, Console: console}
+	r := Judge(run, []string{"shared-socket", "never-reads"}, nil)
+	s, _ := r.Step("never-reads")
+	if !s.Failed() {
+		t.Fatal("a step whose kernel window holds a Call Trace passed")
+	}
+	if reasons := strings.Join(s.Reasons, "\n"); !strings.Contains(reasons, "BUG skbuff_head_cache") {
+		t.Errorf("the reason does not name the report's first line:\n%s", reasons)
+	}
+}
