@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/kmodtest/kmodtest/harness"
+	"github.com/kmodtest/kmodtest/initramfs"
 	"github.com/kmodtest/kmodtest/kernels"
 	"github.com/kmodtest/kmodtest/verdict"
 )
@@ -32,9 +33,10 @@ func fixtureTarget(t *testing.T, profile string) harness.Target {
 	return harness.Target{Kernel: sel[0], Profile: profile}
 }
 
-// TestCorruptKernelFailsOnce boots a truncated vmlinux: the failure must
-// quote QEMU's own reason and come once, for the boot, not once per step.
-func TestCorruptKernelFailsOnce(t *testing.T) {
+// preparedTarget returns the default-profile fixture target with its
+// kernel fetched, the real module built and the base image ready.
+func preparedTarget(t *testing.T) (harness.Target, *harness.Prep, *initramfs.Base) {
+	t.Helper()
 	tg := fixtureTarget(t, "default")
 	p := env.Prepare(t.Context(), tg.Kernel, "")
 	if err := p.Wait(t.Context()); err != nil {
@@ -44,6 +46,13 @@ func TestCorruptKernelFailsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tg, p, base
+}
+
+// TestCorruptKernelFailsOnce boots a truncated vmlinux: the failure must
+// quote QEMU's own reason and come once, for the boot, not once per step.
+func TestCorruptKernelFailsOnce(t *testing.T) {
+	tg, p, base := preparedTarget(t)
 	image, err := os.ReadFile(p.Image)
 	if err != nil {
 		t.Fatal(err)

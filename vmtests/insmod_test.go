@@ -40,15 +40,7 @@ func breakVermagic(t *testing.T, ko, out string) {
 // step must fail once, quoting the kernel, and every step that needs the
 // module must be skipped, saying why.
 func TestFailedInsmodFailsOnce(t *testing.T) {
-	tg := fixtureTarget(t, "default")
-	p := env.Prepare(t.Context(), tg.Kernel, "")
-	if err := p.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	base, err := env.BaseImage()
-	if err != nil {
-		t.Fatal(err)
-	}
+	tg, p, base := preparedTarget(t)
 	dir := t.TempDir()
 	ko := filepath.Join(dir, filepath.Base(p.Module.Ko))
 	breakVermagic(t, p.Module.Ko, ko)
