@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/kmodtest/kmodtest/greet/rawnl"
 )
@@ -37,7 +38,60 @@ const (
 	LogUnloaded = ModuleName + ": unloaded"
 	// LogBadProtocol is printed when insmod gets protocol= out of range.
 	LogBadProtocol = ModuleName + ": invalid netlink protocol %d, must be 0 to 31"
+	// LogGreeting starts the line logged for a greeting from a port; the
+	// text follows, escaped by LogEscape and cut at LogTextMax bytes.
+	LogGreeting = ModuleName + ": greeting from port %d: "
+	// LogTextMax is how many bytes of a greeting's text the line shows.
+	LogTextMax = 64
+	// LogBurst is how many greeting lines the module may log in a row
+	// (pr_info_ratelimited: DEFAULT_RATELIMIT_BURST lines per
+	// DEFAULT_RATELIMIT_INTERVAL).
+	LogBurst = 10
+	// LogInterval is the rate limit's interval (DEFAULT_RATELIMIT_INTERVAL).
+	LogInterval = 5 * time.Second
 )
+
+// LogEscape returns text as the kernel's %*pE prints it with no flags
+// (ESCAPE_ANY_NP): printable bytes as they are, the whitespace controls
+// and \a, \e and NUL as C escapes, any other byte as a 3-digit octal
+// escape. Printable is the kernel's ctype, which counts 0xa0-0xff as
+// printable Latin-1, so UTF-8 sequences pass through unless they hold a
+// byte 0x80-0x9f.
+func LogEscape(text []byte) []byte {
+	var out []byte
+	for _, c := range text {
+		if kernelIsPrint(c) {
+			out = append(out, c)
+			continue
+		}
+		switch c {
+		case '\n':
+			out = append(out, `\n`...)
+		case '\r':
+			out = append(out, `\r`...)
+		case '\t':
+			out = append(out, `\t`...)
+		case '\v':
+			out = append(out, `\v`...)
+		case '\f':
+			out = append(out, `\f`...)
+		case '\a':
+			out = append(out, `\a`...)
+		case 0x1b:
+			out = append(out, `\e`...)
+		case 0:
+			out = append(out, `\0`...)
+		default:
+			out = append(out, '\\', '0'+c>>6, '0'+(c>>3)&7, '0'+c&7)
+		}
+	}
+	return out
+}
+
+// kernelIsPrint is isprint() of the kernel's lib/ctype.c.
+func kernelIsPrint(c byte) bool {
+	return (c >= 0x20 && c < 0x7f) || c >= 0xa0
+}
 
 // Errors returned by the decoders.
 var (

@@ -109,3 +109,26 @@ func TestDecodeAck(t *testing.T) {
 		})
 	}
 }
+
+// TestLogEscape pins LogEscape to the rules of string_escape_mem in
+// lib/string_helpers.c; the greeting-log step checks it against the lines
+// real kernels print.
+func TestLogEscape(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+	}{
+		{"Hello from kmodtest", "Hello from kmodtest"},
+		{"tab\there\nnl\r\v\f", `tab\there\nnl\r\v\f`},
+		{"\a\x1b\x00", `\a\e\0`},
+		{"\x01\x7f\x80\x9f", `\001\177\200\237`},
+		// Backslash and quote are printable; so is Latin-1 0xa0-0xff.
+		{`back\slash "q"`, `back\slash "q"`},
+		{"caf\xc3\xa9 \xa0\xff", "caf\xc3\xa9 \xa0\xff"},
+		// U+0085 in UTF-8 is c2 85: 0x85 is a C1 control.
+		{"\xc2\x85", `` + "\xc2" + `\205`},
+	} {
+		if got := string(greet.LogEscape([]byte(tc.in))); got != tc.want {
+			t.Errorf("LogEscape(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -91,6 +91,7 @@ const (
 // run between StepOriginalClient and StepRmmod with the module loaded,
 // except the lifecycle ones that load and unload it themselves.
 const (
+	StepGreetingLog      = "greeting-log"       // the greeting's log line: exact text, 64-byte cap, rate limit
 	StepShortDatagrams   = "short-datagrams"    // 0 to 15 byte datagrams: dropped, no answer
 	StepBadLength        = "bad-length"         // nlmsg_len < header or > datagram: dropped
 	StepEmptyGreeting    = "empty-greeting"     // no text: -EINVAL, with and without NLM_F_ACK
@@ -135,6 +136,7 @@ var FullSteps = []string{
 	StepAck,
 	StepNoReplyWithoutAck,
 	StepOriginalClient,
+	StepGreetingLog,
 	StepShortDatagrams,
 	StepBadLength,
 	StepEmptyGreeting,

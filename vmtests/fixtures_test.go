@@ -33,6 +33,8 @@ var fixtures = []fixture{
 	{name: "warn-on-input", step: "text-limits", reason: regexp.MustCompile("WARNING")},
 	{name: "leak", step: "leak", reason: regexp.MustCompile("slab grew")},
 	{name: "panic-on-input", step: "text-limits", reason: regexp.MustCompile("panicked during the step")},
+	{name: "log-unlimited", step: "greeting-log", reason: regexp.MustCompile(`at most 10 log lines \(rate limited\)`)},
+	{name: "log-raw-text", step: "greeting-log", reason: regexp.MustCompile("want the log line")},
 	{name: "ignore-protocol-param", step: "module-param", reason: regexp.MustCompile("NETLINK_ROUTE, taken")},
 	{name: "hang-on-input", step: "text-limits", reason: regexp.MustCompile("hung during the step"), silence: 45 * time.Second},
 }

@@ -235,6 +235,18 @@ func timeoutCtx(ctx context.Context, d time.Duration) context.Context {
 	return c
 }
 
+// sleepCtx waits for d, or until ctx ends (its error then).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func equal(a, b []string) bool {
 	if len(a) != len(b) {
 		return false

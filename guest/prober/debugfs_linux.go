@@ -68,10 +68,8 @@ func kmemleakClear() error {
 // backtrace runs through module, or through code no longer loaded
 // (an unloaded instance of the module: the only module the guest loads).
 func kmemleakCheck(ctx context.Context, module string) ([]string, error) {
-	select {
-	case <-time.After(kmemleakMinAge):
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := sleepCtx(ctx, kmemleakMinAge); err != nil {
+		return nil, err
 	}
 	for range 2 {
 		if err := os.WriteFile(kmemleakPath, []byte("scan"), 0); err != nil {

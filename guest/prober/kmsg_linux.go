@@ -92,15 +92,14 @@ func (l *kmsgLog) result() []string {
 	return out
 }
 
-// A kmsgCursor reads the kernel log from a mark on.
-type kmsgCursor struct {
-	fd     int
-	marker string
+// A kmsgTail reads the kernel log records written after it was opened.
+type kmsgTail struct {
+	fd  int
+	buf []byte
 }
 
-// markKmsg opens /dev/kmsg at its end and writes a marker line for step,
-// so that the records the step causes can be read afterwards.
-func markKmsg(step string) (*kmsgCursor, error) {
+// openKmsgTail opens /dev/kmsg at its end.
+func openKmsgTail() (*kmsgTail, error) {
 	fd, err := unix.Open(kmsgPath, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", kmsgPath, err)
@@ -109,7 +108,52 @@ func markKmsg(step string) (*kmsgCursor, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("seek to the end of %s: %w", kmsgPath, err)
 	}
-	k := &kmsgCursor{fd: fd, marker: probe.KmsgMarker + step}
+	return &kmsgTail{fd: fd, buf: make([]byte, 16<<10)}, nil
+}
+
+// read returns the records available now, and how many times records
+// were overwritten before they could be read. A record that does not
+// parse is returned whole as a debug-level text.
+func (t *kmsgTail) read() (recs []kmsgRecord, lost int, err error) {
+	for {
+		n, err := unix.Read(t.fd, t.buf)
+		switch {
+		case errors.Is(err, unix.EAGAIN):
+			return recs, lost, nil
+		case errors.Is(err, unix.EPIPE):
+			lost++
+			continue
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return recs, lost, fmt.Errorf("read %s: %w", kmsgPath, err)
+		case n == 0:
+			return recs, lost, nil
+		}
+		r, err := parseKmsgRecord(t.buf[:n])
+		if err != nil {
+			r = kmsgRecord{Level: 7, Text: string(t.buf[:n])}
+		}
+		recs = append(recs, r)
+	}
+}
+
+func (t *kmsgTail) close() { unix.Close(t.fd) }
+
+// A kmsgCursor reads the kernel log from a mark on.
+type kmsgCursor struct {
+	*kmsgTail
+	marker string
+}
+
+// markKmsg opens /dev/kmsg at its end and writes a marker line for step,
+// so that the records the step causes can be read afterwards.
+func markKmsg(step string) (*kmsgCursor, error) {
+	t, err := openKmsgTail()
+	if err != nil {
+		return nil, err
+	}
+	k := &kmsgCursor{kmsgTail: t, marker: probe.KmsgMarker + step}
 	w, err := os.OpenFile(kmsgPath, os.O_WRONLY, 0)
 	if err == nil {
 		_, err = w.WriteString("<6>" + k.marker + "\n")
@@ -123,34 +167,34 @@ func markKmsg(step string) (*kmsgCursor, error) {
 
 // drain reads every record available now and closes the cursor.
 func (k *kmsgCursor) drain() ([]string, error) {
-	defer unix.Close(k.fd)
-	var log kmsgLog
-	buf := make([]byte, 16<<10)
+	defer k.close()
+	recs, lost, err := k.read()
+	log := kmsgLog{lost: lost}
 	skippedMarker := false
-	for {
-		n, err := unix.Read(k.fd, buf)
-		switch {
-		case errors.Is(err, unix.EAGAIN):
-			return log.result(), nil
-		case errors.Is(err, unix.EPIPE):
-			log.lost++
-			continue
-		case errors.Is(err, unix.EINTR):
-			continue
-		case err != nil:
-			return log.result(), fmt.Errorf("read %s: %w", kmsgPath, err)
-		case n == 0:
-			return log.result(), nil
-		}
-		r, err := parseKmsgRecord(buf[:n])
-		if err != nil {
-			log.add(kmsgRecord{Level: 7, Text: string(buf[:n])})
-			continue
-		}
+	for _, r := range recs {
 		if !skippedMarker && r.Text == k.marker {
 			skippedMarker = true
 			continue
 		}
 		log.add(r)
 	}
+	return log.result(), err
+}
+
+// unescapeKmsg undoes /dev/kmsg's escaping of a record's text: the
+// kernel writes every byte below 0x20, from 0x7f up, and the backslash
+// as \xNN.
+func unescapeKmsg(text string) []byte {
+	out := make([]byte, 0, len(text))
+	for i := 0; i < len(text); i++ {
+		if text[i] == '\\' && i+3 < len(text) && text[i+1] == 'x' {
+			if v, err := strconv.ParseUint(text[i+2:i+4], 16, 8); err == nil {
+				out = append(out, byte(v))
+				i += 3
+				continue
+			}
+		}
+		out = append(out, text[i])
+	}
+	return out
 }

@@ -51,6 +51,23 @@ func TestParseKmsgRecord(t *testing.T) {
 	}
 }
 
+func TestUnescapeKmsg(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain text":                         "plain text",
+		`log\x09tab \x1b\x5c001 caf\xc3\xa9`: "log\ttab \x1b\\001 caf\xc3\xa9",
+		`half \x4`:                           `half \x4`,
+		`not hex \xzz`:                       `not hex \xzz`,
+	} {
+		if got := string(unescapeKmsg(in)); got != want {
+			t.Errorf("unescapeKmsg(%q) = %q, want %q", in, got, want)
+		}
+	}
+	// The step checks the cap only if its text runs past it.
+	if len(logText) <= greet.LogTextMax || !strings.Contains(logText[greet.LogTextMax:], "never logged") {
+		t.Errorf("logText must run past the %d-byte cap: %q", greet.LogTextMax, logText)
+	}
+}
+
 func TestKmsgLogCaps(t *testing.T) {
 	var l kmsgLog
 	for i := range 12000 {

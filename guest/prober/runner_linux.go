@@ -53,6 +53,7 @@ var steps = map[string]step{
 	probe.StepRmmod:             {run: stepRmmod},
 	probe.StepSocketGone:        {run: stepSocketGone},
 
+	probe.StepGreetingLog:      {run: stepGreetingLog},
 	probe.StepShortDatagrams:   {run: stepShortDatagrams},
 	probe.StepBadLength:        {run: stepBadLength},
 	probe.StepEmptyGreeting:    {run: stepEmptyGreeting},
