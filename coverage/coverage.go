@@ -121,58 +121,17 @@ func GcovTool(cc string) string {
 // by their guest path; only the base name matters), and writes the
 // tracefile and the HTML page into outDir.
 func Generate(ctx context.Context, gcov, notesDir string, gcda map[string][]byte, outDir string) (*Result, error) {
-	if _, err := exec.LookPath(gcov); err != nil {
-		return nil, fmt.Errorf("coverage: %s not found: install the compiler package that provides it (apt-get install %s)", gcov, strings.Replace(gcov, "gcov", "gcc", 1))
-	}
-	work, err := os.MkdirTemp("", "kmodtest-gcov-")
+	g, err := newGcovRunner(gcov, notesDir)
 	if err != nil {
-		return nil, fmt.Errorf("coverage: %w", err)
+		return nil, err
 	}
-	defer os.RemoveAll(work)
-	notes, _ := filepath.Glob(filepath.Join(notesDir, "*.gcno"))
-	if len(notes) == 0 {
-		return nil, fmt.Errorf("coverage: no .gcno files in %s: the module was not built with GCOV_PROFILE=y", notesDir)
-	}
-	for _, n := range notes {
-		data, err := os.ReadFile(n)
-		if err != nil {
-			return nil, fmt.Errorf("coverage: %w", err)
-		}
-		if err := os.WriteFile(filepath.Join(work, filepath.Base(n)), data, 0o644); err != nil {
-			return nil, fmt.Errorf("coverage: %w", err)
-		}
-	}
-	var dataFiles []string
-	for guestPath, data := range gcda {
-		name := filepath.Base(guestPath)
-		if err := os.WriteFile(filepath.Join(work, name), data, 0o644); err != nil {
-			return nil, fmt.Errorf("coverage: %w", err)
-		}
-		dataFiles = append(dataFiles, name)
-	}
-	slices.Sort(dataFiles)
-	if len(dataFiles) == 0 {
+	defer g.close()
+	if len(gcda) == 0 {
 		return nil, fmt.Errorf("coverage: the guest sent no .gcda file")
 	}
-
 	res := &Result{}
-	for _, name := range dataFiles {
-		cmd := exec.CommandContext(ctx, gcov, "--json-format", "--stdout", "--branch-probabilities", name)
-		cmd.Dir = work
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			return nil, fmt.Errorf("coverage: %s %s: %w: %s", gcov, name, err, strings.TrimSpace(stderr.String()))
-		}
-		files, err := parseGcovJSON(out, notesDir)
-		if err != nil {
-			return nil, fmt.Errorf("coverage: %s %s: %w", gcov, name, err)
-		}
-		res.Files = append(res.Files, files...)
-	}
-	if len(res.Files) == 0 {
-		return nil, fmt.Errorf("coverage: gcov found none of the module's sources (in %s) in the data", notesDir)
+	if res.Files, err = g.run(ctx, gcda); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, fmt.Errorf("coverage: %w", err)
@@ -181,18 +140,95 @@ func Generate(ctx context.Context, gcov, notesDir string, gcda map[string][]byte
 	if err := os.WriteFile(res.Tracefile, []byte(res.lcov()), 0o644); err != nil {
 		return nil, fmt.Errorf("coverage: %w", err)
 	}
-	if _, err := exec.LookPath("genhtml"); err != nil {
-		res.HTMLNote = "no HTML page: genhtml not found (apt-get install lcov)"
-		return res, nil
-	}
-	html := filepath.Join(outDir, "html")
-	cmd := exec.CommandContext(ctx, "genhtml", "--branch-coverage", "--quiet", "--output-directory", html, res.Tracefile)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		res.HTMLNote = fmt.Sprintf("genhtml failed: %v: %s", err, strings.TrimSpace(string(out)))
-		return res, nil
-	}
-	res.HTML = filepath.Join(html, "index.html")
+	res.HTML, res.HTMLNote = genhtml(ctx, filepath.Join(outDir, "html"), res.Tracefile)
 	return res, nil
+}
+
+// genhtml writes the HTML page of tracefile into dir, with extra
+// arguments, and returns its index, or "" and a note saying why there
+// is none.
+func genhtml(ctx context.Context, dir, tracefile string, extra ...string) (index, note string) {
+	if _, err := exec.LookPath("genhtml"); err != nil {
+		return "", "no HTML page: genhtml not found (apt-get install lcov)"
+	}
+	args := append([]string{"--branch-coverage", "--quiet", "--output-directory", dir}, extra...)
+	cmd := exec.CommandContext(ctx, "genhtml", append(args, tracefile)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Sprintf("genhtml failed: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return filepath.Join(dir, "index.html"), ""
+}
+
+// A gcovRunner runs gcov on .gcda data beside the module's .gcno files,
+// in a scratch directory of its own.
+type gcovRunner struct {
+	gcov, notesDir, work string
+}
+
+func newGcovRunner(gcov, notesDir string) (*gcovRunner, error) {
+	if _, err := exec.LookPath(gcov); err != nil {
+		return nil, fmt.Errorf("coverage: %s not found: install the compiler package that provides it (apt-get install %s)", gcov, strings.Replace(gcov, "gcov", "gcc", 1))
+	}
+	notes, _ := filepath.Glob(filepath.Join(notesDir, "*.gcno"))
+	if len(notes) == 0 {
+		return nil, fmt.Errorf("coverage: no .gcno files in %s: the module was not built with GCOV_PROFILE=y", notesDir)
+	}
+	work, err := os.MkdirTemp("", "kmodtest-gcov-")
+	if err != nil {
+		return nil, fmt.Errorf("coverage: %w", err)
+	}
+	g := &gcovRunner{gcov: gcov, notesDir: notesDir, work: work}
+	for _, n := range notes {
+		data, err := os.ReadFile(n)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(work, filepath.Base(n)), data, 0o644)
+		}
+		if err != nil {
+			g.close()
+			return nil, fmt.Errorf("coverage: %w", err)
+		}
+	}
+	return g, nil
+}
+
+func (g *gcovRunner) close() { os.RemoveAll(g.work) }
+
+// run returns the coverage of the module's sources that the .gcda files
+// in gcda (keyed by guest path; only the base name matters) record.
+func (g *gcovRunner) run(ctx context.Context, gcda map[string][]byte) ([]File, error) {
+	var dataFiles []string
+	for guestPath, data := range gcda {
+		name := filepath.Base(guestPath)
+		if err := os.WriteFile(filepath.Join(g.work, name), data, 0o644); err != nil {
+			return nil, fmt.Errorf("coverage: %w", err)
+		}
+		dataFiles = append(dataFiles, name)
+	}
+	slices.Sort(dataFiles)
+	var files []File
+	for _, name := range dataFiles {
+		cmd := exec.CommandContext(ctx, g.gcov, "--json-format", "--stdout", "--branch-probabilities", name)
+		cmd.Dir = g.work
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return nil, fmt.Errorf("coverage: %s %s: %w: %s", g.gcov, name, err, strings.TrimSpace(stderr.String()))
+		}
+		fs, err := parseGcovJSON(out, g.notesDir)
+		if err != nil {
+			return nil, fmt.Errorf("coverage: %s %s: %w", g.gcov, name, err)
+		}
+		files = append(files, fs...)
+	}
+	// The next run must not read this one's data.
+	for _, name := range dataFiles {
+		os.Remove(filepath.Join(g.work, name))
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("coverage: gcov found none of the module's sources (in %s) in the data", g.notesDir)
+	}
+	return files, nil
 }
 
 // gcovJSON is the part of gcov's JSON intermediate format (gcc 9 and
@@ -251,9 +287,16 @@ func parseGcovJSON(data []byte, srcDir string) ([]File, error) {
 // genhtml reads.
 func (r *Result) lcov() string {
 	var b strings.Builder
-	b.WriteString("TN:kmodtest\n")
-	for _, f := range r.Files {
-		fmt.Fprintf(&b, "SF:%s\n", f.Source)
+	writeLcov(&b, "kmodtest", r.Files)
+	return b.String()
+}
+
+// writeLcov writes one test's section of an lcov tracefile: its name
+// (TN) and a record per file.
+func writeLcov(b *strings.Builder, test string, files []File) {
+	fmt.Fprintf(b, "TN:%s\n", test)
+	for _, f := range files {
+		fmt.Fprintf(b, "SF:%s\n", f.Source)
 		hit, brf, brh := 0, 0, 0
 		for _, l := range f.Lines {
 			for i, c := range l.Branches {
@@ -261,7 +304,7 @@ func (r *Result) lcov() string {
 				if l.Count == 0 {
 					taken = "-"
 				}
-				fmt.Fprintf(&b, "BRDA:%d,0,%d,%s\n", l.Number, i, taken)
+				fmt.Fprintf(b, "BRDA:%d,0,%d,%s\n", l.Number, i, taken)
 				brf++
 				if c > 0 {
 					brh++
@@ -269,12 +312,11 @@ func (r *Result) lcov() string {
 			}
 		}
 		for _, l := range f.Lines {
-			fmt.Fprintf(&b, "DA:%d,%d\n", l.Number, l.Count)
+			fmt.Fprintf(b, "DA:%d,%d\n", l.Number, l.Count)
 			if l.Count > 0 {
 				hit++
 			}
 		}
-		fmt.Fprintf(&b, "BRF:%d\nBRH:%d\nLF:%d\nLH:%d\nend_of_record\n", brf, brh, len(f.Lines), hit)
+		fmt.Fprintf(b, "BRF:%d\nBRH:%d\nLF:%d\nLH:%d\nend_of_record\n", brf, brh, len(f.Lines), hit)
 	}
-	return b.String()
 }

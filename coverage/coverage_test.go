@@ -24,28 +24,8 @@ func TestGcovTool(t *testing.T) {
 // the module is, and checks the summary, the unrun lines and the
 // tracefile.
 func TestGenerate(t *testing.T) {
-	if _, err := exec.LookPath("gcc-12"); err != nil {
-		t.Skip("gcc-12 not installed")
-	}
-	dir := t.TempDir()
-	src := "int f(int x)\n{\n\tif (x > 1)\n\t\treturn 2;\n\treturn 3;\n}\n\nint main(int c, char **v)\n{\n\treturn f(c) == 3 ? 0 : 1;\n}\n"
-	if err := os.WriteFile(filepath.Join(dir, "m.c"), []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	build := exec.Command("gcc-12", "--coverage", "-o", "m", "m.c")
-	build.Dir = dir
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v: %s", err, out)
-	}
-	run := exec.Command("./m")
-	run.Dir = dir
-	if err := run.Run(); err != nil {
-		t.Fatalf("run: %v", err)
-	}
-	gcda, err := os.ReadFile(filepath.Join(dir, "m.gcda"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := buildProgram(t)
+	gcda := runProgram(t, dir)
 	res, err := Generate(context.Background(), "gcov-12", dir, map[string][]byte{"/sys/kernel/debug/gcov/x/m.gcda": gcda}, filepath.Join(dir, "out"))
 	if err != nil {
 		t.Fatal(err)
@@ -71,4 +51,38 @@ func TestGenerate(t *testing.T) {
 			t.Errorf("HTML page: %v", err)
 		}
 	}
+}
+
+// buildProgram builds a small C program with gcc-12 --coverage, as the
+// module is built with gcov profiling, in a new directory.
+func buildProgram(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("gcc-12"); err != nil {
+		t.Skip("gcc-12 not installed")
+	}
+	dir := t.TempDir()
+	src := "int f(int x)\n{\n\tif (x > 1)\n\t\treturn 2;\n\treturn 3;\n}\n\nint main(int c, char **v)\n{\n\treturn f(c) == 3 ? 0 : 1;\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "m.c"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command("gcc-12", "--coverage", "-o", "m", "m.c")
+	build.Dir = dir
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v: %s", err, out)
+	}
+	return dir
+}
+
+// runProgram runs the program with args and returns its .gcda as it
+// then stands: each run adds its counts to it.
+func runProgram(t *testing.T, dir string, args ...string) []byte {
+	t.Helper()
+	run := exec.Command("./m", args...)
+	run.Dir = dir
+	_ = run.Run() // exits 1 with arguments
+	gcda, err := os.ReadFile(filepath.Join(dir, "m.gcda"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gcda
 }
