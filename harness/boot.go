@@ -65,6 +65,10 @@ type Boot struct {
 	// two events from the prober (a test that expects a hang need not
 	// wait the full default).
 	Silence time.Duration
+	// GcovSnapshots makes the prober send the module's gcov data after
+	// every step (probe.Config.GcovSnapshots): set for a module built
+	// with gcov profiling.
+	GcovSnapshots bool
 }
 
 // Result is what a Boot produced.
@@ -96,6 +100,8 @@ func (b Boot) Run(ctx context.Context) (*Result, error) {
 		Steps:      b.Steps,
 		ResultPort: vm.ResultPort(b.Target.Kernel.Arch),
 		Slowdown:   slowdown(b.Target),
+
+		GcovSnapshots: b.GcovSnapshots,
 	}
 	files := []initramfs.File{{Source: b.Ko, Target: koInGuest}}
 	transport := vm.VirtioPCI

@@ -394,6 +394,11 @@ type Outcome struct {
 	// says why it could not be computed).
 	Coverage    *coverage.Result
 	CoverageErr error
+	// StepCoverage is what each step ran (coverage/steps.txt), from the
+	// gcov data the guest sent after every step; nil, with
+	// StepCoverageErr saying why, when it could not be computed.
+	StepCoverage    *coverage.Steps
+	StepCoverageErr error
 }
 
 // BootTarget builds, boots and judges one job and records its row in
@@ -442,6 +447,8 @@ func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
 		Accel:   s.AccelFor(j.Target),
 		Rerun:   j.Rerun,
 		Silence: j.Silence,
+
+		GcovSnapshots: p.Module.GcovDir != "",
 	}
 	s.Logf("boot %s: starting (%s, %d steps)", r.Name, b.Accel, len(steps))
 	res, err := b.Run(ctx)
@@ -480,8 +487,41 @@ func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
 			r.Coverage = out.Coverage.Summary()
 			s.Logf("coverage %s: %s; %s", r.Name, r.Coverage, filepath.Join(j.Dir, "coverage"))
 		}
+		start := time.Now()
+		gcov := coverage.GcovTool(p.Kernel.Compiler())
+		snaps := StepSnapshots(steps, res.Output.Events)
+		out.StepCoverage, out.StepCoverageErr = coverage.GenerateSteps(ctx, gcov, p.Module.GcovDir, snaps, filepath.Join(j.Dir, "coverage"))
+		if out.StepCoverageErr != nil {
+			s.Logf("coverage %s: no per-step coverage: %v", r.Name, out.StepCoverageErr)
+		} else {
+			s.Logf("coverage %s: per-step coverage of %d steps in %.1fs: %s", r.Name, len(snaps), time.Since(start).Seconds(), out.StepCoverage.Text)
+		}
 	}
 	return out, nil
+}
+
+// StepSnapshots pairs every step of a run, in order, with the gcov data
+// its end event carried (Boot.GcovSnapshots), or says why there is none.
+func StepSnapshots(steps []string, events []probe.Event) []coverage.Snapshot {
+	ends := map[string]probe.Event{}
+	for _, e := range events {
+		if e.Kind == probe.KindEnd {
+			ends[e.Step] = e
+		}
+	}
+	var snaps []coverage.Snapshot
+	for _, name := range steps {
+		e, ok := ends[name]
+		sn := coverage.Snapshot{Step: name, Gcda: e.Files}
+		switch {
+		case !ok:
+			sn.Missing = "the step did not end: the prober or the guest stopped"
+		case len(e.Files) == 0:
+			sn.Missing = fmt.Sprintf("the step (%s) sent no gcov data: the module was not loaded yet, or reading it failed", e.Status)
+		}
+		snaps = append(snaps, sn)
+	}
+	return snaps
 }
 
 // moduleCoverage turns the gcov data of the coverage step into line

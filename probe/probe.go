@@ -64,6 +64,11 @@ type Config struct {
 	// Slowdown multiplies every step's timeout (0 means 1): a sanitizer
 	// kernel under TCG runs the same steps several times slower.
 	Slowdown int `json:"slowdown,omitempty"`
+	// GcovSnapshots makes the prober send the module's gcov data (its
+	// .gcda, cumulative since the first load) with the end event of
+	// every step, so that the host can tell which lines each step ran.
+	// The host sets it when the module was built with gcov profiling.
+	GcovSnapshots bool `json:"gcov_snapshots,omitempty"`
 }
 
 // ShellCommands are the commands of kmodtest shell's guest, by path. Each
@@ -218,7 +223,8 @@ type Event struct {
 	// (/sys/module/NAME/sections), with KindLoaded.
 	Sections map[string]string `json:"sections,omitempty"`
 	// Files carries data the host needs from the guest, by guest path
-	// (the module's gcov .gcda from StepCoverage), base64 in JSON.
+	// (the module's gcov .gcda from StepCoverage, and from every step
+	// with Config.GcovSnapshots), base64 in JSON.
 	Files map[string][]byte `json:"files,omitempty"`
 }
 

@@ -72,4 +72,17 @@ func runTarget(t *testing.T, tg harness.Target, dir string) {
 			}
 		})
 	}
+	if out.StepCoverage != nil || out.StepCoverageErr != nil {
+		// A module built with gcov: what each step ran must be there and
+		// plausible (the reply step builds a reply, rmmod unloads).
+		t.Run("step-coverage", func(t *testing.T) {
+			if out.StepCoverageErr != nil {
+				t.Fatalf("no per-step coverage: %v", out.StepCoverageErr)
+			}
+			for _, p := range harness.StepCoverageProblems(out.StepCoverage, out.Coverage, out.Report) {
+				t.Error(p)
+			}
+			t.Logf("per-step coverage: %s", out.StepCoverage.Text)
+		})
+	}
 }

@@ -88,6 +88,8 @@ type prober struct {
 	insmodErr error
 	// files is what the running step hands to the host (probe.Event.Files).
 	files map[string][]byte
+	// gcov counts the per-step gcov snapshots sent so far (Config.GcovSnapshots).
+	gcov gcovCost
 }
 
 func newProber(cfg probe.Config, cfgErr error) *prober {
@@ -159,6 +161,12 @@ func (p *prober) runStep(rep *reporter, name string, first bool) string {
 	taintAfter, err := readTaint()
 	if err != nil {
 		notes = append(notes, err.Error())
+	}
+	if p.cfg.GcovSnapshots && p.files == nil {
+		// After the step's duration was taken: the snapshot is not the step's work.
+		if p.files, err = p.gcovSnapshot(); err != nil {
+			notes = append(notes, err.Error())
+		}
 	}
 	// Taints gained are judged on the host (verdict), from TaintBefore
 	// and TaintAfter, with probe's one table: one new taint, one reason.
