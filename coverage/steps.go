@@ -356,17 +356,17 @@ func (s *Steps) stepsPerLine() (map[lineKey][]string, []lineKey) {
 	return ran, order
 }
 
-// Ran reports whether the step ran a line with code whose source holds
-// text; found is false when no line with code holds it.
-func (s StepLines) Ran(text string) (ran, found bool) {
+// Lines returns the step's counts of the lines with code whose source
+// holds text.
+func (s StepLines) Lines(text string) []Line {
+	var out []Line
 	for _, f := range s.Files {
 		src := sourceLines(f.Source)
 		for _, l := range f.Lines {
 			if l.Number-1 < len(src) && strings.Contains(src[l.Number-1], text) {
-				found = true
-				ran = ran || l.Count > 0
+				out = append(out, l)
 			}
 		}
 	}
-	return ran, found
+	return out
 }

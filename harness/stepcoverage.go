@@ -2,6 +2,7 @@ package harness
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/kmodtest/kmodtest/coverage"
 	"github.com/kmodtest/kmodtest/probe"
@@ -9,18 +10,23 @@ import (
 )
 
 // stepLines are lines of the module (by a piece of their source) that a
-// step, when it passes, must have run: a per-step coverage that puts
-// them elsewhere mixes steps up.
-var stepLines = []struct{ step, source string }{
-	{probe.StepInsmod, `pr_info("loaded, netlink protocol %d\n", protocol);`},
-	{probe.StepReply, `snprintf(nlmsg_data(rep), len, GREET_REPLY_FMT, portid);`},
-	{probe.StepBadLength, `pr_debug("malformed message, len %u with %u bytes left, dropping datagram\n",`},
-	{probe.StepEmptyGreeting, `if (textlen < 1 || textlen > GREET_TEXT_MAX)`},
-	{probe.StepUnknownType, `return -EOPNOTSUPP;`},
-	{probe.StepNetns, `gn->sk = netlink_kernel_create(net, protocol, &cfg);`},
-	{probe.StepAllocFailures, `return -ENOMEM;`},
-	{probe.StepRmmod, `unregister_pernet_subsys(&greet_net_ops);`},
-	{probe.StepModuleParam, `pr_err("invalid netlink protocol %d, must be 0 to %d\n",`},
+// step, when it passes, must have run, or whose every branch outcome it
+// must have taken (the return statements of error paths have no line of
+// their own in gcov's data: the branch before them stands for them). A
+// per-step coverage that puts them elsewhere mixes steps up.
+var stepLines = []struct {
+	step, source string
+	branches     bool
+}{
+	{probe.StepInsmod, `pr_info("loaded, netlink protocol %d\n", protocol);`, false},
+	{probe.StepReply, `snprintf(nlmsg_data(rep), len, GREET_REPLY_FMT, portid);`, false},
+	// Headers shorter than 16 bytes and lengths beyond the datagram.
+	{probe.StepBadLength, `if (nlh->nlmsg_len < NLMSG_HDRLEN ||`, true},
+	{probe.StepNetns, `gn->sk = netlink_kernel_create(net, protocol, &cfg);`, false},
+	// nlmsg_new failed, and succeeded.
+	{probe.StepAllocFailures, `if (!out)`, true},
+	{probe.StepRmmod, `unregister_pernet_subsys(&greet_net_ops);`, false},
+	{probe.StepModuleParam, `pr_err("invalid netlink protocol %d, must be 0 to %d\n",`, false},
 }
 
 // idleSteps run no line of the module: the module is unloaded during
@@ -57,11 +63,18 @@ func StepCoverageProblems(st *coverage.Steps, total *coverage.Result, rep *verdi
 		if !ok || s.Files == nil || !passed(want.step) {
 			continue
 		}
-		switch ran, found := s.Ran(want.source); {
-		case !found:
+		lines := s.Lines(want.source)
+		if len(lines) == 0 {
 			problems = append(problems, fmt.Sprintf("no line with code holds %q: update stepLines to the module", want.source))
-		case !ran:
-			problems = append(problems, fmt.Sprintf("step %s did not run %q", want.step, want.source))
+			continue
+		}
+		for _, l := range lines {
+			switch {
+			case l.Count == 0:
+				problems = append(problems, fmt.Sprintf("step %s did not run line %d %q", want.step, l.Number, want.source))
+			case want.branches && slices.Contains(l.Branches, 0):
+				problems = append(problems, fmt.Sprintf("step %s did not take every branch of line %d %q: %v", want.step, l.Number, want.source, l.Branches))
+			}
 		}
 	}
 	for _, name := range idleSteps {

@@ -1,11 +1,17 @@
 package harness
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/kmodtest/kmodtest/coverage"
 	"github.com/kmodtest/kmodtest/probe"
+	"github.com/kmodtest/kmodtest/verdict"
 )
 
 // TestStepSnapshots: every step of the run gets its end event's data, or
@@ -28,5 +34,94 @@ func TestStepSnapshots(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("unexpected snapshots (-want +got):\n%s", diff)
+	}
+}
+
+// realRun loads the end events of a real full run of the module on
+// 6.12-debug (testdata/stepcoverage: the events with their gcov data, and
+// the module's source and .gcno from that build) and the verdict they
+// give (every step passed).
+func realRun(t *testing.T) ([]probe.Event, *verdict.Report) {
+	t.Helper()
+	if _, err := exec.LookPath("gcov-12"); err != nil {
+		t.Skip("gcov-12 not installed")
+	}
+	data, err := os.ReadFile(filepath.Join("testdata", "stepcoverage", "events.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []probe.Event
+	rep := &verdict.Report{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		e, ok, err := probe.ParseLine([]byte(line))
+		if !ok || err != nil {
+			t.Fatalf("bad line %q: %v", line, err)
+		}
+		events = append(events, e)
+		rep.Steps = append(rep.Steps, verdict.Step{Name: e.Step, Status: e.Status})
+	}
+	return events, rep
+}
+
+// TestStepCoverageProblems: the real run's per-step coverage passes the
+// check, and each way of breaking it is caught.
+func TestStepCoverageProblems(t *testing.T) {
+	events, rep := realRun(t)
+	notes := filepath.Join("testdata", "stepcoverage")
+	check := func(events []probe.Event) []string {
+		t.Helper()
+		st, err := coverage.GenerateSteps(t.Context(), "gcov-12", notes, StepSnapshots(probe.FullSteps, events), t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		total, err := coverage.Generate(t.Context(), "gcov-12", notes, events[len(events)-1].Files, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return StepCoverageProblems(st, total, rep)
+	}
+	if got := check(events); len(got) != 0 {
+		t.Fatalf("the real run has problems:\n%s", strings.Join(got, "\n"))
+	}
+
+	index := func(step string) int {
+		return slices.IndexFunc(events, func(e probe.Event) bool { return e.Step == step })
+	}
+	broken := []struct {
+		name    string
+		breakIt func(events []probe.Event)
+		want    string
+	}{
+		{"reply and socket-gone swapped", func(ev []probe.Event) {
+			r, s := index(probe.StepReply), index(probe.StepSocketGone)
+			ev[r].Step, ev[s].Step = ev[s].Step, ev[r].Step
+		}, "step reply did not run line"},
+		{"a step without its snapshot", func(ev []probe.Event) {
+			ev[index(probe.StepAck)].Files = nil
+		}, "step ack passed but has no snapshot"},
+		{"every step sends the total (not subtracted)", func(ev []probe.Event) {
+			for i := range ev {
+				ev[i].Files = ev[len(ev)-1].Files
+			}
+		}, "step rmmod did not run line"},
+		{"counts restarted at reload", func(ev []probe.Event) {
+			ev[index(probe.StepReload)].Files = ev[index(probe.StepInsmod)].Files
+		}, "step reload: counts fell"},
+		{"socket-gone with rmmod's lines", func(ev []probe.Event) {
+			ev[index(probe.StepRmmod)].Files = ev[index(probe.StepRmmod)-1].Files
+		}, "step socket-gone ran NetlinkGreetingsLKM.c:"},
+		{"alloc-failures without its failed allocations", func(ev []probe.Event) {
+			ev[index(probe.StepAllocFailures)].Files = ev[index(probe.StepAllocFailures)-1].Files
+		}, "step alloc-failures did not run line"},
+	}
+	for _, b := range broken {
+		t.Run(b.name, func(t *testing.T) {
+			ev := slices.Clone(events)
+			b.breakIt(ev)
+			got := check(ev)
+			if !slices.ContainsFunc(got, func(p string) bool { return strings.Contains(p, b.want) }) {
+				t.Errorf("want a problem %q, got:\n%s", b.want, strings.Join(got, "\n"))
+			}
+		})
 	}
 }
