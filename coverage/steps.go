@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -236,7 +237,18 @@ code: "69-93" means every line with code from 69 to 93.
 	if len(order) == 0 {
 		return b.String()
 	}
-	b.WriteString("\n== Steps that ran each line\n")
+	var all []string // the labels of the steps with a snapshot
+	for _, st := range s.Steps {
+		if st.Files != nil {
+			all = append(all, st.Label())
+		}
+	}
+	b.WriteString(`
+== Steps that ran each line
+Each line of the module with code, then the steps that ran it and, for a line
+with branches, the steps that took each branch outcome (gcov's numbering).
+Error paths often have no line of their own: their branch stands for them.
+`)
 	var alone []string
 	sources := map[string][]string{}
 	for _, key := range order {
@@ -247,19 +259,19 @@ code: "69-93" means every line with code from 69 to 93.
 		if text := sources[key.source]; key.line-1 < len(text) {
 			src = strings.TrimSpace(text[key.line-1])
 		}
-		names := ran[key]
-		fmt.Fprintf(&b, "%s:%d  %s\n", key.name, key.line, src)
-		switch len(names) {
-		case 0:
-			b.WriteString("    no step with a snapshot ran it\n")
-		case 1:
-			alone = append(alone, fmt.Sprintf("%s:%d  %s  %s", key.name, key.line, names[0], src))
-			fallthrough
-		default:
-			fmt.Fprintf(&b, "    %s\n", strings.Join(names, " "))
+		r := ran[key]
+		fmt.Fprintf(&b, "%s:%d  %s\n    %s\n", key.name, key.line, src, stepList(r.steps, all))
+		if len(r.steps) == 1 {
+			alone = append(alone, fmt.Sprintf("%s:%d  %s  %s", key.name, key.line, r.steps[0], src))
+		}
+		for i, took := range r.branches {
+			fmt.Fprintf(&b, "    branch %d: %s\n", i, stepList(took, all))
+			if len(took) == 1 && len(r.steps) > 1 {
+				alone = append(alone, fmt.Sprintf("%s:%d branch %d  %s  %s", key.name, key.line, i, took[0], src))
+			}
 		}
 	}
-	b.WriteString("\n== Lines only one step runs (that step alone guards them)\n")
+	b.WriteString("\n== Lines and branches only one step runs (that step alone guards them)\n")
 	if len(alone) == 0 {
 		b.WriteString("none\n")
 	}
@@ -267,6 +279,26 @@ code: "69-93" means every line with code from 69 to 93.
 		b.WriteString(a + "\n")
 	}
 	return b.String()
+}
+
+// stepList names the steps in some, a subset of all: "never" for none,
+// "every step but ..." when that is shorter.
+func stepList(some, all []string) string {
+	switch {
+	case len(some) == 0:
+		return "never"
+	case len(some) == len(all):
+		return "every step"
+	case 2*len(some) > len(all):
+		var rest []string
+		for _, a := range all {
+			if !slices.Contains(some, a) {
+				rest = append(rest, a)
+			}
+		}
+		return "every step but " + strings.Join(rest, " ")
+	}
+	return strings.Join(some, " ")
 }
 
 // stepSummary is steps[i]'s line in steps.txt.
@@ -334,21 +366,35 @@ type lineKey struct {
 	line         int
 }
 
-// stepsPerLine returns, for every line with code, the labels of the
-// steps that ran it, and the lines in file and line order.
-func (s *Steps) stepsPerLine() (map[lineKey][]string, []lineKey) {
-	ran := map[lineKey][]string{}
+// lineSteps are the labels of the steps that ran a line, and of those
+// that took each of its branch outcomes.
+type lineSteps struct {
+	steps    []string
+	branches [][]string
+}
+
+// stepsPerLine returns, for every line with code, the steps that ran it
+// and took its branches, and the lines in file and line order.
+func (s *Steps) stepsPerLine() (map[lineKey]*lineSteps, []lineKey) {
+	ran := map[lineKey]*lineSteps{}
 	var order []lineKey
 	for _, st := range s.Steps {
 		for _, f := range st.Files {
 			for _, l := range f.Lines {
 				key := lineKey{name: f.Name, source: f.Source, line: l.Number}
-				if _, ok := ran[key]; !ok {
+				r, ok := ran[key]
+				if !ok {
+					r = &lineSteps{branches: make([][]string, len(l.Branches))}
+					ran[key] = r
 					order = append(order, key)
-					ran[key] = nil
 				}
 				if l.Count > 0 {
-					ran[key] = append(ran[key], st.Label())
+					r.steps = append(r.steps, st.Label())
+				}
+				for i, c := range l.Branches {
+					if c > 0 && i < len(r.branches) {
+						r.branches[i] = append(r.branches[i], st.Label())
+					}
 				}
 			}
 		}

@@ -171,8 +171,8 @@ func TestStepsOutputs(t *testing.T) {
 		"socket-gone           no line of the module\n",
 		"coverage              no snapshot (the step did not end: the prober or the guest stopped), nor any later step: its lines are unknown\n",
 		"m.c:10  init();\n    insmod\n",
-		"m.c:11  if (x)\n    reply no-reply-without-ack+rmmod\n",
-		"== Lines only one step runs (that step alone guards them)\nm.c:10  insmod  init();\nm.c:12  reply  reply();\nm.c:20  no-reply-without-ack+rmmod  exit();\n",
+		"m.c:11  if (x)\n    reply no-reply-without-ack+rmmod\n    branch 0: reply\n    branch 1: reply no-reply-without-ack+rmmod\n",
+		"== Lines and branches only one step runs (that step alone guards them)\nm.c:10  insmod  init();\nm.c:11 branch 0  reply  if (x)\nm.c:12  reply  reply();\nm.c:20  no-reply-without-ack+rmmod  exit();\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("steps.txt lacks\n%s\ngot:\n%s", want, got)
@@ -220,5 +220,23 @@ func TestGenerateSteps(t *testing.T) {
 		}
 	} else if _, err := exec.LookPath("genhtml"); err == nil {
 		t.Errorf("genhtml is installed but made no page: %s", res.HTMLNote)
+	}
+}
+
+func TestStepList(t *testing.T) {
+	all := []string{"insmod", "reply", "ack", "rmmod", "coverage"}
+	for _, tt := range []struct {
+		some []string
+		want string
+	}{
+		{nil, "never"},
+		{[]string{"reply"}, "reply"},
+		{[]string{"reply", "ack"}, "reply ack"},
+		{[]string{"insmod", "reply", "ack"}, "every step but rmmod coverage"},
+		{all, "every step"},
+	} {
+		if got := stepList(tt.some, all); got != tt.want {
+			t.Errorf("stepList(%q) = %q, want %q", tt.some, got, tt.want)
+		}
 	}
 }
