@@ -34,8 +34,8 @@ var stepLines = []struct {
 var idleSteps = []string{probe.StepSocketGone, probe.StepCoverage}
 
 // StepCoverageProblems checks a run's per-step coverage against what its
-// steps are known to run: every passing step from the first snapshot on
-// sent one, counts
+// steps are known to run: every passing step from insmod on sent a
+// snapshot, counts
 // never fell (the kernel keeps them across unload and reload), the
 // steps' lines add up to the total, and the steps of stepLines and
 // idleSteps ran what they must. It returns one line per problem.
@@ -45,9 +45,9 @@ func StepCoverageProblems(st *coverage.Steps, total *coverage.Result, rep *verdi
 		s, ok := rep.Step(name)
 		return ok && s.Status == probe.StatusPass
 	}
-	loaded := false // the module has gcov data once it was loaded
+	loaded := false // the module has gcov data once insmod loaded it
 	for _, s := range st.Steps {
-		loaded = loaded || s.Files != nil
+		loaded = loaded || (s.Step == probe.StepInsmod && passed(s.Step))
 		switch {
 		case s.Missing != "" && passed(s.Step) && loaded:
 			problems = append(problems, fmt.Sprintf("step %s passed but has no snapshot: %s", s.Step, s.Missing))

@@ -104,6 +104,11 @@ func TestStepCoverageProblems(t *testing.T) {
 		{"a step without its snapshot", func(ev []probe.Event) {
 			ev[index(probe.StepAck)].Files = nil
 		}, "step ack passed but has no snapshot"},
+		{"no snapshots but the total", func(ev []probe.Event) {
+			for i := range ev[:len(ev)-1] {
+				ev[i].Files = nil
+			}
+		}, "step insmod passed but has no snapshot"},
 		{"every step sends the total (not subtracted)", func(ev []probe.Event) {
 			for i := range ev {
 				ev[i].Files = ev[len(ev)-1].Files
