@@ -126,7 +126,7 @@ func TestCheckTreeCachedKernels(t *testing.T) {
 		t.Skip(err)
 	}
 	manifests, _ := filepath.Glob(filepath.Join(dir, "kernels", "*", "manifest.json"))
-	var images, kdirs []string
+	var images, kdirs, releases []string
 	for _, m := range manifests {
 		entry := filepath.Dir(m)
 		if strings.Contains(entry, "arm64") || strings.HasPrefix(filepath.Base(entry), ".") {
@@ -138,6 +138,7 @@ func TestCheckTreeCachedKernels(t *testing.T) {
 		}
 		images = append(images, filepath.Join(entry, km.Vmlinuz))
 		kdirs = append(kdirs, filepath.Join(entry, km.KDIR))
+		releases = append(releases, km.Release)
 	}
 	if len(images) == 0 {
 		t.Skip("no cached kernel: run go test ./vmtests first")
@@ -146,7 +147,9 @@ func TestCheckTreeCachedKernels(t *testing.T) {
 		if _, err := CheckTree(images[i], kdirs[i]); err != nil {
 			t.Errorf("own headers rejected: %v", err)
 		}
-		if j := (i + 1) % len(images); j != i {
+		// Two builds of one release (a source kernel built again with
+		// another fragment) cannot be told apart by the check.
+		if j := (i + 1) % len(images); j != i && releases[i] != releases[j] {
 			if _, err := CheckTree(images[i], kdirs[j]); err == nil {
 				t.Errorf("%s accepted with %s", images[i], kdirs[j])
 			}
