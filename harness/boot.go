@@ -161,7 +161,7 @@ func VMConfig(tg Target, accel vm.Accel, silence time.Duration) vm.Config {
 		StepTimeout:  stepTimeout,
 		Alarm:        alarm,
 		AlarmSilence: alarmSilence,
-		SMP:          tg.Kernel.SMP,
+		SMP:          tg.SMP(),
 		MemoryMB:     tg.Kernel.MemoryMB,
 	}
 }

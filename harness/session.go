@@ -416,6 +416,9 @@ func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
 		r.Fixture = strings.TrimSuffix(filepath.Base(j.Patch), ".patch")
 		r.Name += " " + r.Fixture
 	}
+	if n := j.Target.SMP(); n != DefaultSMP {
+		r.Name += fmt.Sprintf(" smp=%d", n)
+	}
 	defer func() { s.report.Add(r) }()
 
 	p := s.Prepare(ctx, j.Target.Kernel, j.Patch)

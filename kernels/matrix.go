@@ -68,7 +68,8 @@ type Kernel struct {
 	// Debian source package; ImageMeta, HeadersMeta, Image and Vmlinuz
 	// are then unused.
 	Source *SourceBuild `json:"source,omitempty"`
-	// SMP and MemoryMB size the guest (0: the VM package's defaults);
+	// SMP and MemoryMB size the guest (0: harness.DefaultSMP vCPUs and
+	// the VM package's default memory);
 	// a KASAN kernel needs more memory than a stock one.
 	SMP      int `json:"smp,omitempty"`
 	MemoryMB int `json:"memory_mb,omitempty"`
