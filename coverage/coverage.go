@@ -82,6 +82,23 @@ func percent(a, b int) string {
 // never ran.
 func (r *Result) Unrun() []string {
 	var out []string
+	for _, l := range r.unrun() {
+		out = append(out, l.String())
+	}
+	return out
+}
+
+// An unrunLine is a line with code that never ran.
+type unrunLine struct {
+	file   string
+	number int
+	text   string // without leading and trailing blanks
+}
+
+func (l unrunLine) String() string { return fmt.Sprintf("%s:%d: %s", l.file, l.number, l.text) }
+
+func (r *Result) unrun() []unrunLine {
+	var out []unrunLine
 	for _, f := range r.Files {
 		text := sourceLines(f.Source)
 		for _, l := range f.Lines {
@@ -92,7 +109,7 @@ func (r *Result) Unrun() []string {
 			if l.Number-1 < len(text) {
 				src = strings.TrimSpace(text[l.Number-1])
 			}
-			out = append(out, fmt.Sprintf("%s:%d: %s", f.Name, l.Number, src))
+			out = append(out, unrunLine{file: f.Name, number: l.Number, text: src})
 		}
 	}
 	return out

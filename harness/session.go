@@ -399,6 +399,10 @@ type Outcome struct {
 	// StepCoverageErr saying why, when it could not be computed.
 	StepCoverage    *coverage.Steps
 	StepCoverageErr error
+	// CoverageGaps are the lines of the module that never ran and have no
+	// reason in kmod/unreachable.txt, and the reasons there that name no
+	// line left unrun: the goal is every line run or explained.
+	CoverageGaps []string
 }
 
 // BootTarget builds, boots and judges one job and records its row in
@@ -482,12 +486,15 @@ func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
 	}
 	out := &Outcome{Warnings: p.Module.Warnings, Boot: b, Result: res, Report: res.Report}
 	if p.Module.GcovDir != "" {
-		out.Coverage, out.CoverageErr = moduleCoverage(ctx, p, res.Output.Events, j.Dir)
+		var ex coverage.Explained
+		out.Coverage, ex, out.CoverageErr = moduleCoverage(ctx, p, res.Output.Events, filepath.Join(s.Repo, "kmod", ReasonsFile), j.Dir)
 		switch {
 		case out.CoverageErr != nil:
 			r.Coverage = "no coverage: " + out.CoverageErr.Error()
 		case out.Coverage != nil:
-			r.Coverage = out.Coverage.Summary()
+			out.CoverageGaps = ex.Gaps()
+			r.Coverage = fmt.Sprintf("%s; never run: %d line(s), %d without a reason in kmod/%s",
+				out.Coverage.Summary(), len(ex.Lines), len(ex.Unexplained), ReasonsFile)
 			s.Logf("coverage %s: %s; %s", r.Name, r.Coverage, filepath.Join(j.Dir, "coverage"))
 		}
 		start := time.Now()
@@ -527,10 +534,15 @@ func StepSnapshots(steps []string, events []probe.Event) []coverage.Snapshot {
 	return snaps
 }
 
+// ReasonsFile, in the module's directory, gives the reason for each line
+// of the module that no test can run (see coverage.LoadReasons).
+const ReasonsFile = "unreachable.txt"
+
 // moduleCoverage turns the gcov data of the coverage step into line
-// coverage in dir/coverage: coverage.info, html/ and unrun.txt. It
-// returns nil, nil when the step sent none (it did not run).
-func moduleCoverage(ctx context.Context, p *Prep, events []probe.Event, dir string) (*coverage.Result, error) {
+// coverage, matches the lines never run against the reasons file, and
+// writes them, with their reasons, to coverage/unrun.txt. It returns
+// nil when the guest sent no gcov data.
+func moduleCoverage(ctx context.Context, p *Prep, events []probe.Event, reasonsPath, dir string) (*coverage.Result, coverage.Explained, error) {
 	var files map[string][]byte
 	for _, e := range events {
 		if e.Kind == probe.KindEnd && e.Step == probe.StepCoverage {
@@ -538,18 +550,23 @@ func moduleCoverage(ctx context.Context, p *Prep, events []probe.Event, dir stri
 		}
 	}
 	if len(files) == 0 {
-		return nil, nil
+		return nil, coverage.Explained{}, nil
+	}
+	reasons, err := coverage.LoadReasons(reasonsPath)
+	if err != nil {
+		return nil, coverage.Explained{}, err
 	}
 	out := filepath.Join(dir, "coverage")
 	cov, err := coverage.Generate(ctx, coverage.GcovTool(p.Kernel.Compiler()), p.Module.GcovDir, files, out)
 	if err != nil {
-		return nil, err
+		return nil, coverage.Explained{}, err
 	}
-	unrun := strings.Join(cov.Unrun(), "\n")
+	ex := cov.Explain(reasons, reasonsPath)
+	unrun := strings.Join(ex.Lines, "\n")
 	if err := os.WriteFile(filepath.Join(out, "unrun.txt"), []byte(unrun+"\n"), 0o644); err != nil {
-		return nil, fmt.Errorf("coverage: %w", err)
+		return nil, coverage.Explained{}, fmt.Errorf("coverage: %w", err)
 	}
-	return cov, nil
+	return cov, ex, nil
 }
 
 // Finish writes the timing report and the kernels x steps summary to w,

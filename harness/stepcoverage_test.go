@@ -135,3 +135,30 @@ func TestStepCoverageProblems(t *testing.T) {
 		})
 	}
 }
+
+// TestCoverageReasons: on the real run every line that never ran has its
+// reason in kmod/unreachable.txt; without the file the line is a gap, and
+// a reason for a line that runs is a gap too.
+func TestCoverageReasons(t *testing.T) {
+	events, _, _ := realRun(t)
+	notes := filepath.Join("testdata", "stepcoverage")
+	total, err := coverage.Generate(t.Context(), "gcov-12", notes, events[len(events)-1].Files, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasonsPath := filepath.Join("..", "kmod", ReasonsFile)
+	reasons, err := coverage.LoadReasons(reasonsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gaps := total.Explain(reasons, reasonsPath).Gaps(); len(gaps) != 0 {
+		t.Errorf("the real run has gaps with the repo's reasons:\n%s", strings.Join(gaps, "\n"))
+	}
+	if gaps := total.Explain(nil, reasonsPath).Gaps(); len(gaps) != 1 || !strings.Contains(gaps[0], "return -EMSGSIZE; ran in no step") {
+		t.Errorf("without reasons: want the EMSGSIZE line as the one gap, got %q", gaps)
+	}
+	runs := append(reasons, coverage.Reason{File: "NetlinkGreetingsLKM.c", Text: "return greet_reply(skb, nlh);", Why: "wrong"})
+	if gaps := total.Explain(runs, reasonsPath).Gaps(); len(gaps) != 1 || !strings.Contains(gaps[0], "no such line is left unrun") {
+		t.Errorf("a reason for a line that runs: want it as the one gap, got %q", gaps)
+	}
+}

@@ -72,6 +72,15 @@ func runTarget(t *testing.T, tg harness.Target, dir string) {
 			}
 		})
 	}
+	if out.Coverage != nil {
+		// Every line of the module runs in some step, or
+		// kmod/unreachable.txt says why no test can reach it.
+		t.Run("every-line-run", func(t *testing.T) {
+			for _, gap := range out.CoverageGaps {
+				t.Error(gap)
+			}
+		})
+	}
 	if out.StepCoverage != nil || out.StepCoverageErr != nil {
 		// A module built with gcov: what each step ran must be there and
 		// plausible (the reply step builds a reply, rmmod unloads).
