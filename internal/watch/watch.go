@@ -35,9 +35,11 @@ type Options struct {
 	Poll time.Duration
 	// Rounds, when above 0, ends the session after that many rounds.
 	Rounds int
-	// OnRound, when set, is called after each round (tests edit the
-	// source from here).
+	// OnRound, when set, is called after each round that ran to its
+	// end, and OnStart when a round starts (tests edit the source from
+	// there).
 	OnRound func(Round)
+	OnStart func(n int)
 }
 
 // A Round is one build and run of every target.
@@ -136,9 +138,16 @@ func Run(ctx context.Context, o Options) error {
 	}
 	trigger := time.Now()
 	for n := 1; ; n++ {
-		r := runRound(ctx, o, targets, n, trigger)
+		r, next := runWatchedRound(ctx, o, targets, n, trigger, sig)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if next != nil && r.Targets == nil {
+			// A save during the round: its verdict would be about
+			// source that no longer exists.
+			fmt.Fprintf(o.Out, "%s round %d: stopped, the source changed: starting over\n", time.Now().Format("15:04:05"), n)
+			trigger, sig = next.at, next.sig
+			continue
 		}
 		printRound(o.Out, o, r)
 		if o.OnRound != nil {
@@ -146,6 +155,11 @@ func Run(ctx context.Context, o Options) error {
 		}
 		if o.Rounds > 0 && n >= o.Rounds {
 			return nil
+		}
+		if next != nil {
+			// Saved as the round ended: start the next one at once.
+			trigger, sig = next.at, next.sig
+			continue
 		}
 		fmt.Fprintf(o.Out, "watching %s for changes (Ctrl-C to stop)\n", o.Src)
 		trigger, sig, err = waitChange(ctx, o.Src, sig, o.Poll)
@@ -155,6 +169,47 @@ func Run(ctx context.Context, o Options) error {
 			}
 			return err
 		}
+	}
+}
+
+// A change is a save of the source: when, and the source's new signature.
+type change struct {
+	at  time.Time
+	sig map[string]string
+}
+
+// runWatchedRound runs a round while it watches the source. A save
+// during the round stops it (its guests are killed): the round comes back
+// without targets, and with the change. A save as the round ended comes
+// back with the finished round.
+func runWatchedRound(ctx context.Context, o Options, targets []*target, n int, trigger time.Time, sig map[string]string) (Round, *change) {
+	roundCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	changed := make(chan change, 1)
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		at, newSig, err := waitChange(roundCtx, o.Src, sig, o.Poll)
+		if err == nil {
+			changed <- change{at: at, sig: newSig}
+			cancel()
+		}
+	}()
+	if o.OnStart != nil {
+		o.OnStart(n)
+	}
+	r := runRound(roundCtx, o, targets, n, trigger)
+	stopped := roundCtx.Err() != nil
+	cancel()
+	<-watching
+	select {
+	case c := <-changed:
+		if stopped {
+			return Round{N: n, Trigger: trigger}, &c
+		}
+		return r, &c
+	default:
+		return r, nil
 	}
 }
 

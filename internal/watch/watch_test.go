@@ -129,3 +129,74 @@ func wantBuildError(r Round) string {
 	}
 	return ""
 }
+
+// TestWatchStopsARoundOnSave saves a module whose insmod takes 60 s, then,
+// while that round runs, saves the good module again: the slow round must
+// stop at once (its guest killed) and the next round test the good one.
+func TestWatchStopsARoundOnSave(t *testing.T) {
+	if os.Getenv(toolTests) != "1" || os.Getenv("KMODTEST_SKIP_VM") == "1" {
+		t.Skipf("boots VMs: set %s=1 (make test does)", toolTests)
+	}
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "kmod")
+	if out, err := exec.Command("cp", "-r", filepath.Join(repo, "kmod"), src).CombinedOutput(); err != nil {
+		t.Fatalf("copy kmod: %v: %s", err, out)
+	}
+	file := filepath.Join(src, "NetlinkGreetingsLKM.c")
+	good, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := strings.Replace(string(good), "\tpr_info(\"loaded,", "\tmsleep(60000);\n\tpr_info(\"loaded,", 1)
+	slow = strings.Replace(slow, "#include <linux/kernel.h>", "#include <linux/delay.h>\n#include <linux/kernel.h>", 1)
+	if slow == string(good) {
+		t.Fatal("the slow edit did not apply: the module's load line moved")
+	}
+	s, err := harness.NewSession(t.Context(), harness.Options{Kernels: "6.1", ArtifactsDir: t.TempDir()}, repo, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	var rounds []Round
+	var slowStart time.Time
+	err = Run(t.Context(), Options{Session: s, Src: src, Out: &out, Rounds: 3,
+		OnRound: func(r Round) {
+			rounds = append(rounds, r)
+			if r.N == 1 {
+				time.Sleep(10 * time.Millisecond)
+				if err := os.WriteFile(file, []byte(slow), 0o644); err != nil {
+					t.Error(err)
+				}
+			}
+		},
+		OnStart: func(n int) {
+			if n != 2 {
+				return
+			}
+			slowStart = time.Now()
+			go func() {
+				// Long enough for the build and the restore to be
+				// under way, far from the 60 s insmod.
+				time.Sleep(3 * time.Second)
+				if err := os.WriteFile(file, good, 0o644); err != nil {
+					t.Error(err)
+				}
+			}()
+		}})
+	if err != nil {
+		t.Fatalf("watch: %v\n%s", err, out.String())
+	}
+	if len(rounds) != 2 || rounds[0].N != 1 || rounds[1].N != 3 || !rounds[1].Passed() {
+		t.Errorf("want rounds 1 and 3 to finish and 3 to pass, got %d finished rounds", len(rounds))
+	}
+	if took := time.Since(slowStart); took > 45*time.Second {
+		t.Errorf("round 2 and 3 took %s: the slow round was not stopped", took)
+	}
+	if !strings.Contains(out.String(), "round 2: stopped, the source changed") {
+		t.Errorf("watch output does not say that round 2 stopped:\n%s", out.String())
+	}
+	t.Logf("watch output:\n%s", out.String())
+}
