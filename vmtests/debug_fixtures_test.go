@@ -14,7 +14,7 @@ import (
 // debugKernel is the matrix's sanitizer kernel.
 const debugKernel = "6.12-debug"
 
-// debugFixtures are the bugs that Debian's stock kernels miss and the
+// debugFixtures are the bugs that Debian's stock 6.1 misses and the
 // debug kernel must catch (kmod/fixtures/debug). A leak is reported by the
 // first kmemleak scan after it, hence several steps for small-leak.
 var debugFixtures = []struct {
@@ -28,6 +28,7 @@ var debugFixtures = []struct {
 	{"alloc-under-spinlock", []string{probe.StepReply}, regexp.MustCompile(`sleeping function called from invalid context`)},
 	{"success-ack-on-enomem", []string{probe.StepAllocFailures}, regexp.MustCompile(`got \["ack seq \d+ error 0"\]`)},
 	{"lock-order", []string{probe.StepUnknownType}, regexp.MustCompile(`possible circular locking dependency`)},
+	{"array-index", []string{probe.StepTextLimits}, regexp.MustCompile(`UBSAN: array-index-out-of-bounds`)},
 	{"shared-reply-buffer", []string{probe.StepConcurrentSocket, probe.StepSharedSocket}, regexp.MustCompile(`got "Msg from Process \d+ has been processed by kernel"|text "Msg from Process \d+ has been processed by kernel" \(want`)},
 }
 
