@@ -49,6 +49,14 @@ const (
 	LogBurst = 10
 	// LogInterval is the rate limit's interval (DEFAULT_RATELIMIT_INTERVAL).
 	LogInterval = 5 * time.Second
+
+	// Debug lines (pr_debug: printed only with dynamic debug on, or a
+	// module built with -DDEBUG).
+	LogDebugMessage   = ModuleName + ": message type %d len %d flags 0x%x seq %d port %d"
+	LogDebugMalformed = ModuleName + ": malformed message, len %d with %d bytes left, dropping datagram"
+	// LogDebugReplyFailed starts the line of a reply that could not be
+	// sent; the negative errno follows.
+	LogDebugReplyFailed = ModuleName + ": reply to port %d failed: error -"
 )
 
 // LogEscape returns text as the kernel's %*pE prints it with no flags

@@ -97,6 +97,7 @@ const (
 // except the lifecycle ones that load and unload it themselves.
 const (
 	StepGreetingLog      = "greeting-log"       // the greeting's log line: exact text, 64-byte cap, rate limit
+	StepDebugLog         = "debug-log"          // the pr_debug lines, through dynamic debug
 	StepShortDatagrams   = "short-datagrams"    // 0 to 15 byte datagrams: dropped, no answer
 	StepBadLength        = "bad-length"         // nlmsg_len < header or > datagram: dropped
 	StepEmptyGreeting    = "empty-greeting"     // no text: -EINVAL, with and without NLM_F_ACK
@@ -142,6 +143,7 @@ var FullSteps = []string{
 	StepNoReplyWithoutAck,
 	StepOriginalClient,
 	StepGreetingLog,
+	StepDebugLog,
 	StepShortDatagrams,
 	StepBadLength,
 	StepEmptyGreeting,

@@ -35,6 +35,7 @@ var fixtures = []fixture{
 	{name: "leak", step: "leak", reason: regexp.MustCompile("slab grew")},
 	{name: "panic-on-input", step: "text-limits", reason: regexp.MustCompile("panicked during the step")},
 	{name: "log-unlimited", step: "greeting-log", reason: regexp.MustCompile(`at most 10 log lines \(rate limited\)`)},
+	{name: "debug-seq-port-swapped", step: "debug-log", reason: regexp.MustCompile(`want the debug line "NetlinkGreetingsLKM: message type 20`)},
 	{name: "log-raw-text", step: "greeting-log", reason: regexp.MustCompile("want the log line")},
 	{name: "ignore-protocol-param", step: "module-param", reason: regexp.MustCompile("NETLINK_ROUTE, taken")},
 	// With two vCPUs the prober runs on while one CPU spins: it abandons

@@ -54,6 +54,7 @@ var steps = map[string]step{
 	probe.StepSocketGone:        {run: stepSocketGone},
 
 	probe.StepGreetingLog:      {run: stepGreetingLog},
+	probe.StepDebugLog:         {run: stepDebugLog},
 	probe.StepShortDatagrams:   {run: stepShortDatagrams},
 	probe.StepBadLength:        {run: stepBadLength},
 	probe.StepEmptyGreeting:    {run: stepEmptyGreeting},

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/kmodtest/kmodtest/greet"
+	"github.com/kmodtest/kmodtest/greet/rawnl"
+	"golang.org/x/sys/unix"
+)
+
+// dynamicDebugControls are where kernels with CONFIG_DYNAMIC_DEBUG take
+// their commands: /proc since 5.x, debugfs always.
+var dynamicDebugControls = []string{"/proc/dynamic_debug/control", debugfs + "/dynamic_debug/control"}
+
+// debugFlood is how many greetings the reply-failed check sends to a
+// socket that never reads: enough to overrun its 4 KB buffer many times.
+const debugFlood = 200
+
+// stepDebugLog turns on the module's pr_debug lines through dynamic debug
+// for the length of the step and checks the three the module promises:
+// the line for each message, the one for a malformed header, and the one
+// for a reply that could not be sent.
+func stepDebugLog(ctx context.Context, p *prober) (string, error) {
+	if err := p.requireModule(); err != nil {
+		return "", err
+	}
+	control := ""
+	for _, c := range dynamicDebugControls {
+		if c != dynamicDebugControls[0] {
+			_ = mountDebugfs()
+		}
+		if _, err := os.Stat(c); err == nil {
+			control = c
+			break
+		}
+	}
+	if control == "" {
+		return "", skipf("this kernel has no dynamic debug (CONFIG_DYNAMIC_DEBUG off): the module's pr_debug lines cannot be turned on")
+	}
+	if err := os.WriteFile(control, []byte("module "+greet.ModuleName+" +p"), 0); err != nil {
+		return "", fmt.Errorf("turn on the module's debug lines in %s: %w", control, err)
+	}
+	defer os.WriteFile(control, []byte("module "+greet.ModuleName+" -p"), 0)
+	if n, err := enabledDebugSites(control); err != nil || n == 0 {
+		return "", fmt.Errorf("%s lists no enabled debug line of %s after +p (%v): the module was built without pr_debug call sites?", control, greet.ModuleName, err)
+	}
+
+	tail, err := openKmsgTail()
+	if err != nil {
+		return "", err
+	}
+	defer tail.close()
+	s, err := p.rawSession()
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	port := s.c.PID()
+
+	// A greeting, answered.
+	payload := greet.EncodeGreeting("debug me")
+	seq, msg := s.message(greet.TypeGreet, reqAck, payload)
+	if _, err := s.exchange(msg); err != nil {
+		return "", fmt.Errorf("greeting seq %d: %w", seq, err)
+	}
+	// A header that claims more than the datagram holds.
+	bad := append(rawnl.AppendHeader(nil, rawnl.Header{Len: 100, Type: greet.TypeGreet, Flags: reqAck, Seq: s.next()}), bytes.Repeat([]byte{'a'}, 8)...)
+	if _, err := s.exchange(bad); err != nil {
+		return "", fmt.Errorf("malformed datagram: %w", err)
+	}
+	want := []string{
+		fmt.Sprintf(greet.LogDebugMessage, greet.TypeGreet, rawnl.HeaderLen+len(payload), reqAck, seq, port),
+		fmt.Sprintf(greet.LogDebugMalformed, 100, len(bad)),
+	}
+	lines, err := moduleLines(tail)
+	if err != nil {
+		return "", err
+	}
+	for _, w := range want {
+		if !containsLine(lines, w) {
+			return "", fmt.Errorf("want the debug line %q, got %q", w, lines)
+		}
+	}
+
+	// Replies to a socket whose buffer is full cannot be sent.
+	full, err := rawnl.Dial(p.cfg.Protocol)
+	if err != nil {
+		return "", err
+	}
+	defer full.Close()
+	if err := full.SetReadBuffer(neverReadBuffer); err != nil {
+		return "", err
+	}
+	for i := range debugFlood {
+		m := rawnl.NewMessage(rawnl.Header{Type: greet.TypeGreet, Flags: reqAck, Seq: uint32(i + 1)}, greet.EncodeGreeting("full"))
+		if err := full.SendFlags(m, unix.MSG_DONTWAIT); err != nil && !errors.Is(err, unix.ENOBUFS) && !errors.Is(err, unix.EAGAIN) {
+			return "", fmt.Errorf("flood greeting %d: %w", i+1, err)
+		}
+	}
+	lines, err = moduleLines(tail)
+	if err != nil {
+		return "", err
+	}
+	failed := fmt.Sprintf(greet.LogDebugReplyFailed, full.PID())
+	n := 0
+	for _, l := range lines {
+		if strings.HasPrefix(l, failed) {
+			n++
+		}
+	}
+	if n == 0 {
+		return "", fmt.Errorf("%d greetings to a socket with a %d-byte buffer that never reads: want lines %q, got none", debugFlood, neverReadBuffer, failed+"N")
+	}
+	return fmt.Sprintf("message and malformed-header lines exact; %d of %d replies to a full socket logged as failed", n, debugFlood), nil
+}
+
+// moduleLines returns the module's kernel log lines that tail has not
+// returned yet, unescaped.
+func moduleLines(tail *kmsgTail) ([]string, error) {
+	recs, _, err := tail.read()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, r := range recs {
+		if line := string(unescapeKmsg(r.Text)); strings.HasPrefix(line, greet.ModuleName+": ") {
+			out = append(out, line)
+		}
+	}
+	return out, nil
+}
+
+func containsLine(lines []string, want string) bool {
+	for _, l := range lines {
+		if l == want {
+			return true
+		}
+	}
+	return false
+}
+
+// enabledDebugSites counts the module's call sites that control shows
+// enabled ("=p").
+func enabledDebugSites(control string) (int, error) {
+	data, err := os.ReadFile(control)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, err
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", control, err)
+	}
+	n := 0
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, "["+greet.ModuleName+"]") && strings.Contains(l, " =p") {
+			n++
+		}
+	}
+	return n, nil
+}
