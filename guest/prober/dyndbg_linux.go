@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/kmodtest/kmodtest/greet"
@@ -14,9 +14,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// dynamicDebugControls are where kernels with CONFIG_DYNAMIC_DEBUG take
-// their commands: /proc since 5.x, debugfs always.
-var dynamicDebugControls = []string{"/proc/dynamic_debug/control", debugfs + "/dynamic_debug/control"}
+// Where kernels with CONFIG_DYNAMIC_DEBUG take their commands: /proc
+// since 5.x, debugfs always.
+const (
+	dynamicDebugProc    = "/proc/dynamic_debug/control"
+	dynamicDebugDebugfs = debugfs + "/dynamic_debug/control"
+)
 
 // debugFlood is how many greetings the reply-failed check sends to a
 // socket that never reads: enough to overrun its 4 KB buffer many times.
@@ -30,17 +33,12 @@ func stepDebugLog(ctx context.Context, p *prober) (string, error) {
 	if err := p.requireModule(); err != nil {
 		return "", err
 	}
-	control := ""
-	for _, c := range dynamicDebugControls {
-		if c != dynamicDebugControls[0] {
-			_ = mountDebugfs()
-		}
-		if _, err := os.Stat(c); err == nil {
-			control = c
-			break
-		}
+	control := dynamicDebugProc
+	if _, err := os.Stat(control); err != nil {
+		_ = mountDebugfs()
+		control = dynamicDebugDebugfs
 	}
-	if control == "" {
+	if _, err := os.Stat(control); err != nil {
 		return "", skipf("this kernel has no dynamic debug (CONFIG_DYNAMIC_DEBUG off): the module's pr_debug lines cannot be turned on")
 	}
 	if err := os.WriteFile(control, []byte("module "+greet.ModuleName+" +p"), 0); err != nil {
@@ -83,7 +81,7 @@ func stepDebugLog(ctx context.Context, p *prober) (string, error) {
 		return "", err
 	}
 	for _, w := range want {
-		if !containsLine(lines, w) {
+		if !slices.Contains(lines, w) {
 			return "", fmt.Errorf("want the debug line %q, got %q", w, lines)
 		}
 	}
@@ -103,55 +101,22 @@ func stepDebugLog(ctx context.Context, p *prober) (string, error) {
 			return "", fmt.Errorf("flood greeting %d: %w", i+1, err)
 		}
 	}
-	lines, err = moduleLines(tail)
+	failed := fmt.Sprintf(greet.LogDebugReplyFailed, full.PID())
+	failures, err := logLines(tail, failed)
 	if err != nil {
 		return "", err
 	}
-	failed := fmt.Sprintf(greet.LogDebugReplyFailed, full.PID())
-	n := 0
-	for _, l := range lines {
-		if strings.HasPrefix(l, failed) {
-			n++
-		}
-	}
+	n := len(failures)
 	if n == 0 {
 		return "", fmt.Errorf("%d greetings to a socket with a %d-byte buffer that never reads: want lines %q, got none", debugFlood, neverReadBuffer, failed+"N")
 	}
 	return fmt.Sprintf("message and malformed-header lines exact; %d of %d replies to a full socket logged as failed", n, debugFlood), nil
 }
 
-// moduleLines returns the module's kernel log lines that tail has not
-// returned yet, unescaped.
-func moduleLines(tail *kmsgTail) ([]string, error) {
-	recs, _, err := tail.read()
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, r := range recs {
-		if line := string(unescapeKmsg(r.Text)); strings.HasPrefix(line, greet.ModuleName+": ") {
-			out = append(out, line)
-		}
-	}
-	return out, nil
-}
-
-func containsLine(lines []string, want string) bool {
-	for _, l := range lines {
-		if l == want {
-			return true
-		}
-	}
-	return false
-}
-
 // enabledDebugSites counts the module's call sites that control shows
 // enabled ("=p").
 func enabledDebugSites(control string) (int, error) {
 	data, err := os.ReadFile(control)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, err
-	}
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", control, err)
 	}

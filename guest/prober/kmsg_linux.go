@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -179,6 +180,22 @@ func (k *kmsgCursor) drain() ([]string, error) {
 		log.add(r)
 	}
 	return log.result(), err
+}
+
+// moduleLines returns the module's kernel log lines that tail has not
+// returned yet, unescaped.
+func moduleLines(tail *kmsgTail) ([]string, error) {
+	recs, _, err := tail.read()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, r := range recs {
+		if line := string(unescapeKmsg(r.Text)); strings.HasPrefix(line, greet.ModuleName+": ") {
+			out = append(out, line)
+		}
+	}
+	return out, nil
 }
 
 // unescapeKmsg undoes /dev/kmsg's escaping of a record's text: the

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -41,12 +40,12 @@ func stepGreetingLog(ctx context.Context, p *prober) (string, error) {
 	}
 	defer c.Close()
 	prefix := fmt.Sprintf(greet.LogGreeting, c.PID())
-	want := greet.LogEscape([]byte(logText)[:greet.LogTextMax])
+	want := string(greet.LogEscape([]byte(logText)[:greet.LogTextMax]))
 
 	// Earlier steps' greetings may have used up the rate limit's burst:
 	// greet again until a new interval lets the line through.
 	start := time.Now()
-	var got [][]byte
+	var got []string
 	sends := 0
 	for len(got) == 0 {
 		if time.Since(start) > greet.LogInterval+answerTimeout {
@@ -72,9 +71,9 @@ func stepGreetingLog(ctx context.Context, p *prober) (string, error) {
 			}
 		}
 	}
-	if !bytes.Equal(got[0], want) {
+	if got[0] != want {
 		return "", fmt.Errorf("greeting of %d bytes: want the log line %q, got %q (the first %d bytes of the text, escaped as %%*pE does)",
-			len(logText), prefix+string(want), prefix+string(got[0]), greet.LogTextMax)
+			len(logText), prefix+want, prefix+got[0], greet.LogTextMax)
 	}
 	waited := time.Since(start)
 
@@ -104,21 +103,19 @@ func stepGreetingLog(ctx context.Context, p *prober) (string, error) {
 			logFlood, greet.LogBurst, len(lines))
 	}
 	return fmt.Sprintf("line %q after %d greeting(s) in %s; %d greetings at once: %d lines",
-		string(got[0]), sends, waited.Round(time.Millisecond), logFlood, len(lines)), nil
+		got[0], sends, waited.Round(time.Millisecond), logFlood, len(lines)), nil
 }
 
-// logLines returns the text after prefix of the module's greeting lines
-// that tail has not returned yet, unescaped to the bytes the kernel
-// printed.
-func logLines(tail *kmsgTail, prefix string) ([][]byte, error) {
-	recs, _, err := tail.read()
+// logLines returns the text after prefix of the module's lines that tail
+// has not returned yet.
+func logLines(tail *kmsgTail, prefix string) ([]string, error) {
+	lines, err := moduleLines(tail)
 	if err != nil {
 		return nil, err
 	}
-	var out [][]byte
-	for _, r := range recs {
-		line := unescapeKmsg(r.Text)
-		if text, ok := bytes.CutPrefix(line, []byte(prefix)); ok {
+	var out []string
+	for _, l := range lines {
+		if text, ok := strings.CutPrefix(l, prefix); ok {
 			out = append(out, text)
 		}
 	}
