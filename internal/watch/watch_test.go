@@ -22,22 +22,7 @@ const toolTests = "KMODTEST_TOOL_TESTS"
 // TestWatch edits a scratch copy of the module and sees the verdict go
 // from pass to fail (a fixture's bug), to a build error, and back to pass.
 func TestWatch(t *testing.T) {
-	if os.Getenv(toolTests) != "1" || os.Getenv("KMODTEST_SKIP_VM") == "1" {
-		t.Skipf("boots VMs: set %s=1 (make test does)", toolTests)
-	}
-	repo, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := filepath.Join(t.TempDir(), "kmod")
-	if out, err := exec.Command("cp", "-r", filepath.Join(repo, "kmod"), src).CombinedOutput(); err != nil {
-		t.Fatalf("copy kmod: %v: %s", err, out)
-	}
-	file := filepath.Join(src, "NetlinkGreetingsLKM.c")
-	good, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo, src, file, good := scratchModule(t)
 	s, err := harness.NewSession(t.Context(), harness.Options{Kernels: "6.1", ArtifactsDir: t.TempDir()}, repo, t.Logf)
 	if err != nil {
 		t.Fatal(err)
@@ -99,6 +84,30 @@ func TestWatch(t *testing.T) {
 	}
 }
 
+// scratchModule skips unless VM tests of the tools are on, and returns
+// the repository, a scratch copy of its kmod/, the module's source in it
+// and that source's content.
+func scratchModule(t *testing.T) (repo, src, file string, good []byte) {
+	t.Helper()
+	if os.Getenv(toolTests) != "1" || os.Getenv("KMODTEST_SKIP_VM") == "1" {
+		t.Skipf("boots VMs: set %s=1 (make test does)", toolTests)
+	}
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src = filepath.Join(t.TempDir(), "kmod")
+	if out, err := exec.Command("cp", "-r", filepath.Join(repo, "kmod"), src).CombinedOutput(); err != nil {
+		t.Fatalf("copy kmod: %v: %s", err, out)
+	}
+	file = filepath.Join(src, "NetlinkGreetingsLKM.c")
+	good, err = os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return repo, src, file, good
+}
+
 func wantPass(r Round) string {
 	if !r.Passed() {
 		return "want every step to pass, got a failure"
@@ -134,22 +143,7 @@ func wantBuildError(r Round) string {
 // while that round runs, saves the good module again: the slow round must
 // stop at once (its guest killed) and the next round test the good one.
 func TestWatchStopsARoundOnSave(t *testing.T) {
-	if os.Getenv(toolTests) != "1" || os.Getenv("KMODTEST_SKIP_VM") == "1" {
-		t.Skipf("boots VMs: set %s=1 (make test does)", toolTests)
-	}
-	repo, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := filepath.Join(t.TempDir(), "kmod")
-	if out, err := exec.Command("cp", "-r", filepath.Join(repo, "kmod"), src).CombinedOutput(); err != nil {
-		t.Fatalf("copy kmod: %v: %s", err, out)
-	}
-	file := filepath.Join(src, "NetlinkGreetingsLKM.c")
-	good, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo, src, file, good := scratchModule(t)
 	slow := strings.Replace(string(good), "\tpr_info(\"loaded,", "\tmsleep(60000);\n\tpr_info(\"loaded,", 1)
 	slow = strings.Replace(slow, "#include <linux/kernel.h>", "#include <linux/delay.h>\n#include <linux/kernel.h>", 1)
 	if slow == string(good) {
