@@ -30,10 +30,14 @@ func (cfg Config) amd64Machine() (machine, string, error) {
 }
 
 // MachineID describes what a saved guest depends on besides the kernel
-// and initramfs files: QEMU's version and the command line without the
-// serial ports (QEMU refuses a state saved from another machine; the
-// serial backends may differ). The kernel and initramfs appear as
-// KERNEL and INITRD: the caller names them by content.
+// and initramfs files: QEMU's version, the accelerator, the command line
+// without the serial ports (QEMU refuses a state saved from another
+// machine; the serial backends may differ) and, under KVM, the host's
+// CPU, whose features the guest sees: a cache carried to a runner with
+// another CPU must not restore a guest saved on the first. A TCG guest
+// sees only its emulated model, so its ID holds nothing of the host.
+// The kernel and initramfs appear as KERNEL and INITRD: the caller names
+// them by content.
 func MachineID(ctx context.Context, cfg Config) (string, error) {
 	m, bin, err := cfg.amd64Machine()
 	if err != nil {
@@ -44,12 +48,32 @@ func MachineID(ctx context.Context, cfg Config) (string, error) {
 		return "", fmt.Errorf("%s --version: %w", bin, err)
 	}
 	version, _, _ := strings.Cut(string(out), "\n")
+	host := ""
+	if cfg.Accel == AccelKVM {
+		if host, err = readHostCPU(); err != nil {
+			return "", err
+		}
+	}
+	return machineID(version, host, bin, m, cfg)
+}
+
+// machineID is MachineID with QEMU's version and the host CPU (empty
+// under TCG) given.
+func machineID(version, hostCPU, bin string, m machine, cfg Config) (string, error) {
 	cfg.Kernel, cfg.Initramfs = "KERNEL", "INITRD"
 	args, err := qemuCmdline(bin, m, cfg)
 	if err != nil {
 		return "", err
 	}
-	return version + "\n" + strings.Join(args[1:], "\n"), nil
+	accel := cfg.Accel
+	if accel == "" {
+		accel = AccelTCG
+	}
+	id := version + "\naccel " + string(accel) + "\ncpu " + cfg.cpuModel(m) + "\n" + strings.Join(args[1:], "\n")
+	if accel == AccelKVM {
+		id += "\nhost cpu:\n" + hostCPU
+	}
+	return id, nil
 }
 
 // shortTempDir makes a directory for unix sockets, whose paths must stay

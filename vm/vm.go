@@ -57,8 +57,11 @@ const (
 type machine struct {
 	qemu string
 	arch qemu.Arch
-	// tcg and kvm are the machine and CPU arguments per accelerator.
+	// tcg and kvm are the machine arguments per accelerator, and
+	// tcgCPU the CPU model TCG emulates unless Config.CPU names one
+	// (under KVM it is "host": the guest sees the host's CPU).
 	tcg, kvm []string
+	tcgCPU   string
 	console  string
 	// guestPort is the result port's device in the guest.
 	guestPort string
@@ -76,8 +79,8 @@ var machines = map[string]machine{
 		arch: qemu.ArchAMD64,
 		// Under TCG every emulated CPU feature costs: qemu64 boots
 		// about 20 % faster than -cpu max (medians of 5, 6.1).
-		tcg:       []string{"-cpu", "qemu64"},
-		kvm:       []string{"-enable-kvm", "-cpu", "host"},
+		tcgCPU:    "qemu64",
+		kvm:       []string{"-enable-kvm"},
 		console:   "ttyS0",
 		guestPort: probe.ResultPort,
 		// A second 16550 UART, ttyS1.
@@ -93,8 +96,9 @@ var machines = map[string]machine{
 		arch: qemu.ArchArm64,
 		// The virt board with a CPU without pointer authentication,
 		// which TCG emulates slowly.
-		tcg:       []string{"-M", "virt", "-cpu", "cortex-a57"},
-		kvm:       []string{"-M", "virt", "-enable-kvm", "-cpu", "host"},
+		tcg:       []string{"-M", "virt"},
+		tcgCPU:    "cortex-a57",
+		kvm:       []string{"-M", "virt", "-enable-kvm"},
 		console:   "ttyAMA0",
 		guestPort: probe.VirtioResultPort,
 		// virt has one UART (the PL011, the console): the results go
@@ -148,6 +152,12 @@ type Config struct {
 	// Append holds extra kernel parameters (a boot profile's).
 	Append []string
 	Accel  Accel
+	// CPU is the guest's CPU model (QEMU's -cpu: "Skylake-Client",
+	// "EPYC-Milan", …); empty means the accelerator's default: "host"
+	// under KVM, the architecture's plain model under TCG. The guest
+	// kernel picks its CPU bugs and mitigations from the model, so a
+	// named model shows what a laptop or a CI runner's guest prints.
+	CPU string
 	// Timeout bounds the whole boot; StepTimeout bounds the time between
 	// two events from the prober (the first one included).
 	Timeout     time.Duration
@@ -334,6 +344,7 @@ func qemuCmdline(bin string, m machine, cfg Config, extra ...string) ([]string, 
 		}
 		qemuCmd = append(qemuCmd, m.tcg...)
 	}
+	qemuCmd = append(qemuCmd, "-cpu", cfg.cpuModel(m))
 	o, err := qemu.OptionsFor(m.arch,
 		qemu.WithQEMUCommand(strings.Join(qemuCmd, " ")),
 		qemu.WithKernel(cfg.Kernel),
@@ -355,6 +366,28 @@ func qemuCmdline(bin string, m machine, cfg Config, extra ...string) ([]string, 
 		return nil, fmt.Errorf("QEMU command line: %w", err)
 	}
 	return cmdline, nil
+}
+
+// cpuModel returns the -cpu model the guest runs with.
+func (cfg Config) cpuModel(m machine) string {
+	switch {
+	case cfg.CPU != "":
+		return cfg.CPU
+	case cfg.Accel == AccelKVM:
+		return "host"
+	default:
+		return m.tcgCPU
+	}
+}
+
+// CPUModel returns the CPU model a guest of cfg runs with: cfg.CPU, or
+// the accelerator's default for cfg.Arch.
+func (cfg Config) CPUModel() string {
+	m, ok := machines[cfg.Arch]
+	if !ok {
+		m = machines[ArchAMD64]
+	}
+	return cfg.cpuModel(m)
 }
 
 // console returns the QEMU backend of the guest's console.
