@@ -163,6 +163,7 @@ func VMConfig(tg Target, accel vm.Accel, silence time.Duration) vm.Config {
 		AlarmSilence: alarmSilence,
 		SMP:          tg.SMP(),
 		MemoryMB:     tg.Kernel.MemoryMB,
+		CPU:          tg.CPU,
 	}
 }
 
@@ -190,6 +191,9 @@ func (b Boot) ShellLine() string {
 	}
 	if b.Target.Profile != "" && b.Target.Profile != "default" {
 		words = append(words, "-profile", b.Target.Profile)
+	}
+	if b.Target.CPU != "" && b.Target.CPU != b.Target.Kernel.CPU {
+		words = append(words, "-guest-cpu", b.Target.CPU)
 	}
 	// Quoted like the rerun line: an artifacts path may hold a space.
 	return shellJoin(append(words, "-ko", filepath.Join(b.Dir, filepath.Base(b.Ko))))

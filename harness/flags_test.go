@@ -62,6 +62,7 @@ func TestEveryDocumentedFlagReachesTheHarness(t *testing.T) {
 		"kernel":        {"-kernel", "/etc/passwd", "-kdir", "/tmp"},
 		"kdir":          {"-kdir", "/tmp"},
 		"accel":         {"-accel", "hvf"},
+		"guest-cpu":     {"-guest-cpu", "NoSuchCPU"},
 		"fixtures":      {"-fixtures=maybe"},
 		"artifacts-dir": {"-artifacts-dir", "/etc/passwd"},
 		"update":        {"-update=maybe"},

@@ -28,6 +28,10 @@ type Options struct {
 	KDIR   string
 	// Accel is "kvm", "tcg", or "" to detect.
 	Accel string
+	// CPU is the guest CPU model of every target whose QEMU offers it
+	// ("EPYC-Milan"); "" keeps each target's own (its matrix entry's, or
+	// the accelerator's default).
+	CPU string
 	// Fixtures also runs the checks of the harness itself (TestFixtures
 	// and the broken build).
 	Fixtures bool
@@ -74,6 +78,8 @@ var Settings = []Setting{
 		value: func(o *Options) any { return &o.KDIR }},
 	{Flag: "accel", Env: "KMODTEST_ACCEL", Usage: "kvm or tcg (default: KVM when QEMU can use it)",
 		value: func(o *Options) any { return &o.Accel }},
+	{Flag: "guest-cpu", Env: "KMODTEST_CPU", Usage: "guest CPU model, as QEMU's -cpu names it (Skylake-Client, EPYC-Milan, …; `qemu-system-x86_64 -cpu help`) (default: the matrix entry's, else qemu64 under TCG and host under KVM)",
+		value: func(o *Options) any { return &o.CPU }},
 	{Flag: "fixtures", Env: "KMODTEST_FIXTURES", Bool: true, Usage: "also prove the harness: broken-module fixtures and a broken build (TestFixtures, TestBuildErrorShowsCompilerLines)",
 		value: func(o *Options) any { return &o.Fixtures }},
 	{Flag: "artifacts-dir", Env: "KMODTEST_ARTIFACTS", Usage: "where each run's directory of logs, images and rerun commands goes (default: artifacts/ at the repository root)",

@@ -34,6 +34,8 @@ type Row struct {
 	// Coverage is the module's line coverage summary, for targets that
 	// build it with gcov profiling.
 	Coverage string
+	// CPU is the guest's CPU model.
+	CPU string
 }
 
 // A Report collects rows from concurrent boots and prints the timing
@@ -71,9 +73,9 @@ func (r *Report) String() string {
 	}
 	var w strings.Builder
 	fmt.Fprintf(&w, "\ntimings (seconds; accelerator %s):\n", r.Accel)
-	fmt.Fprintf(&w, "%-*s %7s %7s %7s %7s %7s %7s  %s\n", width, "target", "fetch", "broot", "module", "initrd", "boot", "probe", "cached")
+	fmt.Fprintf(&w, "%-*s %-14s %7s %7s %7s %7s %7s %7s  %s\n", width, "target", "cpu", "fetch", "broot", "module", "initrd", "boot", "probe", "cached")
 	for _, row := range rows {
-		fmt.Fprintf(&w, "%-*s", width, row.Name)
+		fmt.Fprintf(&w, "%-*s %-14s", width, row.Name, row.CPU)
 		for _, d := range row.Timings {
 			fmt.Fprintf(&w, " %7.2f", d.Seconds())
 		}

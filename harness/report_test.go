@@ -17,7 +17,7 @@ func TestReport(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for _, row := range []Row{
-		{Name: "7.2", Timings: []time.Duration{time.Second, 0, 0, 0, 2 * time.Second, 0}, Steps: map[string]string{StepBuild: "pass", "boot": "pass", "insmod": "pass", "reply": "fail", "kernel-log": "pass"}, First: "reply"},
+		{Name: "7.2", CPU: "qemu64", Timings: []time.Duration{time.Second, 0, 0, 0, 2 * time.Second, 0}, Steps: map[string]string{StepBuild: "pass", "boot": "pass", "insmod": "pass", "reply": "fail", "kernel-log": "pass"}, First: "reply"},
 		{Name: "6.1", Steps: map[string]string{StepBuild: "fail"}, First: StepBuild},
 		{Name: "6.1 no-ack", Fixture: "no-ack", Steps: map[string]string{"reply": "fail"}, First: "reply"},
 		{Name: "6.1 leak", Fixture: "leak", Steps: map[string]string{"reply": "pass"}},
@@ -28,7 +28,7 @@ func TestReport(t *testing.T) {
 	got := r.String()
 	for _, want := range []string{
 		"timings (seconds; accelerator tcg):",
-		"7.2                       1.00    0.00    0.00    0.00    2.00    0.00",
+		"7.2                    qemu64            1.00    0.00    0.00    0.00    2.00    0.00",
 		"   1 build\n   2 boot\n   3 insmod\n   4 reply\n   5 kernel-log\n",
 		"6.1                      F  -  -  -  -\n7.2                      .  .  .  F  .\n",
 		"first failure: 6.1: build\n",

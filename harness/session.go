@@ -7,6 +7,7 @@ import (
 	"github.com/kmodtest/kmodtest/internal/userpath"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -37,6 +38,9 @@ type Session struct {
 	// Steps are the probe steps each boot runs.
 	Steps []string
 	Accel vm.Accel
+	// CPU is the -guest-cpu option as the targets' QEMUs offer it: BootTarget
+	// applies it to every target, the fixtures' too.
+	CPU CPUChoice
 	// Artifacts is this run's artifacts directory.
 	Artifacts string
 	// Logf receives progress lines.
@@ -108,6 +112,12 @@ func NewSession(ctx context.Context, o Options, repo string, logf func(format st
 	// Before any long work: one message naming what this host lacks.
 	if err := kernels.NewPreflight(qemuBinaries(selected)...).Run(ctx, s.Cache, preflight); err != nil {
 		return nil, err
+	}
+	if s.CPU, err = ChooseCPU(ctx, s.Targets, o.CPU, logf); err != nil {
+		return nil, err
+	}
+	for i := range s.Targets {
+		s.Targets[i] = s.CPU.Apply(s.Targets[i])
 	}
 
 	root := o.ArtifactsDir
@@ -211,6 +221,11 @@ func (o Options) Check() ([]string, error) {
 	targets, err := Targets(selected)
 	if err != nil {
 		return nil, err
+	}
+	if _, err := exec.LookPath(vm.QEMUBinary(kernels.ArchAMD64)); err == nil {
+		if _, err := ChooseCPU(context.Background(), targets, o.CPU, func(string, ...any) {}); err != nil {
+			return nil, err
+		}
 	}
 	var names []string
 	for _, tg := range targets {
@@ -415,7 +430,8 @@ func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
 	if steps == nil {
 		steps = s.Steps
 	}
-	r := Row{Name: j.Target.Name(), Steps: map[string]string{}}
+	j.Target = s.CPU.Apply(j.Target)
+	r := Row{Name: j.Target.Name(), Steps: map[string]string{}, CPU: VMConfig(j.Target, s.AccelFor(j.Target), 0).CPUModel()}
 	if j.Patch != "" {
 		r.Fixture = strings.TrimSuffix(filepath.Base(j.Patch), ".patch")
 		r.Name += " " + r.Fixture

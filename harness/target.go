@@ -1,9 +1,14 @@
 package harness
 
 import (
+	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/kmodtest/kmodtest/kernels"
+	"github.com/kmodtest/kmodtest/vm"
 )
 
 // Profiles are the boot profiles a matrix entry may name. The hardened one
@@ -20,6 +25,8 @@ var Profiles = map[string][]string{
 type Target struct {
 	Kernel  kernels.Kernel
 	Profile string
+	// CPU is the guest CPU model; "" is the accelerator's default.
+	CPU string
 }
 
 // DefaultSMP is the number of vCPUs of a target whose matrix entry sets
@@ -57,8 +64,88 @@ func Targets(ks []kernels.Kernel) ([]Target, error) {
 			if _, ok := Profiles[p]; !ok {
 				return nil, fmt.Errorf("kernel %s names boot profile %q, which does not exist (known: default, hardened)", k.Name, p)
 			}
-			out = append(out, Target{Kernel: k, Profile: p})
+			out = append(out, Target{Kernel: k, Profile: p, CPU: k.CPU})
 		}
 	}
 	return out, nil
+}
+
+// A CPUChoice is the -guest-cpu option checked against the QEMUs of the
+// selected targets: the model, and the architectures whose QEMU offers
+// it (EPYC-Milan is x86: the arm64 targets keep their own CPU).
+type CPUChoice struct {
+	Model  string
+	Arches []string
+}
+
+// Apply gives tg the chosen model when its architecture has it.
+func (c CPUChoice) Apply(tg Target) Target {
+	if c.Model != "" && slices.Contains(c.Arches, archOf(tg.Kernel)) {
+		tg.CPU = c.Model
+	}
+	return tg
+}
+
+// archOf returns k's architecture, amd64 when the entry names none.
+func archOf(k kernels.Kernel) string {
+	if k.Arch == "" {
+		return kernels.ArchAMD64
+	}
+	return k.Arch
+}
+
+// cpuModelName returns the model of a -cpu value, without the feature
+// switches QEMU allows after it ("Skylake-Client,-hle").
+func cpuModelName(cpu string) string {
+	model, _, _ := strings.Cut(cpu, ",")
+	return model
+}
+
+// ChooseCPU checks the CPU model cpu ("" keeps each target's own) and
+// every target's own model against what the target's QEMU offers, so
+// that a misspelt model fails before anything is fetched, with the list
+// of models QEMU does offer. logf hears which targets keep their own CPU
+// because their architecture lacks the model.
+func ChooseCPU(ctx context.Context, targets []Target, cpu string, logf func(string, ...any)) (CPUChoice, error) {
+	offers := map[string][]string{} // arch -> models
+	choice := CPUChoice{Model: cpu}
+	var kept []string
+	for _, tg := range targets {
+		arch := archOf(tg.Kernel)
+		ms, ok := offers[arch]
+		if !ok {
+			var err error
+			if ms, err = vm.CPUModels(ctx, arch); err != nil {
+				return CPUChoice{}, err
+			}
+			offers[arch] = ms
+			if slices.Contains(ms, cpuModelName(cpu)) {
+				choice.Arches = append(choice.Arches, arch)
+			}
+		}
+		if cpu != "" && !slices.Contains(ms, cpuModelName(cpu)) {
+			kept = append(kept, tg.Name())
+		}
+		if tg.CPU != "" && !slices.Contains(ms, cpuModelName(tg.CPU)) {
+			return CPUChoice{}, fmt.Errorf("kernel %s: kernels/matrix.json names cpu %q, which %s does not offer; it offers: %s",
+				tg.Kernel.Name, tg.CPU, vm.QEMUBinary(arch), strings.Join(ms, " "))
+		}
+	}
+	if cpu != "" && len(choice.Arches) == 0 {
+		var lists []string
+		hint := ""
+		for _, arch := range slices.Sorted(maps.Keys(offers)) {
+			lists = append(lists, fmt.Sprintf("%s offers: %s", vm.QEMUBinary(arch), strings.Join(offers[arch], " ")))
+			for _, m := range offers[arch] {
+				if strings.EqualFold(m, cpuModelName(cpu)) {
+					hint = fmt.Sprintf(" (did you mean %s?)", m)
+				}
+			}
+		}
+		return CPUChoice{}, fmt.Errorf("-guest-cpu %q: the QEMU of the selected kernels has no such CPU model%s; %s", cpu, hint, strings.Join(lists, "; "))
+	}
+	if len(kept) > 0 {
+		logf("cpu: %s is not a model of their architecture: %s keep their own CPU", cpu, strings.Join(kept, ", "))
+	}
+	return choice, nil
 }

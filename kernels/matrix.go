@@ -73,6 +73,11 @@ type Kernel struct {
 	// a KASAN kernel needs more memory than a stock one.
 	SMP      int `json:"smp,omitempty"`
 	MemoryMB int `json:"memory_mb,omitempty"`
+	// CPU is the guest CPU model this entry boots with (QEMU's -cpu:
+	// "EPYC-Milan", "Skylake-Client"); empty is the accelerator's
+	// default (QEMU's plain model under TCG, the host's under KVM).
+	// The -cpu option overrides it.
+	CPU string `json:"cpu,omitempty"`
 	// Root is the build root named by Toolchain. For a kernel that
 	// prefers the host it is the build root named after its Suite, if
 	// the matrix has one: used when the host's compiler is not the one

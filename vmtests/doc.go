@@ -12,6 +12,8 @@
 //	-kernel PATH       KMODTEST_KERNEL    bring your own kernel: an ELF vmlinux or a bzImage …
 //	-kdir PATH         KMODTEST_KDIR      … and the built tree to compile the module against
 //	-accel kvm|tcg     KMODTEST_ACCEL     force an accelerator (default: KVM when QEMU can use it)
+//	-guest-cpu MODEL   KMODTEST_CPU       guest CPU model, as QEMU names it (Skylake-Client, EPYC-Milan; default: qemu64 under TCG, host under KVM)
+//	                                      (not -cpu: go test has its own flag of that name)
 //	-fixtures          KMODTEST_FIXTURES=1 also prove the detectors on the broken modules in kmod/fixtures
 //	                   (and kmod/fixtures/arch on 6.1 and 6.1-arm64: caught on one architecture only)
 //	-artifacts-dir DIR KMODTEST_ARTIFACTS where each run's directory of logs, images and rerun commands goes:

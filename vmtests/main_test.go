@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,6 +22,10 @@ func TestMain(m *testing.M) {
 	var opts harness.Options
 	opts.Register(flag.CommandLine, nil)
 	flag.Parse()
+	if err := checkGoTestCPU(); err != nil {
+		fmt.Fprintf(os.Stderr, "vmtests: %v\n", err)
+		os.Exit(2)
+	}
 	os.Exit(run(m, opts))
 }
 
@@ -67,4 +72,20 @@ func run(m *testing.M, opts harness.Options) int {
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "vmtests: "+format+"\n", args...)
+}
+
+// checkGoTestCPU catches go test's own -cpu (a list of GOMAXPROCS values)
+// given a guest CPU model: go test takes the flag, and the run would
+// fail later with a message about GOMAXPROCS.
+func checkGoTestCPU() error {
+	f := flag.Lookup("test.cpu")
+	if f == nil || f.Value.String() == "" {
+		return nil
+	}
+	for _, v := range strings.Split(f.Value.String(), ",") {
+		if _, err := strconv.Atoi(v); err != nil {
+			return fmt.Errorf("-cpu %s: -cpu is go test's own flag (GOMAXPROCS values); the guest's CPU model is -guest-cpu %s (or KMODTEST_CPU=%s)", f.Value, f.Value, f.Value)
+		}
+	}
+	return nil
 }

@@ -45,6 +45,8 @@ Flags (the environment variables of go test ./vmtests give defaults):
   -dbg                kernel symbols for gdb from Debian's -dbg package (cached)
   -vmlinux FILE       kernel symbols for gdb (default: -kdir's vmlinux, if any)
   -accel kvm|tcg      default: KVM when QEMU can use it
+  -guest-cpu MODEL    guest CPU model (Skylake-Client, EPYC-Milan, …; default:
+                      qemu64 under TCG, host under KVM)
   -artifacts-dir DIR  the image, logs and gdb file go to DIR/shell/<kernel>/`,
 	Run: runShell,
 }

@@ -12,7 +12,7 @@ import (
 
 var watchCommand = &command{
 	Name:  "watch",
-	Args:  "[-kernels 6.1,7.2] [-steps core|full] [-src DIR] [-kernel IMAGE -kdir TREE] [-accel kvm|tcg]",
+	Args:  "[-kernels 6.1,7.2] [-steps core|full] [-src DIR] [-kernel IMAGE -kdir TREE] [-accel kvm|tcg] [-guest-cpu MODEL]",
 	Short: "rebuild and rerun the module's steps on every save under kmod/",
 	Long: `watch builds the module, runs the steps on the kernels and prints the
 verdict table (the verdicts of go test ./vmtests, by the same code), then
@@ -33,6 +33,8 @@ Flags (the environment variables of go test ./vmtests give defaults):
   -src DIR           the module source (default kmod/ of the repository)
   -kernel, -kdir     bring your own kernel: its image and built tree
   -accel kvm|tcg     default: KVM when QEMU can use it
+  -guest-cpu MODEL   guest CPU model (Skylake-Client, EPYC-Milan, …; default:
+                     qemu64 under TCG, host under KVM)
   -artifacts-dir DIR each target's logs go to DIR/watch/<kernel>/`,
 	Run: runWatch,
 }
