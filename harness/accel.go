@@ -17,13 +17,19 @@ import (
 // its first MSR write, which the probe run catches in a fraction of a
 // second.
 func DetectAccel(ctx context.Context, qemuBin string) (vm.Accel, string) {
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	return detectAccel(ctx, "/dev/kvm", qemuBin, 1500*time.Millisecond)
+}
+
+// detectAccel is DetectAccel with the KVM device and the time a working
+// QEMU must stay up given.
+func detectAccel(ctx context.Context, dev, qemuBin string, wait time.Duration) (vm.Accel, string) {
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
 	if err != nil {
-		return vm.AccelTCG, "no usable /dev/kvm (" + err.Error() + ")"
+		return vm.AccelTCG, "no usable " + dev + " (" + err.Error() + ")"
 	}
 	f.Close()
 
-	ctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	cmd := proc.Command(ctx, qemuBin, "-accel", "kvm", "-cpu", "host", "-S",
 		"-nodefaults", "-display", "none", "-monitor", "none", "-serial", "none")

@@ -137,6 +137,27 @@ func keyOf(name string, n int) *regexp.Regexp {
 	return regexp.MustCompile(fmt.Sprintf(`^%s-[0-9a-f]{%d}(-[0-9]+)?$`, regexp.QuoteMeta(name), n))
 }
 
+// removeIdle removes the entries of plan that nobody holds, each under
+// its lock, and returns them and the bytes freed. It never waits: an
+// entry whose lock is held is in use (a kernel being fetched or built,
+// maybe one this run did not even select), so it is not garbage now.
+func (c *Cache) removeIdle(plan []Removal) (removed []Removal, freed int64, err error) {
+	for _, r := range plan {
+		unlock, ok := cachefs.TryLock(r.lock)
+		if !ok {
+			continue
+		}
+		err := cachefs.RemoveAll(c.Dir, r.Path)
+		unlock()
+		if err != nil {
+			return removed, freed, fmt.Errorf("remove %s: %w", r.Path, err)
+		}
+		removed = append(removed, r)
+		freed += r.Size
+	}
+	return removed, freed, nil
+}
+
 // Remove removes the entries of plan, each under its lock, and returns
 // the bytes freed.
 func (c *Cache) Remove(ctx context.Context, plan []Removal) (int64, error) {
@@ -272,18 +293,22 @@ func (c *Cache) PrunePlan(now time.Time) ([]Removal, error) {
 	return plan, nil
 }
 
-// prune removes what PrunePlan lists and logs it; failures are logged
-// too: pruning never fails the build that triggered it.
-func (c *Cache) prune(ctx context.Context) {
+// prune removes what PrunePlan lists and nobody holds, and logs it;
+// failures are logged too: pruning never fails, nor waits for, the
+// build that triggered it.
+func (c *Cache) prune() {
 	plan, err := c.PrunePlan(time.Now())
 	if err == nil && len(plan) > 0 {
+		var removed []Removal
 		var freed int64
-		freed, err = c.Remove(ctx, plan)
+		removed, freed, err = c.removeIdle(plan)
 		var names []string
-		for _, r := range plan {
+		for _, r := range removed {
 			names = append(names, strings.TrimPrefix(r.Path, c.Dir+"/"))
 		}
-		c.logf("cache: pruned %d old entries, %.1f MB (%s)", len(plan), float64(freed)/(1<<20), strings.Join(names, " "))
+		if len(removed) > 0 {
+			c.logf("cache: pruned %d old entries, %.1f MB (%s)", len(removed), float64(freed)/(1<<20), strings.Join(names, " "))
+		}
 	}
 	if err != nil {
 		c.logf("cache: prune: %v", err)

@@ -136,7 +136,7 @@ func moduleKey(f *Fetched, srcDir string, files []string, patch, toolchain strin
 func (c *Cache) BuildModule(ctx context.Context, f *Fetched, srcDir string, patch string) (*ModuleBuild, error) {
 	mb, err := c.buildModule(ctx, f, srcDir, patch)
 	if err == nil && !mb.Cached {
-		c.prune(ctx)
+		c.prune()
 	}
 	if err != nil {
 		var be *BuildError

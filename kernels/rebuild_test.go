@@ -380,3 +380,45 @@ func TestBuildPrunesOldModules(t *testing.T) {
 		t.Fatalf("%s survived", oldest)
 	}
 }
+
+// TestPruneNeverWaits: a module build prunes the cache; an entry whose
+// lock another process holds (the 6.12-debug kernel being built while a
+// run of 6.1 builds its module) is in use: pruning skips it at once
+// instead of waiting for the whole kernel build.
+func TestPruneNeverWaits(t *testing.T) {
+	c, logs := logCache(t)
+	if err := cachefs.Claim(c.Dir); err != nil {
+		t.Fatal(err)
+	}
+	// apt state whose kernel entry is not there yet: the kernel is being
+	// built, under its lock.
+	held := filepath.Join(c.Dir, "apt", "6.12-debug-0123456789ab")
+	idle := filepath.Join(c.Dir, "apt", "5.10-000000000000")
+	for _, d := range []string{held, idle} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unlock, err := cachefs.Lock(t.Context(), c.entryLock("apt", "6.12-debug-0123456789ab"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+
+	done := make(chan struct{})
+	go func() { c.prune(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("prune waited for a lock another build holds")
+	}
+	if _, err := os.Stat(held); err != nil {
+		t.Errorf("the held entry was removed: %v", err)
+	}
+	if _, err := os.Stat(idle); err == nil {
+		t.Errorf("the idle entry was kept")
+	}
+	if l := logs(); strings.Contains(l, "waiting for") {
+		t.Errorf("prune said it waits:\n%s", l)
+	}
+}

@@ -10,7 +10,6 @@ package verdict
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -91,53 +90,6 @@ const LogStep = "kernel-log"
 // BootStep is the name of the verdict on the boot itself.
 const BootStep = "boot"
 
-// kernelReport matches lines by which the kernel says something went wrong.
-var kernelReport = regexp.MustCompile(strings.Join([]string{
-	`\bOops\b`,
-	`\bBUG[: ]`,
-	`\bWARNING:`,
-	`Call Trace:`,
-	`general protection fault`,
-	`\bKFENCE: `,
-	`\bUBSAN: `,
-	`sleeping function called from invalid context`,
-	`soft lockup`,
-	`hard LOCKUP`,
-	`rcu_\w+ (self-)?detected stall`,
-	`rcu: INFO: `,
-	`list_(add|del) corruption`,
-	`Poison overwritten`,
-	`Redzone overwritten`,
-	`Object padding overwritten`,
-	`double free`,
-	`refcount_t: `,
-	`slab error`,
-	`Kernel panic`,
-	`unregister_netdevice: waiting`,
-	`possible recursive locking`,
-	`possible circular locking dependency`,
-	`inconsistent lock state`,
-	`suspicious RCU usage`,
-	`\bKASAN: `,
-	`BUG: KFENCE`,
-	`Unable to handle kernel`,
-	`INFO: task .* blocked for more than`,
-}, "|"))
-
-// panicLine starts the kernel's last words.
-var panicLine = regexp.MustCompile(`Kernel panic - not syncing`)
-
-// KernelReports returns the lines of log that are kernel error reports.
-func KernelReports(log []string) []string {
-	var out []string
-	for _, l := range log {
-		if kernelReport.MatchString(l) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // Judge gives the verdict on run, for the steps that were asked for.
 // expect maps a step to a line its kernel log window must hold (the
 // module's own load and unload messages, say); nil expects nothing.
@@ -163,8 +115,9 @@ func Judge(run Input, steps []string, expect map[string]string) *Report {
 		}
 	}
 	r.Panic = panicExcerpt(run.Console)
-	r.Log = judgeLog(run.Console)
-	r.Boot = Step{Name: BootStep, Status: probe.StatusPass}
+	boot, rest := splitBoot(run.Console, steps, begun)
+	r.Log = judgeLog(rest)
+	r.Boot = judgeBoot(boot)
 	if len(run.Events) == 0 {
 		r.Boot.Status = probe.StatusFail
 		r.Boot.Reasons = []string{"the guest never started the prober: " + guestEnd(run, r)}
@@ -252,7 +205,7 @@ func Judge(run Input, steps []string, expect map[string]string) *Report {
 	return r
 }
 
-// judgeLog gives the verdict on the console log as a whole.
+// judgeLog gives the verdict on the console log from the first step on.
 func judgeLog(console []string) Step {
 	s := Step{Name: LogStep, Status: probe.StatusPass}
 	if reports := KernelReports(console); len(reports) > 0 {
@@ -261,6 +214,49 @@ func judgeLog(console []string) Step {
 		s.Evidence = excerpt(console, reports)
 	}
 	return s
+}
+
+// judgeBoot gives the verdict on what the kernel printed before the
+// module's first step: a report there is the kernel's or the machine's
+// (a WARN from a boot option, a CPU model the kernel trips over), so it
+// fails the boot, once, and no step.
+func judgeBoot(boot []string) Step {
+	s := Step{Name: BootStep, Status: probe.StatusPass}
+	if reports := KernelReports(boot); len(reports) > 0 {
+		s.Status = probe.StatusFail
+		s.Reasons = append(s.Reasons, fmt.Sprintf("the kernel reported an error before the module was loaded (%d line(s)), the first: %s", len(reports), reports[0]))
+		s.Evidence = excerpt(boot, reports)
+	}
+	return s
+}
+
+// splitBoot splits the console where the first step that began starts
+// (its kmsg marker or the prober's begin line): what comes before is the
+// boot. A console without such a line (no step began, or the markers are
+// missing) is all boot when no step began, and all steps otherwise, so a
+// report is never lost.
+func splitBoot(console, steps []string, begun map[string]bool) (boot, rest []string) {
+	for _, name := range steps {
+		if !begun[name] {
+			continue
+		}
+		if i := firstStepStart(console, name); i >= 0 {
+			return console[:i], console[i:]
+		}
+		return nil, console
+	}
+	return console, nil
+}
+
+// firstStepStart returns the index of the first console line where step
+// began, or -1.
+func firstStepStart(console []string, step string) int {
+	for i, l := range console {
+		if strings.HasSuffix(l, probe.KmsgMarker+step) || strings.HasSuffix(l, probe.ConsoleBegin(step)) {
+			return i
+		}
+	}
+	return -1
 }
 
 // guestEnd says how the guest stopped short.

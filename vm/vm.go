@@ -494,8 +494,15 @@ func (w *watcher) stoppedAfterDone() bool {
 	return w.done
 }
 
-// alarm notes that the console showed trouble.
+// alarm notes that the console showed trouble. A report printed before
+// the prober's first event belongs to the boot (the verdict judges it
+// apart): it must not shorten the wait for the module's steps.
 func (w *watcher) alarm() {
+	if w.path != "" {
+		if fi, err := os.Stat(w.path); err != nil || fi.Size() == 0 {
+			return
+		}
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.alarmed.IsZero() {

@@ -166,3 +166,25 @@ func TestMachines(t *testing.T) {
 		t.Errorf("arm64 command line has the x86-only edd=off: %s", line)
 	}
 }
+
+// TestWatcherIgnoresBootAlarm: a kernel report printed before the
+// prober's first event is the boot's; it must not shorten the wait for a
+// slow step later.
+func TestWatcherIgnoresBootAlarm(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "results.log")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := &watcher{path: path, stepTimeout: 90 * time.Second, alarmSilence: 30 * time.Second}
+	w.alarm()
+	if d, _ := w.limit(time.Now()); d != 90*time.Second {
+		t.Errorf("a report at boot shortened the wait to %s", d)
+	}
+	if err := os.WriteFile(path, []byte(`KMODTEST {"kind":"begin","step":"insmod"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.alarm()
+	if d, _ := w.limit(time.Now().Add(-time.Second)); d != 30*time.Second {
+		t.Errorf("a report during the steps left the wait at %s, want 30s", d)
+	}
+}
