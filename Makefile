@@ -20,7 +20,8 @@ clean:
 
 # -count=1: a VM run depends on kernels and caches outside Go's view.
 # KMODTEST_DEBUG_KERNEL=1 builds the 6.12-debug sanitizer kernel when it is
-# not cached (about 20 minutes once on 2 cores), hence the longer timeout.
+# not cached (a long one-time build: docs/performance.md), hence the longer
+# timeout.
 test:
 	KMODTEST_STEPS=full KMODTEST_FIXTURES=1 KMODTEST_TOOL_TESTS=1 KMODTEST_DEBUG_KERNEL=1 go test -count=1 -timeout 80m ./...
 

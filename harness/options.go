@@ -42,8 +42,9 @@ type Options struct {
 	// publishes and moves to a newer one (kernels.Cache.Update).
 	Update bool
 	// DebugKernel builds the matrix's sanitizer kernel when it is not
-	// cached yet (about 20 minutes once); without it an unbuilt one is
-	// skipped with a line saying how to build it.
+	// cached yet (once; docs/performance.md has how long it takes);
+	// without it an unbuilt one is skipped with a line saying how to
+	// build it.
 	DebugKernel bool
 }
 
@@ -86,7 +87,7 @@ var Settings = []Setting{
 		value: func(o *Options) any { return &o.ArtifactsDir }},
 	{Flag: "update", Env: "KMODTEST_UPDATE", Bool: true, Usage: "move cached kernels to the newest Debian publishes (without it they are compared at most daily, and a newer one is only reported)",
 		value: func(o *Options) any { return &o.Update }},
-	{Flag: "debug-kernel", Env: DebugKernelEnv, Bool: true, Usage: "build the sanitizer kernel 6.12-debug if it is not cached yet (about 20 minutes once on 2 cores); without it an unbuilt one is skipped",
+	{Flag: "debug-kernel", Env: DebugKernelEnv, Bool: true, Usage: "build the sanitizer kernel 6.12-debug if it is not cached yet (a long one-time build, see docs/performance.md); without it an unbuilt one is skipped",
 		value: func(o *Options) any { return &o.DebugKernel }},
 }
 
