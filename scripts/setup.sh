@@ -102,5 +102,5 @@ if [ "$(id -u)" -ne 0 ] && ! unshare -r -m true 2>/dev/null; then
 	if [ "$(cat /proc/sys/kernel/apparmor_restrict_unprivileged_userns 2>/dev/null)" = "1" ]; then
 		echo "       Ubuntu restricts them: sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0" >&2
 	fi
-	echo "       Kernels built in a build root need them; see docs/setup.md, \"Root or not\"." >&2
+	echo "       Kernels built in a build root need them; see docs/setup.md, \"The preflight, and Ubuntu's user namespaces\"." >&2
 fi
