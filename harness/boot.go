@@ -74,6 +74,9 @@ type Boot struct {
 	// every step (probe.Config.GcovSnapshots): set for a module built
 	// with gcov profiling.
 	GcovSnapshots bool
+	// BootModules are modules the guest loads while it boots, before the
+	// module under test: whatever they print is the boot's.
+	BootModules []string
 }
 
 // Result is what a Boot produced.
@@ -119,6 +122,11 @@ func (b Boot) Run(ctx context.Context) (*Result, error) {
 			files = append(files, initramfs.File{Source: ko, Target: target})
 			cfg.PortModules = append(cfg.PortModules, target)
 		}
+	}
+	for _, ko := range b.BootModules {
+		target := initramfs.ModuleDir + "/boot/" + filepath.Base(ko)
+		files = append(files, initramfs.File{Source: ko, Target: target})
+		cfg.PortModules = append(cfg.PortModules, target)
 	}
 	if err := initramfs.Compose(initrd, b.Base, cfg, files); err != nil {
 		return nil, fmt.Errorf("compose initramfs: %w", err)

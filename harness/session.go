@@ -394,6 +394,12 @@ type Job struct {
 	// Rerun returns the command that reruns this job, narrowed to one
 	// step when step is not empty.
 	Rerun func(step string) string
+	// BootModules are modules the guest loads while it boots, before the
+	// module under test (Boot.BootModules).
+	BootModules []string
+	// Fixture names the job in the report when it proves a detector
+	// without a patch (a module loaded at boot, say).
+	Fixture string
 }
 
 // An Outcome is one job's build, boot and verdict. When Build is set,
@@ -434,6 +440,11 @@ func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
 	r := Row{Name: j.Target.Name(), Steps: map[string]string{}, CPU: VMConfig(j.Target, s.AccelFor(j.Target), 0).CPUModel()}
 	if j.Patch != "" {
 		r.Fixture = strings.TrimSuffix(filepath.Base(j.Patch), ".patch")
+	}
+	if j.Fixture != "" {
+		r.Fixture = j.Fixture
+	}
+	if r.Fixture != "" {
 		r.Name += " " + r.Fixture
 	}
 	if n := j.Target.SMP(); n != DefaultSMP {
@@ -470,6 +481,8 @@ func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
 		Accel:   s.AccelFor(j.Target),
 		Rerun:   j.Rerun,
 		Silence: j.Silence,
+
+		BootModules: j.BootModules,
 
 		GcovSnapshots: p.Module.GcovDir != "",
 	}
