@@ -96,3 +96,37 @@ func TestNewerString(t *testing.T) {
 		t.Errorf("same ABI, new upload: %q", got)
 	}
 }
+
+// TestUpdateKeepsCachedWhenDownloadFails: with Update, a newer kernel
+// that cannot be downloaded (the archive is gone, a package went
+// missing) leaves the cached kernel serving, with a warning.
+func TestUpdateKeepsCachedWhenDownloadFails(t *testing.T) {
+	if err := needTool("apt-get"); err != nil {
+		t.Skip(err)
+	}
+	fakeCompiler(t, "gcc", fakeCCText)
+	// The repository lists a newer kernel whose package file is missing.
+	repo := localRepo(t, "1.0-2-amd64", "1.0-2")
+	k := Kernel{Name: "1.0", Suite: "local", Apt: []string{"deb [trusted=yes] file:" + repo + " ./"},
+		ImageMeta: "linux-image-amd64", HeadersMeta: "linux-headers-amd64", Image: "linux-image-{release}",
+		Vmlinuz: "boot/vmlinuz-{release}", Toolchain: HostToolchain, Profiles: []string{"default"}}
+	dir := t.TempDir()
+	fakeKernelEntry(t, filepath.Join(dir, "kernels", kernelKey(k)))
+	var mu sync.Mutex
+	var logs []string
+	c := &Cache{Dir: dir, Update: true, Logf: func(f string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		logs = append(logs, fmt.Sprintf(f, a...))
+	}}
+	f, err := c.Fetch(t.Context(), k)
+	if err != nil {
+		t.Fatalf("an update that cannot download failed the fetch: %v", err)
+	}
+	if f.Release != "1.0-amd64" {
+		t.Errorf("release %s, want the cached 1.0-amd64", f.Release)
+	}
+	if joined := strings.Join(logs, "\n"); !strings.Contains(joined, "WARNING: could not fetch the newer kernel, keeping the cached 1.0-amd64") {
+		t.Errorf("no warning that the cached kernel was kept:\n%s", joined)
+	}
+}
