@@ -8,10 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/greet"
 	"github.com/kmodtest/kmodtest/initramfs"
 	"github.com/kmodtest/kmodtest/kernels"
-	"github.com/kmodtest/kmodtest/probe"
 	"github.com/kmodtest/kmodtest/verdict"
 	"github.com/kmodtest/kmodtest/vm"
 )
@@ -71,7 +71,7 @@ type Boot struct {
 	// wait the full default).
 	Silence time.Duration
 	// GcovSnapshots makes the prober send the module's gcov data after
-	// every step (probe.Config.GcovSnapshots): set for a module built
+	// every step (contract.Config.GcovSnapshots): set for a module built
 	// with gcov profiling.
 	GcovSnapshots bool
 	// BootModules are modules the guest loads while it boots, before the
@@ -101,7 +101,7 @@ func (b Boot) Run(ctx context.Context) (*Result, error) {
 	start := time.Now()
 	initrd := filepath.Join(b.Dir, "initramfs.cpio")
 	koInGuest := initramfs.ModuleDir + "/" + greet.ModuleName + ".ko"
-	cfg := probe.Config{
+	cfg := contract.Config{
 		ModulePath: koInGuest,
 		ModuleName: greet.ModuleName,
 		Protocol:   greet.Protocol,

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/kmodtest/kmodtest/probe"
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/vm"
 )
 
@@ -111,9 +111,9 @@ func (o *Options) Register(fs *flag.FlagSet, getenv func(string) string) {
 func (o Options) StepNames() ([]string, error) {
 	switch o.Steps {
 	case "", StepsCore:
-		return probe.CoreSteps, nil
+		return contract.CoreSteps, nil
 	case StepsFull:
-		return probe.FullSteps, nil
+		return contract.FullSteps, nil
 	}
 	return nil, fmt.Errorf("-steps %q: want %s or %s", o.Steps, StepsCore, StepsFull)
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/kmodtest/kmodtest/probe"
+	"github.com/kmodtest/kmodtest/contract"
 )
 
 func parseOptions(t *testing.T, env map[string]string, args ...string) (Options, error) {
@@ -87,7 +87,7 @@ func TestOptionsRejectBadValues(t *testing.T) {
 }
 
 func TestStepNames(t *testing.T) {
-	for steps, want := range map[string][]string{"": probe.CoreSteps, "core": probe.CoreSteps, "full": probe.FullSteps} {
+	for steps, want := range map[string][]string{"": contract.CoreSteps, "core": contract.CoreSteps, "full": contract.FullSteps} {
 		got, err := Options{Steps: steps}.StepNames()
 		if err != nil || !cmp.Equal(got, want) {
 			t.Errorf("Options{Steps: %q}.StepNames() = %v, %v; want %v", steps, got, err, want)

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kmodtest/kmodtest/probe"
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/verdict"
 	"github.com/kmodtest/kmodtest/vm"
 )
@@ -24,7 +24,7 @@ type Row struct {
 	Timings []time.Duration
 	// Cached says what came from the cache.
 	Cached string
-	// Steps maps a step's name to its probe.Status*.
+	// Steps maps a step's name to its contract.Status*.
 	Steps map[string]string
 	// First is the first failing step, if any.
 	First string
@@ -93,7 +93,7 @@ func (r *Report) String() string {
 		fmt.Fprintf(&w, "%3d", i+1)
 	}
 	fmt.Fprintln(&w)
-	marks := map[string]string{probe.StatusPass: ".", probe.StatusFail: "F", probe.StatusSkip: "s"}
+	marks := map[string]string{contract.StatusPass: ".", contract.StatusFail: "F", contract.StatusSkip: "s"}
 	first := ""
 	var fixtures []Row
 	for _, row := range rows {

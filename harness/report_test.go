@@ -6,12 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmodtest/kmodtest/probe"
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/vm"
 )
 
 func TestReport(t *testing.T) {
-	r := &Report{Accel: vm.AccelTCG, Steps: []string{probe.StepInsmod, probe.StepReply}}
+	r := &Report{Accel: vm.AccelTCG, Steps: []string{contract.StepInsmod, contract.StepReply}}
 	if got := r.String(); got != "" {
 		t.Fatalf("empty report = %q, want nothing", got)
 	}

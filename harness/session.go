@@ -15,9 +15,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/initramfs"
 	"github.com/kmodtest/kmodtest/kernels"
-	"github.com/kmodtest/kmodtest/probe"
 	"github.com/kmodtest/kmodtest/verdict"
 	"github.com/kmodtest/kmodtest/vm"
 )
@@ -457,10 +457,10 @@ func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
 		if ctx.Err() != nil {
 			return nil, err
 		}
-		r.Steps[StepBuild], r.First = probe.StatusFail, StepBuild
+		r.Steps[StepBuild], r.First = contract.StatusFail, StepBuild
 		return &Outcome{Build: err}, nil
 	}
-	r.Steps[StepBuild] = probe.StatusPass
+	r.Steps[StepBuild] = contract.StatusPass
 	timings := p.Kernel.Timings
 	r.Timings = []time.Duration{timings.Fetch, timings.BuildRoot, p.Module.Duration}
 	r.Cached = fmt.Sprintf("kernel:%v module:%v", timings.Cached, p.Module.Cached)
@@ -500,7 +500,7 @@ func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
 	passed := 0
 	var probeTime time.Duration
 	for _, st := range res.Report.Steps {
-		if st.Status == probe.StatusPass {
+		if st.Status == contract.StatusPass {
 			passed++
 		}
 		probeTime += time.Duration(st.DurationMS) * time.Millisecond
@@ -541,10 +541,10 @@ func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
 
 // StepSnapshots pairs every step of a run, in order, with the gcov data
 // its end event carried (Boot.GcovSnapshots), or says why there is none.
-func StepSnapshots(steps []string, events []probe.Event) []coverage.Snapshot {
-	ends := map[string]probe.Event{}
+func StepSnapshots(steps []string, events []contract.Event) []coverage.Snapshot {
+	ends := map[string]contract.Event{}
 	for _, e := range events {
-		if e.Kind == probe.KindEnd {
+		if e.Kind == contract.KindEnd {
 			ends[e.Step] = e
 		}
 	}
@@ -571,10 +571,10 @@ const ReasonsFile = "unreachable.txt"
 // coverage, matches the lines never run against the reasons file, and
 // writes them, with their reasons, to coverage/unrun.txt. It returns
 // nil when the guest sent no gcov data.
-func moduleCoverage(ctx context.Context, p *Prep, events []probe.Event, reasonsPath, dir string) (*coverage.Result, coverage.Explained, error) {
+func moduleCoverage(ctx context.Context, p *Prep, events []contract.Event, reasonsPath, dir string) (*coverage.Result, coverage.Explained, error) {
 	var files map[string][]byte
 	for _, e := range events {
-		if e.Kind == probe.KindEnd && e.Step == probe.StepCoverage {
+		if e.Kind == contract.KindEnd && e.Step == contract.StepCoverage {
 			files = e.Files
 		}
 	}

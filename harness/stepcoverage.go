@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/coverage"
-	"github.com/kmodtest/kmodtest/probe"
 	"github.com/kmodtest/kmodtest/verdict"
 )
 
@@ -18,20 +18,20 @@ var stepLines = []struct {
 	step, source string
 	branches     bool
 }{
-	{probe.StepInsmod, `pr_info("loaded, netlink protocol %d\n", protocol);`, false},
-	{probe.StepReply, `snprintf(nlmsg_data(rep), len, GREET_REPLY_FMT, portid);`, false},
+	{contract.StepInsmod, `pr_info("loaded, netlink protocol %d\n", protocol);`, false},
+	{contract.StepReply, `snprintf(nlmsg_data(rep), len, GREET_REPLY_FMT, portid);`, false},
 	// Headers shorter than 16 bytes and lengths beyond the datagram.
-	{probe.StepBadLength, `if (nlh->nlmsg_len < NLMSG_HDRLEN ||`, true},
-	{probe.StepNetns, `gn->sk = netlink_kernel_create(net, protocol, &cfg);`, false},
+	{contract.StepBadLength, `if (nlh->nlmsg_len < NLMSG_HDRLEN ||`, true},
+	{contract.StepNetns, `gn->sk = netlink_kernel_create(net, protocol, &cfg);`, false},
 	// nlmsg_new failed, and succeeded.
-	{probe.StepAllocFailures, `if (!out)`, true},
-	{probe.StepRmmod, `unregister_pernet_subsys(&greet_net_ops);`, false},
-	{probe.StepModuleParam, `pr_err("invalid netlink protocol %d, must be 0 to %d\n",`, false},
+	{contract.StepAllocFailures, `if (!out)`, true},
+	{contract.StepRmmod, `unregister_pernet_subsys(&greet_net_ops);`, false},
+	{contract.StepModuleParam, `pr_err("invalid netlink protocol %d, must be 0 to %d\n",`, false},
 }
 
 // idleSteps run no line of the module: the module is unloaded during
 // socket-gone, and coverage only reads counts.
-var idleSteps = []string{probe.StepSocketGone, probe.StepCoverage}
+var idleSteps = []string{contract.StepSocketGone, contract.StepCoverage}
 
 // StepCoverageProblems checks a run's per-step coverage against what its
 // steps are known to run: every passing step from insmod on sent a
@@ -43,11 +43,11 @@ func StepCoverageProblems(st *coverage.Steps, total *coverage.Result, rep *verdi
 	var problems []string
 	passed := func(name string) bool {
 		s, ok := rep.Step(name)
-		return ok && s.Status == probe.StatusPass
+		return ok && s.Status == contract.StatusPass
 	}
 	loaded := false // the module has gcov data once insmod loaded it
 	for _, s := range st.Steps {
-		loaded = loaded || (s.Step == probe.StepInsmod && passed(s.Step))
+		loaded = loaded || (s.Step == contract.StepInsmod && passed(s.Step))
 		switch {
 		case s.Missing != "" && passed(s.Step) && loaded:
 			problems = append(problems, fmt.Sprintf("step %s passed but has no snapshot: %s", s.Step, s.Missing))

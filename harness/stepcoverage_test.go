@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/coverage"
-	"github.com/kmodtest/kmodtest/probe"
 	"github.com/kmodtest/kmodtest/verdict"
 )
 
@@ -18,19 +18,19 @@ import (
 // says why it has none, in the order the steps ran.
 func TestStepSnapshots(t *testing.T) {
 	gcda := map[string][]byte{"/m.gcda": {1}}
-	events := []probe.Event{
-		{Kind: probe.KindBegin, Step: probe.StepInsmod},
-		{Kind: probe.KindEnd, Step: probe.StepInsmod, Status: probe.StatusPass, Files: gcda},
-		{Kind: probe.KindBegin, Step: probe.StepReply},
-		{Kind: probe.KindEnd, Step: probe.StepReply, Status: probe.StatusFail},
-		{Kind: probe.KindBegin, Step: probe.StepAck},
+	events := []contract.Event{
+		{Kind: contract.KindBegin, Step: contract.StepInsmod},
+		{Kind: contract.KindEnd, Step: contract.StepInsmod, Status: contract.StatusPass, Files: gcda},
+		{Kind: contract.KindBegin, Step: contract.StepReply},
+		{Kind: contract.KindEnd, Step: contract.StepReply, Status: contract.StatusFail},
+		{Kind: contract.KindBegin, Step: contract.StepAck},
 	}
-	got := StepSnapshots([]string{probe.StepInsmod, probe.StepReply, probe.StepAck, probe.StepRmmod}, events)
+	got := StepSnapshots([]string{contract.StepInsmod, contract.StepReply, contract.StepAck, contract.StepRmmod}, events)
 	want := []coverage.Snapshot{
-		{Step: probe.StepInsmod, Gcda: gcda},
-		{Step: probe.StepReply, Missing: "the step (fail) sent no gcov data: the module was not loaded yet, or reading it failed"},
-		{Step: probe.StepAck, Missing: "the step did not end: the prober or the guest stopped"},
-		{Step: probe.StepRmmod, Missing: "the step did not end: the prober or the guest stopped"},
+		{Step: contract.StepInsmod, Gcda: gcda},
+		{Step: contract.StepReply, Missing: "the step (fail) sent no gcov data: the module was not loaded yet, or reading it failed"},
+		{Step: contract.StepAck, Missing: "the step did not end: the prober or the guest stopped"},
+		{Step: contract.StepRmmod, Missing: "the step did not end: the prober or the guest stopped"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("unexpected snapshots (-want +got):\n%s", diff)
@@ -41,7 +41,7 @@ func TestStepSnapshots(t *testing.T) {
 // 6.12-debug (testdata/stepcoverage: the events with their gcov data, and
 // the module's source and .gcno from that build) and the verdict they
 // give (every step passed).
-func realRun(t *testing.T) ([]probe.Event, []string, *verdict.Report) {
+func realRun(t *testing.T) ([]contract.Event, []string, *verdict.Report) {
 	t.Helper()
 	if _, err := exec.LookPath("gcov-12"); err != nil {
 		t.Skip("gcov-12 not installed")
@@ -50,11 +50,11 @@ func realRun(t *testing.T) ([]probe.Event, []string, *verdict.Report) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var events []probe.Event
+	var events []contract.Event
 	var steps []string
 	rep := &verdict.Report{}
 	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		e, ok, err := probe.ParseLine([]byte(line))
+		e, ok, err := contract.ParseLine([]byte(line))
 		if !ok || err != nil {
 			t.Fatalf("bad line %q: %v", line, err)
 		}
@@ -70,7 +70,7 @@ func realRun(t *testing.T) ([]probe.Event, []string, *verdict.Report) {
 func TestStepCoverageProblems(t *testing.T) {
 	events, steps, rep := realRun(t)
 	notes := filepath.Join("testdata", "stepcoverage")
-	check := func(events []probe.Event) []string {
+	check := func(events []contract.Event) []string {
 		t.Helper()
 		st, err := coverage.GenerateSteps(t.Context(), "gcov-12", notes, StepSnapshots(steps, events), t.TempDir())
 		if err != nil {
@@ -87,41 +87,41 @@ func TestStepCoverageProblems(t *testing.T) {
 	}
 
 	index := func(step string) int {
-		return slices.IndexFunc(events, func(e probe.Event) bool { return e.Step == step })
+		return slices.IndexFunc(events, func(e contract.Event) bool { return e.Step == step })
 	}
 	broken := []struct {
 		name    string
-		breakIt func(events []probe.Event)
+		breakIt func(events []contract.Event)
 		want    string
 	}{
-		{"reply and socket-gone swapped", func(ev []probe.Event) {
-			r, s := index(probe.StepReply), index(probe.StepSocketGone)
+		{"reply and socket-gone swapped", func(ev []contract.Event) {
+			r, s := index(contract.StepReply), index(contract.StepSocketGone)
 			ev[r].Step, ev[s].Step = ev[s].Step, ev[r].Step
 		}, "step ack: counts fell"},
-		{"reply's lines counted for ack", func(ev []probe.Event) {
-			ev[index(probe.StepReply)].Files = ev[index(probe.StepInsmod)].Files
+		{"reply's lines counted for ack", func(ev []contract.Event) {
+			ev[index(contract.StepReply)].Files = ev[index(contract.StepInsmod)].Files
 		}, "step reply did not run line"},
-		{"a step without its snapshot", func(ev []probe.Event) {
-			ev[index(probe.StepAck)].Files = nil
+		{"a step without its snapshot", func(ev []contract.Event) {
+			ev[index(contract.StepAck)].Files = nil
 		}, "step ack passed but has no snapshot"},
-		{"no snapshots but the total", func(ev []probe.Event) {
+		{"no snapshots but the total", func(ev []contract.Event) {
 			for i := range ev[:len(ev)-1] {
 				ev[i].Files = nil
 			}
 		}, "step insmod passed but has no snapshot"},
-		{"every step sends the total (not subtracted)", func(ev []probe.Event) {
+		{"every step sends the total (not subtracted)", func(ev []contract.Event) {
 			for i := range ev {
 				ev[i].Files = ev[len(ev)-1].Files
 			}
 		}, "step rmmod did not run line"},
-		{"counts restarted at reload", func(ev []probe.Event) {
-			ev[index(probe.StepReload)].Files = ev[index(probe.StepInsmod)].Files
+		{"counts restarted at reload", func(ev []contract.Event) {
+			ev[index(contract.StepReload)].Files = ev[index(contract.StepInsmod)].Files
 		}, "step reload: counts fell"},
-		{"socket-gone with rmmod's lines", func(ev []probe.Event) {
-			ev[index(probe.StepRmmod)].Files = ev[index(probe.StepRmmod)-1].Files
+		{"socket-gone with rmmod's lines", func(ev []contract.Event) {
+			ev[index(contract.StepRmmod)].Files = ev[index(contract.StepRmmod)-1].Files
 		}, "step socket-gone ran NetlinkGreetingsLKM.c:"},
-		{"alloc-failures without its failed allocations", func(ev []probe.Event) {
-			ev[index(probe.StepAllocFailures)].Files = ev[index(probe.StepAllocFailures)-1].Files
+		{"alloc-failures without its failed allocations", func(ev []contract.Event) {
+			ev[index(contract.StepAllocFailures)].Files = ev[index(contract.StepAllocFailures)-1].Files
 		}, "step alloc-failures did not run line"},
 	}
 	for _, b := range broken {

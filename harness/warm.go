@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/greet"
 	"github.com/kmodtest/kmodtest/initramfs"
-	"github.com/kmodtest/kmodtest/probe"
 	"github.com/kmodtest/kmodtest/verdict"
 	"github.com/kmodtest/kmodtest/vm"
 )
@@ -62,11 +62,11 @@ func PrepareSnapshot(ctx context.Context, cacheDir string, tg Target, image, bas
 	defer os.RemoveAll(stage)
 	// The initramfs is written into the staging dir and hashed; it is
 	// kept only when the snapshot is new.
-	cfg := probe.Config{
+	cfg := contract.Config{
 		ModulePath: initramfs.ModuleDir + "/" + greet.ModuleName + ".ko",
 		ModuleName: greet.ModuleName,
 		Protocol:   greet.Protocol,
-		JobPort:    probe.JobPort,
+		JobPort:    contract.JobPort,
 	}
 	initrd := filepath.Join(stage, "initramfs.cpio")
 	if err := initramfs.Compose(initrd, base, cfg, nil); err != nil {
@@ -303,9 +303,9 @@ func Judge(run *vm.Output, steps []string) *verdict.Report {
 		HangReason: run.HangReason,
 		Exit:       exit,
 	}, steps, map[string]string{
-		probe.StepInsmod: fmt.Sprintf(greet.LogLoaded, greet.Protocol),
-		probe.StepRmmod:  greet.LogUnloaded,
+		contract.StepInsmod: fmt.Sprintf(greet.LogLoaded, greet.Protocol),
+		contract.StepRmmod:  greet.LogUnloaded,
 		// The step tries protocol=32 first (guest/prober/param_linux.go).
-		probe.StepModuleParam: fmt.Sprintf(greet.LogBadProtocol, 32),
+		contract.StepModuleParam: fmt.Sprintf(greet.LogBadProtocol, 32),
 	})
 }

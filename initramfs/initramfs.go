@@ -23,8 +23,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/internal/atomicfile"
-	"github.com/kmodtest/kmodtest/probe"
 	"github.com/u-root/gobusybox/src/pkg/golang"
 	"github.com/u-root/mkuimage/uimage"
 	"github.com/u-root/u-root/pkg/cpio"
@@ -40,7 +40,7 @@ const (
 
 // guestSources are the repository paths whose content decides the base
 // image: the prober and everything it imports from this repository.
-var guestSources = []string{"guest", "probe", "greet", "go.mod", "go.sum"}
+var guestSources = []string{"guest", "contract", "greet", "go.mod", "go.sum"}
 
 // ModuleDir is where the per-run archive puts module files in the guest.
 const ModuleDir = "/lib/modules/kmodtest"
@@ -280,12 +280,12 @@ type File struct {
 
 // Compose writes out: the base image followed by an archive that holds
 // files and the prober's configuration.
-func Compose(out, base string, cfg probe.Config, files []File) error {
+func Compose(out, base string, cfg contract.Config, files []File) error {
 	cfgJSON, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode prober config: %w", err)
 	}
-	records := []cpio.Record{cpio.StaticFile(strings.TrimPrefix(probe.ConfigPath, "/"), string(cfgJSON), 0o644)}
+	records := []cpio.Record{cpio.StaticFile(strings.TrimPrefix(contract.ConfigPath, "/"), string(cfgJSON), 0o644)}
 	for _, f := range files {
 		data := f.Data
 		if f.Source != "" {

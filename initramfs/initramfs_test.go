@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmodtest/kmodtest/probe"
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 
@@ -39,7 +39,7 @@ func TestCompose(t *testing.T) {
 	}
 
 	out := filepath.Join(dir, "out.cpio")
-	cfg := probe.Config{ModulePath: "/lib/modules/kmodtest/m.ko", ModuleName: "m", Protocol: 31}
+	cfg := contract.Config{ModulePath: "/lib/modules/kmodtest/m.ko", ModuleName: "m", Protocol: 31}
 	if err := Compose(out, base, cfg, []File{{Source: ko, Target: cfg.ModulePath}}); err != nil {
 		t.Fatalf("Compose: %v", err)
 	}
@@ -66,7 +66,7 @@ func TestCompose(t *testing.T) {
 	if !ok {
 		t.Fatalf("prober config missing from the appended archive")
 	}
-	var got probe.Config
+	var got contract.Config
 	raw := make([]byte, rec.FileSize)
 	if _, err := rec.ReadAt(raw, 0); err != nil {
 		t.Fatal(err)
@@ -83,7 +83,7 @@ func TestCompose(t *testing.T) {
 // base image's key, so a stale image is never reused.
 func TestSourceHashChanges(t *testing.T) {
 	repo := t.TempDir()
-	for _, d := range []string{"guest", "probe", "greet"} {
+	for _, d := range []string{"guest", "contract", "greet"} {
 		if err := os.MkdirAll(filepath.Join(repo, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +115,7 @@ func TestSourceHashChanges(t *testing.T) {
 func fakeRepo(t *testing.T) string {
 	t.Helper()
 	repo := t.TempDir()
-	for _, d := range []string{"guest", "probe", "greet"} {
+	for _, d := range []string{"guest", "contract", "greet"} {
 		os.MkdirAll(filepath.Join(repo, d), 0o755)
 	}
 	os.WriteFile(filepath.Join(repo, "go.mod"), []byte("module x\n"), 0o644)

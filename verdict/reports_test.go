@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kmodtest/kmodtest/probe"
+	"github.com/kmodtest/kmodtest/contract"
 )
 
 // Advisories and notices Debian's kernels print at boot on the CPUs
@@ -121,10 +121,10 @@ func TestRealBootConsoles(t *testing.T) {
 					break
 				}
 			}
-			steps := []string{probe.StepInsmod}
+			steps := []string{contract.StepInsmod}
 			run := Input{
-				Events:  []probe.Event{begin(probe.StepInsmod), end(probe.StepInsmod, probe.StatusPass)},
-				Console: append(append([]string(nil), console...), probe.ConsoleBegin(probe.StepInsmod), "kmodtest: step insmod: pass (30 ms)"),
+				Events:  []contract.Event{begin(contract.StepInsmod), end(contract.StepInsmod, contract.StatusPass)},
+				Console: append(append([]string(nil), console...), contract.ConsoleBegin(contract.StepInsmod), "kmodtest: step insmod: pass (30 ms)"),
 			}
 			r := Judge(run, steps, nil)
 			if first, failed := r.FirstFailure(); failed {
@@ -176,16 +176,16 @@ func TestBootReportBlamesTheBoot(t *testing.T) {
 		"[    0.500001] WARNING: CPU: 0 PID: 1 at mm/page_alloc.c:4321 __alloc_pages+0x1/0x2",
 		"[    0.500002] Call Trace:",
 		"[    1.200000] Run /init as init process",
-		"[    2.000000] " + probe.KmsgMarker + "insmod",
-		probe.ConsoleBegin("insmod"),
+		"[    2.000000] " + contract.KmsgMarker + "insmod",
+		contract.ConsoleBegin("insmod"),
 		"[    2.100000] NetlinkGreetingsLKM: loaded, netlink protocol 31",
 		"kmodtest: step insmod: pass (40 ms)",
-		probe.ConsoleBegin("reply"),
+		contract.ConsoleBegin("reply"),
 		"kmodtest: step reply: pass (20 ms)",
 	}
-	run := Input{Events: []probe.Event{
-		begin("insmod"), end("insmod", probe.StatusPass, "NetlinkGreetingsLKM: loaded, netlink protocol 31"),
-		begin("reply"), end("reply", probe.StatusPass),
+	run := Input{Events: []contract.Event{
+		begin("insmod"), end("insmod", contract.StatusPass, "NetlinkGreetingsLKM: loaded, netlink protocol 31"),
+		begin("reply"), end("reply", contract.StatusPass),
 	}, Console: console}
 	r := Judge(run, []string{"insmod", "reply"}, nil)
 	if !r.Boot.Failed() || len(r.Boot.Reasons) != 1 || !strings.Contains(r.Boot.Reasons[0], "before the module was loaded") || !strings.Contains(r.Boot.Reasons[0], "cut here") {

@@ -13,13 +13,13 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/kmodtest/kmodtest/probe"
+	"github.com/kmodtest/kmodtest/contract"
 )
 
 // Step is the verdict on one step.
 type Step struct {
 	Name   string
-	Status string // probe.StatusPass, StatusFail or StatusSkip
+	Status string // contract.StatusPass, StatusFail or StatusSkip
 	// Reasons say why a step failed, one finding each.
 	Reasons []string
 	// Evidence holds the kernel lines that back the reasons.
@@ -30,7 +30,7 @@ type Step struct {
 }
 
 // Failed reports whether the step failed.
-func (s Step) Failed() bool { return s.Status == probe.StatusFail }
+func (s Step) Failed() bool { return s.Status == contract.StatusFail }
 
 // Report is the verdict on a whole run.
 type Report struct {
@@ -76,7 +76,7 @@ func (r *Report) FirstFailure() (Step, bool) {
 
 // Input is the part of a VM run the verdict needs.
 type Input struct {
-	Events     []probe.Event
+	Events     []contract.Event
 	Console    []string
 	Hung       bool
 	HangReason string
@@ -95,20 +95,20 @@ const BootStep = "boot"
 // module's own load and unload messages, say); nil expects nothing.
 func Judge(run Input, steps []string, expect map[string]string) *Report {
 	r := &Report{}
-	ends := map[string]probe.Event{}
+	ends := map[string]contract.Event{}
 	begun := map[string]bool{}
 	var lastBegun string
 	for _, e := range run.Events {
 		switch e.Kind {
-		case probe.KindBegin:
+		case contract.KindBegin:
 			begun[e.Step] = true
 			lastBegun = e.Step
 			if e.Kernel != "" {
 				r.Kernel = e.Kernel
 			}
-		case probe.KindEnd:
+		case contract.KindEnd:
 			ends[e.Step] = e
-		case probe.KindDone:
+		case contract.KindDone:
 			if e.Kernel != "" {
 				r.Kernel = e.Kernel
 			}
@@ -119,7 +119,7 @@ func Judge(run Input, steps []string, expect map[string]string) *Report {
 	r.Log = judgeLog(rest)
 	r.Boot = judgeBoot(boot)
 	if len(run.Events) == 0 {
-		r.Boot.Status = probe.StatusFail
+		r.Boot.Status = contract.StatusFail
 		r.Boot.Reasons = []string{"the guest never started the prober: " + guestEnd(run, r)}
 		r.Boot.Evidence = r.Panic
 		if r.Boot.Evidence == nil {
@@ -137,16 +137,16 @@ func Judge(run Input, steps []string, expect map[string]string) *Report {
 			s.Status = e.Status
 			s.Kmsg = e.Kmsg
 			s.DurationMS = e.DurationMS
-			if e.Status == probe.StatusFail {
+			if e.Status == contract.StatusFail {
 				s.Reasons = append(s.Reasons, e.Detail)
-				if name == probe.StepInsmod && len(e.Kmsg) > 0 {
+				if name == contract.StepInsmod && len(e.Kmsg) > 0 {
 					// The kernel says why it refused the module
 					// (".gnu.linkonce.this_module section size must
 					// match…"); the errno alone does not.
 					s.Reasons[len(s.Reasons)-1] += "; the kernel said: " + strings.Join(e.Kmsg[:min(3, len(e.Kmsg))], " | ")
 					s.Evidence = append(s.Evidence, e.Kmsg[:min(maxEvidence, len(e.Kmsg))]...)
 				}
-			} else if e.Status == probe.StatusSkip && e.Detail != "" {
+			} else if e.Status == contract.StatusSkip && e.Detail != "" {
 				s.Reasons = append(s.Reasons, "skipped: "+e.Detail)
 			}
 			if reports := KernelReports(e.Kmsg); len(reports) > 0 {
@@ -159,35 +159,35 @@ func Judge(run Input, steps []string, expect map[string]string) *Report {
 				if w := stepConsole(run.Console, name, prev); len(KernelReports(w)) > 0 {
 					lines, reports = w, KernelReports(w)
 				}
-				s.Status = probe.StatusFail
+				s.Status = contract.StatusFail
 				s.Reasons = append(s.Reasons, fmt.Sprintf("the kernel reported an error during the step: %s", reports[0]))
 				s.Evidence = append(s.Evidence, excerpt(lines, reports)...)
 			}
-			if want, ok := expect[name]; ok && e.Status == probe.StatusPass && !slices.Contains(e.Kmsg, want) {
-				s.Status = probe.StatusFail
+			if want, ok := expect[name]; ok && e.Status == contract.StatusPass && !slices.Contains(e.Kmsg, want) {
+				s.Status = contract.StatusFail
 				s.Reasons = append(s.Reasons, fmt.Sprintf("the kernel log of the step lacks %q", want))
 				s.Evidence = append(s.Evidence, e.Kmsg...)
 			}
-			if added := probe.NewTaint(e.TaintBefore, e.TaintAfter); added != 0 {
-				s.Status = probe.StatusFail
+			if added := contract.NewTaint(e.TaintBefore, e.TaintAfter); added != 0 {
+				s.Status = contract.StatusFail
 				s.Reasons = append(s.Reasons, fmt.Sprintf("the step tainted the kernel: new taint %s (was %s, now %s)",
-					probe.DescribeTaint(added), probe.TaintLetters(e.TaintBefore), probe.TaintLetters(e.TaintAfter)))
+					contract.DescribeTaint(added), contract.TaintLetters(e.TaintBefore), contract.TaintLetters(e.TaintAfter)))
 			}
 
 		case begun[name] && name == lastBegun && r.Panic != nil:
-			s.Status = probe.StatusFail
+			s.Status = contract.StatusFail
 			s.Reasons = append(s.Reasons, "the kernel panicked during the step: "+r.Panic[0])
 			s.Evidence = r.Panic
 		case begun[name] && name == lastBegun && run.Hung:
-			s.Status = probe.StatusFail
+			s.Status = contract.StatusFail
 			s.Reasons = append(s.Reasons, "the guest hung during the step ("+run.HangReason+")")
 			s.Evidence = tail(run.Console, 20)
 		case begun[name]:
-			s.Status = probe.StatusFail
+			s.Status = contract.StatusFail
 			s.Reasons = append(s.Reasons, "the step began but never ended: "+guestEnd(run, r))
 			s.Evidence = tail(run.Console, 20)
 		default:
-			s.Status = probe.StatusFail
+			s.Status = contract.StatusFail
 			s.Reasons = append(s.Reasons, "the step never ran: "+guestEnd(run, r))
 		}
 		if !ended && begun[name] {
@@ -207,9 +207,9 @@ func Judge(run Input, steps []string, expect map[string]string) *Report {
 
 // judgeLog gives the verdict on the console log from the first step on.
 func judgeLog(console []string) Step {
-	s := Step{Name: LogStep, Status: probe.StatusPass}
+	s := Step{Name: LogStep, Status: contract.StatusPass}
 	if reports := KernelReports(console); len(reports) > 0 {
-		s.Status = probe.StatusFail
+		s.Status = contract.StatusFail
 		s.Reasons = append(s.Reasons, fmt.Sprintf("the console log holds %d kernel error line(s), the first: %s", len(reports), reports[0]))
 		s.Evidence = excerpt(console, reports)
 	}
@@ -221,9 +221,9 @@ func judgeLog(console []string) Step {
 // (a WARN from a boot option, a CPU model the kernel trips over), so it
 // fails the boot, once, and no step.
 func judgeBoot(boot []string) Step {
-	s := Step{Name: BootStep, Status: probe.StatusPass}
+	s := Step{Name: BootStep, Status: contract.StatusPass}
 	if reports := KernelReports(boot); len(reports) > 0 {
-		s.Status = probe.StatusFail
+		s.Status = contract.StatusFail
 		s.Reasons = append(s.Reasons, fmt.Sprintf("the kernel reported an error before the module was loaded (%d line(s)), the first: %s", len(reports), reports[0]))
 		s.Evidence = excerpt(boot, reports)
 	}
@@ -252,7 +252,7 @@ func splitBoot(console, steps []string, begun map[string]bool) (boot, rest []str
 // began, or -1.
 func firstStepStart(console []string, step string) int {
 	for i, l := range console {
-		if strings.HasSuffix(l, probe.KmsgMarker+step) || strings.HasSuffix(l, probe.ConsoleBegin(step)) {
+		if strings.HasSuffix(l, contract.KmsgMarker+step) || strings.HasSuffix(l, contract.ConsoleBegin(step)) {
 			return i
 		}
 	}
@@ -308,11 +308,11 @@ func sinceMarker(console []string, step, prev string) []string {
 // stepStart returns the index of the console line where step began, or -1.
 func stepStart(console []string, step, prev string) int {
 	match := []func(string) bool{
-		func(l string) bool { return strings.HasSuffix(l, probe.KmsgMarker+step) },
+		func(l string) bool { return strings.HasSuffix(l, contract.KmsgMarker+step) },
 		func(l string) bool {
-			return prev != "" && strings.Contains(l, "kmodtest: step "+prev+": ") && !strings.HasSuffix(l, probe.ConsoleBegin(prev))
+			return prev != "" && strings.Contains(l, "kmodtest: step "+prev+": ") && !strings.HasSuffix(l, contract.ConsoleBegin(prev))
 		},
-		func(l string) bool { return strings.HasSuffix(l, probe.ConsoleBegin(step)) },
+		func(l string) bool { return strings.HasSuffix(l, contract.ConsoleBegin(step)) },
 	}
 	for _, m := range match {
 		for i := len(console) - 1; i >= 0; i-- {
@@ -332,7 +332,7 @@ func stepConsole(console []string, step, prev string) []string {
 		return nil
 	}
 	for j := i + 1; j < len(console); j++ {
-		if strings.Contains(console[j], "kmodtest: step "+step+": ") && !strings.HasSuffix(console[j], probe.ConsoleBegin(step)) {
+		if strings.Contains(console[j], "kmodtest: step "+step+": ") && !strings.HasSuffix(console[j], contract.ConsoleBegin(step)) {
 			return console[i : j+1]
 		}
 	}

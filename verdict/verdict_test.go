@@ -5,13 +5,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kmodtest/kmodtest/probe"
+	"github.com/kmodtest/kmodtest/contract"
 )
 
-func begin(step string) probe.Event { return probe.Event{Kind: probe.KindBegin, Step: step} }
+func begin(step string) contract.Event { return contract.Event{Kind: contract.KindBegin, Step: step} }
 
-func end(step, status string, kmsg ...string) probe.Event {
-	return probe.Event{Kind: probe.KindEnd, Step: step, Status: status, Kmsg: kmsg, TaintBefore: 0, TaintAfter: 0}
+func end(step, status string, kmsg ...string) contract.Event {
+	return contract.Event{Kind: contract.KindEnd, Step: step, Status: status, Kmsg: kmsg, TaintBefore: 0, TaintAfter: 0}
 }
 
 func TestJudge(t *testing.T) {
@@ -25,30 +25,30 @@ func TestJudge(t *testing.T) {
 	}{
 		{
 			name: "all pass",
-			run: Input{Events: []probe.Event{
-				begin("insmod"), end("insmod", probe.StatusPass, "NetlinkGreetingsLKM: loaded"),
-				begin("reply"), end("reply", probe.StatusPass),
-				begin("ack"), end("ack", probe.StatusPass),
-				{Kind: probe.KindDone},
+			run: Input{Events: []contract.Event{
+				begin("insmod"), end("insmod", contract.StatusPass, "NetlinkGreetingsLKM: loaded"),
+				begin("reply"), end("reply", contract.StatusPass),
+				begin("ack"), end("ack", contract.StatusPass),
+				{Kind: contract.KindDone},
 			}},
 			want: map[string]string{"insmod": "pass", "reply": "pass", "ack": "pass"},
 		},
 		{
 			name: "prober failure keeps its detail",
-			run: Input{Events: []probe.Event{
-				begin("insmod"), end("insmod", probe.StatusPass),
-				begin("reply"), end("reply", probe.StatusPass),
-				begin("ack"), {Kind: probe.KindEnd, Step: "ack", Status: probe.StatusFail, Detail: "no ack for seq 2 within 2s"},
+			run: Input{Events: []contract.Event{
+				begin("insmod"), end("insmod", contract.StatusPass),
+				begin("reply"), end("reply", contract.StatusPass),
+				begin("ack"), {Kind: contract.KindEnd, Step: "ack", Status: contract.StatusFail, Detail: "no ack for seq 2 within 2s"},
 			}},
 			want:   map[string]string{"insmod": "pass", "reply": "pass", "ack": "fail"},
 			reason: map[string]string{"ack": "no ack for seq 2"},
 		},
 		{
 			name: "kernel warning in a step window fails that step only",
-			run: Input{Events: []probe.Event{
-				begin("insmod"), end("insmod", probe.StatusPass),
-				begin("reply"), end("reply", probe.StatusPass, "WARNING: CPU: 0 PID: 77 at greet.c:10 greet_rcv+0x1/0x2 [NetlinkGreetingsLKM]", "Call Trace:"),
-				begin("ack"), end("ack", probe.StatusPass),
+			run: Input{Events: []contract.Event{
+				begin("insmod"), end("insmod", contract.StatusPass),
+				begin("reply"), end("reply", contract.StatusPass, "WARNING: CPU: 0 PID: 77 at greet.c:10 greet_rcv+0x1/0x2 [NetlinkGreetingsLKM]", "Call Trace:"),
+				begin("ack"), end("ack", contract.StatusPass),
 			}, Console: []string{"[ 1.0] WARNING: CPU: 0 PID: 77 at greet.c:10"}},
 			want:     map[string]string{"insmod": "pass", "reply": "fail", "ack": "pass"},
 			reason:   map[string]string{"reply": "WARNING"},
@@ -56,10 +56,10 @@ func TestJudge(t *testing.T) {
 		},
 		{
 			name: "new taint fails, out-of-tree and unsigned do not",
-			run: Input{Events: []probe.Event{
-				begin("insmod"), {Kind: probe.KindEnd, Step: "insmod", Status: probe.StatusPass, TaintAfter: 1<<12 | 1<<13},
-				begin("reply"), {Kind: probe.KindEnd, Step: "reply", Status: probe.StatusPass, TaintBefore: 1<<12 | 1<<13, TaintAfter: 1<<12 | 1<<13 | 1<<9},
-				begin("ack"), end("ack", probe.StatusPass),
+			run: Input{Events: []contract.Event{
+				begin("insmod"), {Kind: contract.KindEnd, Step: "insmod", Status: contract.StatusPass, TaintAfter: 1<<12 | 1<<13},
+				begin("reply"), {Kind: contract.KindEnd, Step: "reply", Status: contract.StatusPass, TaintBefore: 1<<12 | 1<<13, TaintAfter: 1<<12 | 1<<13 | 1<<9},
+				begin("ack"), end("ack", contract.StatusPass),
 			}},
 			want:   map[string]string{"insmod": "pass", "reply": "fail", "ack": "pass"},
 			reason: map[string]string{"reply": "new taint W"},
@@ -67,7 +67,7 @@ func TestJudge(t *testing.T) {
 		{
 			name: "panic is pinned to the running step",
 			run: Input{
-				Events:  []probe.Event{begin("insmod"), end("insmod", probe.StatusPass), begin("reply")},
+				Events:  []contract.Event{begin("insmod"), end("insmod", contract.StatusPass), begin("reply")},
 				Console: []string{"BUG: kernel NULL pointer dereference, address: 0000000000000000", "Kernel panic - not syncing: Fatal exception"},
 			},
 			want:     map[string]string{"insmod": "pass", "reply": "fail", "ack": "fail"},
@@ -77,7 +77,7 @@ func TestJudge(t *testing.T) {
 		{
 			name: "hang is pinned to the running step",
 			run: Input{
-				Events:     []probe.Event{begin("insmod"), end("insmod", probe.StatusPass), begin("reply")},
+				Events:     []contract.Event{begin("insmod"), end("insmod", contract.StatusPass), begin("reply")},
 				Console:    []string{"last words"},
 				Hung:       true,
 				HangReason: "no word from the prober for 1m30s",
@@ -150,9 +150,9 @@ func TestKernelReports(t *testing.T) {
 }
 
 func TestJudgeExpectedLogLine(t *testing.T) {
-	run := Input{Events: []probe.Event{
-		begin("insmod"), end("insmod", probe.StatusPass, "NetlinkGreetingsLKM: loaded, netlink protocol 31"),
-		begin("rmmod"), end("rmmod", probe.StatusPass),
+	run := Input{Events: []contract.Event{
+		begin("insmod"), end("insmod", contract.StatusPass, "NetlinkGreetingsLKM: loaded, netlink protocol 31"),
+		begin("rmmod"), end("rmmod", contract.StatusPass),
 	}}
 	r := Judge(run, []string{"insmod", "rmmod"}, map[string]string{
 		"insmod": "NetlinkGreetingsLKM: loaded, netlink protocol 31",
@@ -197,14 +197,14 @@ func TestBootFailureIsReportedOnce(t *testing.T) {
 // carries the kernel's reason, not only the errno.
 func TestFailedInsmodQuotesTheKernel(t *testing.T) {
 	const why = "NetlinkGreetingsLKM: .gnu.linkonce.this_module section size must match the kernel's built struct module size at run time"
-	ins := end("insmod", probe.StatusFail, why)
+	ins := end("insmod", contract.StatusFail, why)
 	ins.Detail = "insmod /lib/modules/kmodtest/NetlinkGreetingsLKM.ko \"\": exec format error"
-	skip := func(step string) probe.Event {
-		e := end(step, probe.StatusSkip)
+	skip := func(step string) contract.Event {
+		e := end(step, contract.StatusSkip)
 		e.Detail = "the module is not loaded: insmod failed (see the insmod step)"
 		return e
 	}
-	run := Input{Events: []probe.Event{begin("insmod"), ins, begin("reply"), skip("reply"), begin("rmmod"), skip("rmmod")}}
+	run := Input{Events: []contract.Event{begin("insmod"), ins, begin("reply"), skip("reply"), begin("rmmod"), skip("rmmod")}}
 	r := Judge(run, []string{"insmod", "reply", "rmmod"}, nil)
 	var failed []string
 	for _, s := range append(r.Steps, r.Log) {
@@ -222,7 +222,7 @@ func TestFailedInsmodQuotesTheKernel(t *testing.T) {
 	if len(s.Evidence) != 1 || s.Evidence[0] != why {
 		t.Errorf("evidence %q, want the kernel line", s.Evidence)
 	}
-	if s, _ := r.Step("reply"); s.Status != probe.StatusSkip || !strings.Contains(s.Reasons[0], "insmod failed") {
+	if s, _ := r.Step("reply"); s.Status != contract.StatusSkip || !strings.Contains(s.Reasons[0], "insmod failed") {
 		t.Errorf("reply: %s %q, want a skip naming insmod", s.Status, s.Reasons)
 	}
 }
@@ -231,9 +231,9 @@ func TestFailedInsmodQuotesTheKernel(t *testing.T) {
 // is named, and a new taint is one reason, not one from the prober and
 // one from the host.
 func TestNewTaintIsOneReason(t *testing.T) {
-	e := end("reply", probe.StatusPass)
+	e := end("reply", contract.StatusPass)
 	e.TaintBefore, e.TaintAfter = 1<<12|1<<13, 1<<12|1<<13|1<<19
-	r := Judge(Input{Events: []probe.Event{begin("reply"), e}}, []string{"reply"}, nil)
+	r := Judge(Input{Events: []contract.Event{begin("reply"), e}}, []string{"reply"}, nil)
 	s, _ := r.Step("reply")
 	want := []string{"the step tainted the kernel: new taint J (fwctl) (was OE, now OEJ)"}
 	if !s.Failed() || !slices.Equal(s.Reasons, want) {
@@ -248,12 +248,12 @@ func TestHungStepQuotesItsOwnReport(t *testing.T) {
 	console := []string{
 		"[   30.350296] rcu: INFO: rcu_preempt self-detected stall on CPU",
 		"[   30.358069] Call Trace:",
-		probe.ConsoleBegin("insmod"),
+		contract.ConsoleBegin("insmod"),
 		"kmodtest: step insmod: pass (33 ms)",
-		probe.ConsoleBegin("socket-gone"),
+		contract.ConsoleBegin("socket-gone"),
 		"[   46.890425] BUG: unable to handle page fault for address: ffffffffc0204180",
 	}
-	run := Input{Events: []probe.Event{begin("insmod"), end("insmod", probe.StatusPass), begin("socket-gone")},
+	run := Input{Events: []contract.Event{begin("insmod"), end("insmod", contract.StatusPass), begin("socket-gone")},
 		Console: console, Hung: true, HangReason: "no word from the prober for 30s"}
 	r := Judge(run, []string{"insmod", "socket-gone"}, nil)
 	s, _ := r.Step("socket-gone")
@@ -272,14 +272,14 @@ func TestHungStepQuotesItsOwnReport(t *testing.T) {
 func TestHungStepReportBeforeConsoleBegin(t *testing.T) {
 	console := []string{
 		"[   12.000000] rcu: INFO: rcu_preempt self-detected stall on CPU",
-		probe.ConsoleBegin("rmmod"),
+		contract.ConsoleBegin("rmmod"),
 		"kmodtest: step rmmod: pass (37 ms)[   13.429000] BUG: unable to handle page fault for address: ffffffffc0204180",
 	}
 	for range 30 { // an Oops's register dump, longer than the quoted tail
 		console = append(console, "[   13.429411] R13: 0000000000000000 R14: 000023940aee74a0")
 	}
-	console = append(console, probe.ConsoleBegin("socket-gone"))
-	run := Input{Events: []probe.Event{begin("rmmod"), end("rmmod", probe.StatusPass), begin("socket-gone")},
+	console = append(console, contract.ConsoleBegin("socket-gone"))
+	run := Input{Events: []contract.Event{begin("rmmod"), end("rmmod", contract.StatusPass), begin("socket-gone")},
 		Console: console, Hung: true, HangReason: "no word from the prober for 30s"}
 	r := Judge(run, []string{"rmmod", "socket-gone"}, nil)
 	s, _ := r.Step("socket-gone")
@@ -293,15 +293,15 @@ func TestHungStepReportBeforeConsoleBegin(t *testing.T) {
 func TestEndedStepQuotesTheConsoleReport(t *testing.T) {
 	console := []string{
 		"kmodtest: step shared-socket: pass (800 ms)",
-		probe.ConsoleBegin("never-reads"),
+		contract.ConsoleBegin("never-reads"),
 		"[    5.100000] BUG skbuff_head_cache (Tainted: G    B      OE): Poison overwritten",
 		"[    5.100100] Padding  ffff888007370478: 5a 5a 5a 5a",
 		"[    5.100200] Call Trace:",
 		"kmodtest: step never-reads: pass (900 ms)",
 	}
-	e := end("never-reads", probe.StatusPass)
+	e := end("never-reads", contract.StatusPass)
 	e.Kmsg = console[3:5] // the ring buffer overwrote the BUG line
-	run := Input{Events: []probe.Event{begin("shared-socket"), end("shared-socket", probe.StatusPass), begin("never-reads"), e}, Console: console}
+	run := Input{Events: []contract.Event{begin("shared-socket"), end("shared-socket", contract.StatusPass), begin("never-reads"), e}, Console: console}
 	r := Judge(run, []string{"shared-socket", "never-reads"}, nil)
 	s, _ := r.Step("never-reads")
 	if !s.Failed() {

@@ -15,11 +15,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/internal/proc"
-	"github.com/kmodtest/kmodtest/probe"
 )
 
-// Snapshots. A guest whose prober waits for its job (probe.Config.JobPort)
+// Snapshots. A guest whose prober waits for its job (contract.Config.JobPort)
 // is booted once and saved with QMP migrate; every run then starts a new
 // QEMU from that state with -incoming, sends the module and the steps on
 // the guest's third UART (ttyS2) and collects the results as Boot does.
@@ -161,7 +161,7 @@ func waitReady(ctx context.Context, p *qemuProcess, resultsPath string) error {
 			return err
 		}
 		for _, e := range events {
-			if e.Kind == probe.KindReady {
+			if e.Kind == contract.KindReady {
 				return nil
 			}
 		}
@@ -300,7 +300,7 @@ func (g *Guest) Send(steps []string, module []byte) error {
 	// The connection stays open until the guest ends: QEMU drops what
 	// the guest has not read yet when the other end hangs up.
 	errc := make(chan error, 1)
-	go func() { errc <- probe.WriteJob(g.jobConn, steps, module) }()
+	go func() { errc <- contract.WriteJob(g.jobConn, steps, module) }()
 	select {
 	case err := <-errc:
 		return err

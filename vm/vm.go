@@ -27,8 +27,8 @@ import (
 	"time"
 
 	"github.com/hugelgupf/vmtest/qemu"
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/internal/proc"
-	"github.com/kmodtest/kmodtest/probe"
 )
 
 // Accel is how QEMU runs the guest's CPU.
@@ -82,7 +82,7 @@ var machines = map[string]machine{
 		tcgCPU:    "qemu64",
 		kvm:       []string{"-enable-kvm"},
 		console:   "ttyS0",
-		guestPort: probe.ResultPort,
+		guestPort: contract.ResultPort,
 		// A second 16550 UART, ttyS1.
 		port: func(path, _ string) []string { return []string{"-serial", "file:" + path} },
 		// no_timer_check skips the IO-APIC timer check, which a TCG
@@ -100,7 +100,7 @@ var machines = map[string]machine{
 		tcgCPU:    "cortex-a57",
 		kvm:       []string{"-M", "virt", "-enable-kvm"},
 		console:   "ttyAMA0",
-		guestPort: probe.VirtioResultPort,
+		guestPort: contract.VirtioResultPort,
 		// virt has one UART (the PL011, the console): the results go
 		// to a virtio console, hvc0, over virtio-pci or virtio-mmio
 		// (Config.VirtioTransport).
@@ -131,7 +131,7 @@ func ResultPort(arch string) string {
 	if m, ok := machines[arch]; ok {
 		return m.guestPort
 	}
-	return probe.ResultPort
+	return contract.ResultPort
 }
 
 // Config describes one boot.
@@ -183,7 +183,7 @@ type Config struct {
 
 // Output is what one boot produced.
 type Output struct {
-	Events  []probe.Event
+	Events  []contract.Event
 	Console []string
 	// BadLines are result-port lines that carried the event prefix but
 	// did not decode (for example, cut short by a panic).
@@ -486,7 +486,7 @@ type watcher struct {
 const powerOffGrace = 10 * time.Second
 
 // doneEvent marks the prober's last event on the result port.
-var doneEvent = []byte(`"kind":"` + probe.KindDone + `"`)
+var doneEvent = []byte(`"kind":"` + contract.KindDone + `"`)
 
 func (w *watcher) stoppedAfterDone() bool {
 	w.mu.Lock()
@@ -574,18 +574,18 @@ func (w *watcher) watch(ctx context.Context, cancel context.CancelFunc) {
 	}
 }
 
-func readEvents(path string) ([]probe.Event, []string, error) {
+func readEvents(path string) ([]contract.Event, []string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read result port: %w", err)
 	}
 	defer f.Close()
-	var events []probe.Event
+	var events []contract.Event
 	var bad []string
 	s := bufio.NewScanner(f)
 	s.Buffer(make([]byte, 0, 1<<20), 16<<20)
 	for s.Scan() {
-		e, ok, err := probe.ParseLine(s.Bytes())
+		e, ok, err := contract.ParseLine(s.Bytes())
 		switch {
 		case !ok:
 		case err != nil:

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmodtest/kmodtest/probe"
+	"github.com/kmodtest/kmodtest/contract"
 )
 
 func TestReadEvents(t *testing.T) {
@@ -62,7 +62,7 @@ func TestWatcherLimit(t *testing.T) {
 // and that is not a hang.
 func TestWatcherStopsHaltedGuest(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "results.log")
-	line, err := probe.Event{Kind: probe.KindDone}.Marshal()
+	line, err := contract.Event{Kind: contract.KindDone}.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestMachines(t *testing.T) {
 	if got := strings.Join(arm.port("/r", VirtioPCI), " "); !strings.Contains(got, "virtio-serial-pci") {
 		t.Errorf("arm64 over pci: unexpected port args %q", got)
 	}
-	if ResultPort(ArchARM64) != probe.VirtioResultPort || ResultPort("") != probe.ResultPort {
+	if ResultPort(ArchARM64) != contract.VirtioResultPort || ResultPort("") != contract.ResultPort {
 		t.Errorf("result ports: arm64 %s, default %s", ResultPort(ArchARM64), ResultPort(""))
 	}
 	cmd, err := qemuCmdline("qemu-system-aarch64", arm, Config{Kernel: "/k", Initramfs: "/i", Accel: AccelTCG}, arm.port("/r", "")...)

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/harness"
-	"github.com/kmodtest/kmodtest/probe"
 )
 
 // debugKernel is the matrix's sanitizer kernel.
@@ -22,17 +22,17 @@ var debugFixtures = []struct {
 	steps  []string
 	reason *regexp.Regexp
 }{
-	{"small-leak", []string{probe.StepNetnsDeleted, probe.StepConcurrentSocket, probe.StepLeak}, regexp.MustCompile(`kmemleak: \d+ unreferenced object.*\n(.*\n)*.*\[NetlinkGreetingsLKM\]`)},
-	{"oob-read", []string{probe.StepReply}, regexp.MustCompile(`BUG: KASAN: slab-out-of-bounds`)},
-	{"use-after-free", []string{probe.StepReply}, regexp.MustCompile(`BUG: KASAN: slab-use-after-free`)},
-	{"alloc-under-spinlock", []string{probe.StepReply}, regexp.MustCompile(`sleeping function called from invalid context`)},
-	{"success-ack-on-enomem", []string{probe.StepAllocFailures}, regexp.MustCompile(`got \["ack seq \d+ error 0"\]`)},
-	{"lock-order", []string{probe.StepUnknownType}, regexp.MustCompile(`possible circular locking dependency`)},
+	{"small-leak", []string{contract.StepNetnsDeleted, contract.StepConcurrentSocket, contract.StepLeak}, regexp.MustCompile(`kmemleak: \d+ unreferenced object.*\n(.*\n)*.*\[NetlinkGreetingsLKM\]`)},
+	{"oob-read", []string{contract.StepReply}, regexp.MustCompile(`BUG: KASAN: slab-out-of-bounds`)},
+	{"use-after-free", []string{contract.StepReply}, regexp.MustCompile(`BUG: KASAN: slab-use-after-free`)},
+	{"alloc-under-spinlock", []string{contract.StepReply}, regexp.MustCompile(`sleeping function called from invalid context`)},
+	{"success-ack-on-enomem", []string{contract.StepAllocFailures}, regexp.MustCompile(`got \["ack seq \d+ error 0"\]`)},
+	{"lock-order", []string{contract.StepUnknownType}, regexp.MustCompile(`possible circular locking dependency`)},
 	// The timer first runs one jiffy after load: lockdep sees both
 	// usages by the first greeting or two.
-	{"softirq-lock", []string{probe.StepReply, probe.StepAck, probe.StepNoReplyWithoutAck}, regexp.MustCompile(`inconsistent lock state`)},
-	{"array-index", []string{probe.StepTextLimits}, regexp.MustCompile(`UBSAN: array-index-out-of-bounds`)},
-	{"shared-reply-buffer", []string{probe.StepConcurrentSocket, probe.StepSharedSocket}, regexp.MustCompile(`got "Msg from Process \d+ has been processed by kernel"|text "Msg from Process \d+ has been processed by kernel" \(want`)},
+	{"softirq-lock", []string{contract.StepReply, contract.StepAck, contract.StepNoReplyWithoutAck}, regexp.MustCompile(`inconsistent lock state`)},
+	{"array-index", []string{contract.StepTextLimits}, regexp.MustCompile(`UBSAN: array-index-out-of-bounds`)},
+	{"shared-reply-buffer", []string{contract.StepConcurrentSocket, contract.StepSharedSocket}, regexp.MustCompile(`got "Msg from Process \d+ has been processed by kernel"|text "Msg from Process \d+ has been processed by kernel" \(want`)},
 }
 
 // TestDebugFixtures proves the debug kernel's detectors fire: each broken
@@ -63,7 +63,7 @@ func TestDebugFixtures(t *testing.T) {
 			t.Parallel()
 			out := bootTarget(t, harness.Job{
 				Target: tg,
-				Steps:  probe.FullSteps,
+				Steps:  contract.FullSteps,
 				Patch:  filepath.Join(env.Repo, "kmod", "fixtures", "debug", f.name+".patch"),
 				Dir:    filepath.Join(env.Artifacts, "fixtures-debug", f.name),
 			})

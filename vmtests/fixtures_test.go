@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/harness"
 	"github.com/kmodtest/kmodtest/kernels"
-	"github.com/kmodtest/kmodtest/probe"
 )
 
 // fixtureKernel is the kernel the broken modules are tried on: the
@@ -123,7 +123,7 @@ func TestFixtures(t *testing.T) {
 			}
 			out := bootTarget(t, harness.Job{
 				Target:  ftg,
-				Steps:   probe.FullSteps,
+				Steps:   contract.FullSteps,
 				Patch:   patch,
 				Dir:     filepath.Join(env.Artifacts, "fixtures", f.label()),
 				Silence: f.silence,
@@ -157,7 +157,7 @@ func TestFixtures(t *testing.T) {
 var archFixtures = []archFixture{
 	// Plain char is signed on x86-64 and unsigned on arm64: the DEL check
 	// text[i] > '~' refuses every byte above 0x7f on arm64 only.
-	{name: "char-signedness", step: probe.StepHighBytes, caught: "6.1-arm64", passes: "6.1", reason: regexp.MustCompile("EINVAL")},
+	{name: "char-signedness", step: contract.StepHighBytes, caught: "6.1-arm64", passes: "6.1", reason: regexp.MustCompile("EINVAL")},
 }
 
 // An archFixture is a module broken on one architecture only.
@@ -208,7 +208,7 @@ func TestArchFixtures(t *testing.T) {
 				t.Parallel()
 				out := bootTarget(t, harness.Job{
 					Target: harness.Target{Kernel: k, Profile: "default"},
-					Steps:  []string{probe.StepInsmod, f.step, probe.StepRmmod},
+					Steps:  []string{contract.StepInsmod, f.step, contract.StepRmmod},
 					Patch:  patch,
 					Dir:    filepath.Join(env.Artifacts, "fixtures", f.name+"-"+k.Name),
 				})
@@ -227,7 +227,7 @@ func TestArchFixtures(t *testing.T) {
 					t.Errorf("fixture %s: step %s failed on %s, but not for the expected reason (want a match for %q in):\n%s", f.name, f.step, k.Name, f.reason, all)
 				case k.Name == f.caught:
 					t.Logf("caught on %s (%s): step %s: %s", k.Name, k.Arch, f.step, s.Reasons[0])
-				case s.Status != probe.StatusPass:
+				case s.Status != contract.StatusPass:
 					t.Errorf("fixture %s: step %s is %s on %s (%s), where the bug must not show:\n%s", f.name, f.step, s.Status, k.Name, k.Arch, all)
 				default:
 					t.Logf("not caught on %s (%s), as expected: plain char differs", k.Name, k.Arch)

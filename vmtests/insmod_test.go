@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/harness"
-	"github.com/kmodtest/kmodtest/probe"
 )
 
 // breakVermagic writes a copy of the module ko whose vermagic says
@@ -45,7 +45,7 @@ func TestFailedInsmodFailsOnce(t *testing.T) {
 	ko := filepath.Join(dir, filepath.Base(p.Module.Ko))
 	breakVermagic(t, p.Module.Ko, ko)
 	b := harness.Boot{Target: tg, Kernel: p.Kernel, Image: p.Image, Ko: ko, Base: base.Path,
-		Steps: probe.FullSteps, Dir: filepath.Join(dir, "boot"), Accel: env.Accel}
+		Steps: contract.FullSteps, Dir: filepath.Join(dir, "boot"), Accel: env.Accel}
 	res, err := b.Run(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -55,16 +55,16 @@ func TestFailedInsmodFailsOnce(t *testing.T) {
 		switch {
 		case s.Failed():
 			failed = append(failed, s.Name)
-		case s.Name != probe.StepInsmod && probe.NeedsModule(s.Name) && s.Name != res.Report.Log.Name && s.Name != res.Report.Boot.Name:
-			if s.Status != probe.StatusSkip || !strings.Contains(strings.Join(s.Reasons, " "), "insmod failed") {
+		case s.Name != contract.StepInsmod && contract.NeedsModule(s.Name) && s.Name != res.Report.Log.Name && s.Name != res.Report.Boot.Name:
+			if s.Status != contract.StatusSkip || !strings.Contains(strings.Join(s.Reasons, " "), "insmod failed") {
 				t.Errorf("step %s: %s %q, want skipped because insmod failed", s.Name, s.Status, s.Reasons)
 			}
 		}
 	}
-	if len(failed) != 1 || failed[0] != probe.StepInsmod {
+	if len(failed) != 1 || failed[0] != contract.StepInsmod {
 		t.Fatalf("failed steps %v, want insmod alone", failed)
 	}
-	s, _ := res.Report.Step(probe.StepInsmod)
+	s, _ := res.Report.Step(contract.StepInsmod)
 	if !strings.Contains(s.Reasons[0], "the kernel said: ") || !strings.Contains(s.Reasons[0], "version magic") {
 		t.Errorf("the insmod failure does not quote the kernel: %q", s.Reasons)
 	}

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/harness"
-	"github.com/kmodtest/kmodtest/probe"
 )
 
 // TestModule runs the real module on every selected kernel and profile.
@@ -65,9 +65,9 @@ func runTarget(t *testing.T, tg harness.Target, dir string) {
 	for _, s := range append(out.Report.Steps, out.Report.Log) {
 		t.Run(s.Name, func(t *testing.T) {
 			switch s.Status {
-			case probe.StatusFail:
+			case contract.StatusFail:
 				t.Errorf("step %s failed on %s:\n%s", s.Name, tg.Name(), harness.FailureText(s, out.Boot, out.Result.Output))
-			case probe.StatusSkip:
+			case contract.StatusSkip:
 				t.Skip(strings.Join(s.Reasons, "; "))
 			}
 		})

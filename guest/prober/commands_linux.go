@@ -10,12 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/greet"
-	"github.com/kmodtest/kmodtest/probe"
 	"github.com/mdlayher/netlink"
 )
 
-// Shell commands: see probe.ShellCommands for how they reach the prober.
+// Shell commands: see contract.ShellCommands for how they reach the prober.
 const (
 	cmdProbe = "probe"
 	cmdGreet = "greet"
@@ -41,7 +41,7 @@ func probeCommand(args []string) int {
 	fs := flag.NewFlagSet(cmdProbe, flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: probe all|core|full|STEP...\n  core (= all): %s\n  full adds: every scenario (see README)\n",
-			strings.Join(probe.CoreSteps, " "))
+			strings.Join(contract.CoreSteps, " "))
 	}
 	if err := fs.Parse(args); err != nil || fs.NArg() == 0 {
 		fs.Usage()
@@ -56,19 +56,19 @@ func probeCommand(args []string) int {
 	for _, a := range fs.Args() {
 		switch a {
 		case "all", "core":
-			names = append(names, probe.CoreSteps...)
+			names = append(names, contract.CoreSteps...)
 		case "full":
-			names = append(names, probe.FullSteps...)
+			names = append(names, contract.FullSteps...)
 		default:
 			if _, ok := steps[a]; !ok {
-				fmt.Fprintf(os.Stderr, "probe: unknown step %q (known: %s)\n", a, strings.Join(probe.FullSteps, " "))
+				fmt.Fprintf(os.Stderr, "probe: unknown step %q (known: %s)\n", a, strings.Join(contract.FullSteps, " "))
 				return 2
 			}
 			names = append(names, a)
 		}
 	}
 	p := newProber(cfg, nil)
-	if names[0] == probe.StepInsmod && p.moduleLoaded() {
+	if names[0] == contract.StepInsmod && p.moduleLoaded() {
 		fmt.Printf("probe: unloading %s first, so that the insmod step can load it\n", cfg.ModuleName)
 		if _, err := p.rmmod(3 * time.Second); err != nil {
 			fmt.Fprintf(os.Stderr, "probe: %v\n", err)
@@ -84,7 +84,7 @@ func probeCommand(args []string) int {
 	defer rep.Close()
 	failed := 0
 	for i, name := range names {
-		if p.runStep(rep, name, i == 0) == probe.StatusFail {
+		if p.runStep(rep, name, i == 0) == contract.StatusFail {
 			failed++
 		}
 	}
@@ -162,13 +162,13 @@ func sections(sysModule string) map[string]string {
 
 // runShell loads the module and runs an interactive shell on the console;
 // the caller powers the guest off when it returns.
-func runShell(rep *reporter, cfg probe.Config) error {
+func runShell(rep *reporter, cfg contract.Config) error {
 	p := newProber(cfg, nil)
 	if err := p.insmod(); err != nil {
 		fmt.Fprintf(os.Stderr, "kmodtest: %v\n(the shell starts anyway: fix the module or try probe insmod)\n", err)
 	} else {
 		fmt.Printf("kmodtest: %s loaded (%s)\n", cfg.ModuleName, cfg.ModulePath)
-		rep.emit(probe.Event{Kind: probe.KindLoaded, Sections: sections(p.sysModule())})
+		rep.emit(contract.Event{Kind: contract.KindLoaded, Sections: sections(p.sysModule())})
 	}
 	fmt.Printf("kmodtest: kernel %s. Commands: probe all|STEP, greet TEXT, dmesg, ls /sys/module/%s, cat ...\n", kernelRelease(), cfg.ModuleName)
 	fmt.Printf("kmodtest: exit (or Ctrl-D) powers the guest off; Ctrl-A x kills QEMU.\n")

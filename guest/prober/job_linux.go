@@ -5,7 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/kmodtest/kmodtest/probe"
+	"github.com/kmodtest/kmodtest/contract"
 	"golang.org/x/sys/unix"
 )
 
@@ -14,14 +14,14 @@ import (
 // it waits here, and every restored copy resumes in this read, so one boot
 // serves many runs, each on a fresh copy of the same kernel state.
 // It writes the job's module to cfg.ModulePath and sets cfg.Steps.
-func waitForJob(rep *reporter, cfg *probe.Config) error {
+func waitForJob(rep *reporter, cfg *contract.Config) error {
 	port, err := openInputPort(cfg.JobPort)
 	if err != nil {
 		return fmt.Errorf("open job port: %w", err)
 	}
 	defer port.Close()
 	rep.ready()
-	job, module, err := probe.ReadJob(port)
+	job, module, err := contract.ReadJob(port)
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/greet"
-	"github.com/kmodtest/kmodtest/probe"
 	"io"
 	"os"
 	"strconv"
@@ -154,7 +154,7 @@ func markKmsg(step string) (*kmsgCursor, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &kmsgCursor{kmsgTail: t, marker: probe.KmsgMarker + step}
+	k := &kmsgCursor{kmsgTail: t, marker: contract.KmsgMarker + step}
 	w, err := os.OpenFile(kmsgPath, os.O_WRONLY, 0)
 	if err == nil {
 		_, err = w.WriteString("<6>" + k.marker + "\n")

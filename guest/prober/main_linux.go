@@ -1,6 +1,6 @@
 // Command prober runs inside a test VM as u-root's uinit. It loads the
 // greeting module, talks to it over netlink step by step, writes one JSON
-// event line per step boundary to probe.ResultPort and powers the VM off.
+// event line per step boundary to contract.ResultPort and powers the VM off.
 //
 // Run with -greet-once it is instead the child of the unprivileged step:
 // it greets the module once and exits 0 only on a correct reply and ack.

@@ -7,9 +7,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/greet"
 	"github.com/kmodtest/kmodtest/greet/rawnl"
-	"github.com/kmodtest/kmodtest/probe"
 )
 
 func TestParseKmsgRecord(t *testing.T) {
@@ -109,35 +109,35 @@ func TestLoadConfig(t *testing.T) {
 	tests := []struct {
 		name    string
 		path    string
-		want    probe.Config
+		want    contract.Config
 		wantErr string
 	}{
 		{
 			name: "defaults",
 			path: write("min.json", `{"module_path": "/lib/modules/greet.ko"}`),
-			want: probe.Config{ModulePath: "/lib/modules/greet.ko", ModuleName: greet.ModuleName, Protocol: greet.Protocol, Steps: probe.CoreSteps},
+			want: contract.Config{ModulePath: "/lib/modules/greet.ko", ModuleName: greet.ModuleName, Protocol: greet.Protocol, Steps: contract.CoreSteps},
 		},
 		{
 			name: "full",
 			path: write("full.json", `{"module_path": "/m.ko", "module_name": "other", "protocol": 25, "steps": ["insmod", "leak"]}`),
-			want: probe.Config{ModulePath: "/m.ko", ModuleName: "other", Protocol: 25, Steps: []string{"insmod", "leak"}},
+			want: contract.Config{ModulePath: "/m.ko", ModuleName: "other", Protocol: 25, Steps: []string{"insmod", "leak"}},
 		},
 		{
 			name:    "missing",
 			path:    filepath.Join(dir, "nope.json"),
-			want:    probe.Config{ModuleName: greet.ModuleName, Protocol: greet.Protocol, Steps: probe.CoreSteps},
+			want:    contract.Config{ModuleName: greet.ModuleName, Protocol: greet.Protocol, Steps: contract.CoreSteps},
 			wantErr: "read config",
 		},
 		{
 			name:    "bad JSON",
 			path:    write("bad.json", `{"module_path": `),
-			want:    probe.Config{ModuleName: greet.ModuleName, Protocol: greet.Protocol, Steps: probe.CoreSteps},
+			want:    contract.Config{ModuleName: greet.ModuleName, Protocol: greet.Protocol, Steps: contract.CoreSteps},
 			wantErr: "decode config",
 		},
 		{
 			name:    "no module",
 			path:    write("empty.json", `{}`),
-			want:    probe.Config{ModuleName: greet.ModuleName, Protocol: greet.Protocol, Steps: probe.CoreSteps},
+			want:    contract.Config{ModuleName: greet.ModuleName, Protocol: greet.Protocol, Steps: contract.CoreSteps},
 			wantErr: "module_path is empty",
 		},
 	}
@@ -155,7 +155,7 @@ func TestLoadConfig(t *testing.T) {
 }
 
 func TestEveryStepImplemented(t *testing.T) {
-	for _, name := range probe.FullSteps {
+	for _, name := range contract.FullSteps {
 		if _, ok := steps[name]; !ok {
 			t.Errorf("step %q has no implementation", name)
 		}

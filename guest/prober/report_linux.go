@@ -6,14 +6,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kmodtest/kmodtest/probe"
+	"github.com/kmodtest/kmodtest/contract"
 	"golang.org/x/sys/unix"
 )
 
 // resultPortPath and consolePath are variables so that tests can point
 // them at files.
 var (
-	resultPortPath = probe.ResultPort
+	resultPortPath = contract.ResultPort
 	consolePath    = "/dev/console"
 )
 
@@ -52,7 +52,7 @@ func openPort(path string) (*os.File, error) {
 }
 
 // emit writes one event line.
-func (r *reporter) emit(e probe.Event) {
+func (r *reporter) emit(e contract.Event) {
 	line, err := e.Marshal()
 	if err != nil {
 		// Cannot happen for these types; say so on the console.
@@ -67,19 +67,19 @@ func (r *reporter) emit(e probe.Event) {
 }
 
 func (r *reporter) begin(step, kernel string, taint uint64) {
-	fmt.Fprintln(os.Stderr, probe.ConsoleBegin(step))
-	r.emit(probe.Event{Kind: probe.KindBegin, Step: step, Kernel: kernel, TaintBefore: taint, TaintAfter: taint})
+	fmt.Fprintln(os.Stderr, contract.ConsoleBegin(step))
+	r.emit(contract.Event{Kind: contract.KindBegin, Step: step, Kernel: kernel, TaintBefore: taint, TaintAfter: taint})
 }
 
 func (r *reporter) ready() {
 	fmt.Fprintf(os.Stderr, "kmodtest: waiting for a job\n")
-	r.emit(probe.Event{Kind: probe.KindReady})
+	r.emit(contract.Event{Kind: contract.KindReady})
 }
 
-func (r *reporter) end(e probe.Event) {
-	e.Kind = probe.KindEnd
+func (r *reporter) end(e contract.Event) {
+	e.Kind = contract.KindEnd
 	msg := fmt.Sprintf("kmodtest: step %s: %s (%d ms)", e.Step, e.Status, e.DurationMS)
-	if e.Status != probe.StatusPass && e.Detail != "" {
+	if e.Status != contract.StatusPass && e.Detail != "" {
 		msg += ": " + e.Detail
 	}
 	fmt.Fprintln(os.Stderr, msg)
@@ -88,7 +88,7 @@ func (r *reporter) end(e probe.Event) {
 
 func (r *reporter) done(kernel string, taint uint64, d time.Duration) {
 	fmt.Fprintf(os.Stderr, "kmodtest: done after %d ms\n", d.Milliseconds())
-	r.emit(probe.Event{Kind: probe.KindDone, Kernel: kernel, TaintBefore: taint, TaintAfter: taint, DurationMS: d.Milliseconds()})
+	r.emit(contract.Event{Kind: contract.KindDone, Kernel: kernel, TaintBefore: taint, TaintAfter: taint, DurationMS: d.Milliseconds()})
 }
 
 // Close waits until the port sent everything (tcdrain) and closes it.

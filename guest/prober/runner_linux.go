@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kmodtest/kmodtest/probe"
+	"github.com/kmodtest/kmodtest/contract"
 )
 
 // A step is one named check.
@@ -43,57 +43,57 @@ func skipf(format string, args ...any) error {
 	return &skipError{reason: fmt.Sprintf(format, args...)}
 }
 
-// steps maps probe step names to their implementations.
+// steps maps the contract's step names to their implementations.
 var steps = map[string]step{
-	probe.StepInsmod:            {run: stepInsmod},
-	probe.StepReply:             {run: stepReply},
-	probe.StepAck:               {run: stepAck},
-	probe.StepNoReplyWithoutAck: {run: stepNoReplyWithoutAck},
-	probe.StepOriginalClient:    {run: stepOriginalClient},
-	probe.StepRmmod:             {run: stepRmmod},
-	probe.StepSocketGone:        {run: stepSocketGone},
+	contract.StepInsmod:            {run: stepInsmod},
+	contract.StepReply:             {run: stepReply},
+	contract.StepAck:               {run: stepAck},
+	contract.StepNoReplyWithoutAck: {run: stepNoReplyWithoutAck},
+	contract.StepOriginalClient:    {run: stepOriginalClient},
+	contract.StepRmmod:             {run: stepRmmod},
+	contract.StepSocketGone:        {run: stepSocketGone},
 
-	probe.StepGreetingLog:      {run: stepGreetingLog},
-	probe.StepDebugLog:         {run: stepDebugLog},
-	probe.StepShortDatagrams:   {run: stepShortDatagrams},
-	probe.StepBadLength:        {run: stepBadLength},
-	probe.StepEmptyGreeting:    {run: stepEmptyGreeting},
-	probe.StepTextLimits:       {run: stepTextLimits},
-	probe.StepHugePayload:      {run: stepHugePayload},
-	probe.StepNoNUL:            {run: stepNoNUL},
-	probe.StepHighBytes:        {run: stepHighBytes},
-	probe.StepControlTypes:     {run: stepControlTypes},
-	probe.StepUnknownType:      {run: stepUnknownType},
-	probe.StepBatch:            {run: stepBatch},
-	probe.StepSpoofedPid:       {run: stepSpoofedPid},
-	probe.StepUnprivileged:     {run: stepUnprivileged},
-	probe.StepNetns:            {run: stepNetns},
-	probe.StepNetnsDeleted:     {run: stepNetnsDeleted, leakScan: true},
-	probe.StepConcurrentSocket: {run: stepConcurrentSockets, timeout: 60 * time.Second, quiet: true, leakScan: true},
-	probe.StepSharedSocket:     {run: stepSharedSocket, timeout: 60 * time.Second, quiet: true, leakScan: true},
-	probe.StepNeverReads:       {run: stepNeverReads, timeout: 60 * time.Second, quiet: true, leakScan: true},
-	probe.StepLeak:             {run: stepLeak, timeout: 60 * time.Second, quiet: true, leakScan: true},
-	probe.StepAllocFailures:    {run: stepAllocFailures, timeout: 60 * time.Second, quiet: true, leakScan: true},
-	probe.StepRmmodBusy:        {run: stepRmmodBusy},
-	probe.StepReload:           {run: stepReload, timeout: 60 * time.Second, leakScan: true},
-	probe.StepModuleParam:      {run: stepModuleParam},
-	probe.StepCoverage:         {run: stepCoverage},
+	contract.StepGreetingLog:      {run: stepGreetingLog},
+	contract.StepDebugLog:         {run: stepDebugLog},
+	contract.StepShortDatagrams:   {run: stepShortDatagrams},
+	contract.StepBadLength:        {run: stepBadLength},
+	contract.StepEmptyGreeting:    {run: stepEmptyGreeting},
+	contract.StepTextLimits:       {run: stepTextLimits},
+	contract.StepHugePayload:      {run: stepHugePayload},
+	contract.StepNoNUL:            {run: stepNoNUL},
+	contract.StepHighBytes:        {run: stepHighBytes},
+	contract.StepControlTypes:     {run: stepControlTypes},
+	contract.StepUnknownType:      {run: stepUnknownType},
+	contract.StepBatch:            {run: stepBatch},
+	contract.StepSpoofedPid:       {run: stepSpoofedPid},
+	contract.StepUnprivileged:     {run: stepUnprivileged},
+	contract.StepNetns:            {run: stepNetns},
+	contract.StepNetnsDeleted:     {run: stepNetnsDeleted, leakScan: true},
+	contract.StepConcurrentSocket: {run: stepConcurrentSockets, timeout: 60 * time.Second, quiet: true, leakScan: true},
+	contract.StepSharedSocket:     {run: stepSharedSocket, timeout: 60 * time.Second, quiet: true, leakScan: true},
+	contract.StepNeverReads:       {run: stepNeverReads, timeout: 60 * time.Second, quiet: true, leakScan: true},
+	contract.StepLeak:             {run: stepLeak, timeout: 60 * time.Second, quiet: true, leakScan: true},
+	contract.StepAllocFailures:    {run: stepAllocFailures, timeout: 60 * time.Second, quiet: true, leakScan: true},
+	contract.StepRmmodBusy:        {run: stepRmmodBusy},
+	contract.StepReload:           {run: stepReload, timeout: 60 * time.Second, leakScan: true},
+	contract.StepModuleParam:      {run: stepModuleParam},
+	contract.StepCoverage:         {run: stepCoverage},
 }
 
 // A prober holds what steps share.
 type prober struct {
-	cfg probe.Config
+	cfg contract.Config
 	// cfgErr fails every step if the configuration could not be read.
 	cfgErr error
 	// insmodErr says why the module is not loaded, once insmod failed.
 	insmodErr error
-	// files is what the running step hands to the host (probe.Event.Files).
+	// files is what the running step hands to the host (contract.Event.Files).
 	files map[string][]byte
 	// gcov counts the per-step gcov snapshots sent so far (Config.GcovSnapshots).
 	gcov gcovCost
 }
 
-func newProber(cfg probe.Config, cfgErr error) *prober {
+func newProber(cfg contract.Config, cfgErr error) *prober {
 	answerTimeout = baseAnswerTimeout * time.Duration(max(cfg.Slowdown, 1))
 	return &prober{cfg: cfg, cfgErr: cfgErr}
 }
@@ -122,13 +122,13 @@ func (p *prober) runStep(rep *reporter, name string, first bool) string {
 	var status, detail string
 	switch {
 	case !ok:
-		status, detail = probe.StatusSkip, fmt.Sprintf("unknown step %q", name)
+		status, detail = contract.StatusSkip, fmt.Sprintf("unknown step %q", name)
 	case p.cfgErr != nil:
-		status, detail = probe.StatusFail, p.cfgErr.Error()
-	case p.insmodErr != nil && probe.NeedsModule(name):
+		status, detail = contract.StatusFail, p.cfgErr.Error()
+	case p.insmodErr != nil && contract.NeedsModule(name):
 		// One failure for one cause: the insmod step has the kernel's
 		// words; the steps that need the module say why they did not run.
-		status, detail = probe.StatusSkip, "the module is not loaded: insmod failed (see the insmod step)"
+		status, detail = contract.StatusSkip, "the module is not loaded: insmod failed (see the insmod step)"
 	default:
 		var restore func()
 		if s.quiet {
@@ -170,14 +170,14 @@ func (p *prober) runStep(rep *reporter, name string, first bool) string {
 		}
 	}
 	// Taints gained are judged on the host (verdict), from TaintBefore
-	// and TaintAfter, with probe's one table: one new taint, one reason.
+	// and TaintAfter, with the contract's one table: one new taint, one reason.
 	if len(notes) > 0 {
 		if detail != "" {
 			detail += "; "
 		}
 		detail += strings.Join(notes, "; ")
 	}
-	rep.end(probe.Event{
+	rep.end(contract.Event{
 		Step:        name,
 		Status:      status,
 		Detail:      detail,
@@ -200,10 +200,10 @@ func (p *prober) leakVerdict(status, detail string) (string, string) {
 	leaks, err := kmemleakCheck(ctx, p.cfg.ModuleName)
 	switch {
 	case err != nil:
-		return probe.StatusFail, join(detail, err.Error())
+		return contract.StatusFail, join(detail, err.Error())
 	case len(leaks) > 0:
-		return probe.StatusFail, join(detail, leakError(leaks).Error())
-	case status == probe.StatusPass:
+		return contract.StatusFail, join(detail, leakError(leaks).Error())
+	case status == contract.StatusPass:
 		return status, join(detail, fmt.Sprintf("kmemleak: no leak of the module (scan %d ms)", time.Since(start).Milliseconds()))
 	}
 	return status, detail
@@ -248,19 +248,19 @@ func execute(p *prober, s step) (status, detail string) {
 	select {
 	case r = <-done:
 	case <-time.After(timeout + stepGrace):
-		return probe.StatusFail, fmt.Sprintf("step did not finish within %s (abandoned; it may still hold sockets)", timeout)
+		return contract.StatusFail, fmt.Sprintf("step did not finish within %s (abandoned; it may still hold sockets)", timeout)
 	}
 	var skip *skipError
 	switch {
 	case errors.As(r.err, &skip):
-		return probe.StatusSkip, skip.reason
+		return contract.StatusSkip, skip.reason
 	case r.err != nil:
 		if ctx.Err() != nil {
-			return probe.StatusFail, fmt.Sprintf("%v (step timeout %s reached)", r.err, timeout)
+			return contract.StatusFail, fmt.Sprintf("%v (step timeout %s reached)", r.err, timeout)
 		}
-		return probe.StatusFail, r.err.Error()
+		return contract.StatusFail, r.err.Error()
 	}
-	return probe.StatusPass, r.info
+	return contract.StatusPass, r.info
 }
 
 // stackExcerpt returns the first lines of the current goroutine's stack.

@@ -20,10 +20,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/greet"
 	"github.com/kmodtest/kmodtest/harness"
 	"github.com/kmodtest/kmodtest/initramfs"
-	"github.com/kmodtest/kmodtest/probe"
 	"github.com/kmodtest/kmodtest/vm"
 )
 
@@ -120,10 +120,10 @@ func Run(ctx context.Context, o Options) error {
 	}
 	initrd := filepath.Join(dir, "initramfs.cpio")
 	koInGuest := initramfs.ModuleDir + "/" + greet.ModuleName + ".ko"
-	cfg := probe.Config{ModulePath: koInGuest, ModuleName: greet.ModuleName, Protocol: greet.Protocol, Shell: true}
+	cfg := contract.Config{ModulePath: koInGuest, ModuleName: greet.ModuleName, Protocol: greet.Protocol, Shell: true}
 	files := []initramfs.File{{Source: ko, Target: koInGuest}}
-	for _, c := range probe.ShellCommands {
-		files = append(files, initramfs.File{Data: []byte(probe.ShellScript), Target: c, Mode: 0o755})
+	for _, c := range contract.ShellCommands {
+		files = append(files, initramfs.File{Data: []byte(contract.ShellScript), Target: c, Mode: 0o755})
 	}
 	if err := initramfs.Compose(initrd, base.Path, cfg, files); err != nil {
 		return fmt.Errorf("compose initramfs: %w", err)
@@ -203,7 +203,7 @@ func loaded(ctx context.Context, results string) <-chan map[string]string {
 		for ctx.Err() == nil {
 			data, _ := os.ReadFile(results)
 			for _, l := range strings.Split(string(data), "\n") {
-				if e, ok, err := probe.ParseLine([]byte(l)); ok && err == nil && e.Kind == probe.KindLoaded {
+				if e, ok, err := contract.ParseLine([]byte(l)); ok && err == nil && e.Kind == contract.KindLoaded {
 					ch <- e.Sections
 					return
 				}

@@ -18,9 +18,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/harness"
 	"github.com/kmodtest/kmodtest/kernels"
-	"github.com/kmodtest/kmodtest/probe"
 	"github.com/kmodtest/kmodtest/verdict"
 )
 
@@ -367,9 +367,9 @@ func marks(t Result, steps []string) []string {
 	status := map[string]string{}
 	switch {
 	case t.BuildErr != nil || len(t.Warnings) > 0:
-		status[harness.StepBuild] = probe.StatusFail
+		status[harness.StepBuild] = contract.StatusFail
 	default:
-		status[harness.StepBuild] = probe.StatusPass
+		status[harness.StepBuild] = contract.StatusPass
 	}
 	if t.Report != nil {
 		for _, s := range append(t.Report.Steps, t.Report.Log) {
@@ -378,7 +378,7 @@ func marks(t Result, steps []string) []string {
 	}
 	var out []string
 	for _, s := range steps {
-		m := map[string]string{probe.StatusPass: ".", probe.StatusFail: "F", probe.StatusSkip: "s"}[status[s]]
+		m := map[string]string{contract.StatusPass: ".", contract.StatusFail: "F", contract.StatusSkip: "s"}[status[s]]
 		if m == "" {
 			m = "-"
 		}

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/harness"
-	"github.com/kmodtest/kmodtest/probe"
 )
 
 // toolTests gates the tests that boot VMs to drive kmodtest's interactive
@@ -43,7 +43,7 @@ func TestWatch(t *testing.T) {
 	}
 	stages := []stage{
 		{"pass", wantPass, patch},
-		{"fixture no-reply fails reply", wantStepFail(probe.StepReply), func() error {
+		{"fixture no-reply fails reply", wantStepFail(contract.StepReply), func() error {
 			return os.WriteFile(file, append(good, []byte("\nthis is not C;\n")...), 0o644)
 		}},
 		{"build error", wantBuildError, func() error { return os.WriteFile(file, good, 0o644) }},

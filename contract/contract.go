@@ -1,10 +1,10 @@
-// Package probe is the contract between the guest prober and the host: the
+// Package contract is the contract between the guest prober and the host: the
 // configuration the host puts into the initramfs, the names of the steps, and
 // the JSON event lines the prober writes to its result port.
 //
 // It is imported by both sides, so it holds data and encoding only: nothing
 // that runs a VM and nothing that talks netlink.
-package probe
+package contract
 
 import (
 	"bytes"
