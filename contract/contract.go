@@ -1,6 +1,9 @@
-// Package contract is the contract between the guest prober and the host: the
-// configuration the host puts into the initramfs, the names of the steps, and
-// the JSON event lines the prober writes to its result port.
+// Package contract is what the guest prober and the host agree on: the
+// configuration the host puts into the initramfs, the step table (names,
+// timeouts, expected log lines, which steps need the module) and the
+// host's silence limit derived from it, the ports, the job format, the
+// taint table, and the JSON event lines the prober writes to its result
+// port.
 //
 // It is imported by both sides, so it holds data and encoding only: nothing
 // that runs a VM and nothing that talks netlink.
@@ -15,16 +18,6 @@ import (
 // ConfigPath is where the host places the prober's configuration inside the
 // initramfs.
 const ConfigPath = "/etc/kmodtest/probe.json"
-
-// ResultPort is the serial device the prober writes its events to. The host
-// gives the guest a second UART for it so that kernel messages on the
-// console (ttyS0) never interleave with results.
-const ResultPort = "/dev/ttyS1"
-
-// VirtioResultPort is the result port on machines with a single UART
-// (arm64's virt): a virtio console, whose driver the prober may have to
-// load first (Config.PortModules).
-const VirtioResultPort = "/dev/hvc0"
 
 // KmsgMarker, followed by the step's name, is what the prober writes to
 // the kernel log before each step: the start of the step's log window.
@@ -79,103 +72,6 @@ var ShellCommands = []string{"/bin/probe", "/bin/greet"}
 
 // ShellScript is the content of every file in ShellCommands.
 const ShellScript = "#!/bbin/bb #!/bbin/prober\n"
-
-// Step names. Each is a subtest name on the host, so they are short,
-// stable and free of slashes.
-const (
-	StepInsmod            = "insmod"
-	StepReply             = "reply"
-	StepAck               = "ack"
-	StepNoReplyWithoutAck = "no-reply-without-ack"
-	StepOriginalClient    = "original-client"
-	StepRmmod             = "rmmod"
-	StepSocketGone        = "socket-gone"
-)
-
-// Scenario steps: hostile input, concurrency, memory and lifecycle. They
-// run between StepOriginalClient and StepRmmod with the module loaded,
-// except the lifecycle ones that load and unload it themselves.
-const (
-	StepGreetingLog      = "greeting-log"       // the greeting's log line: exact text, 64-byte cap, rate limit
-	StepDebugLog         = "debug-log"          // the pr_debug lines, through dynamic debug
-	StepShortDatagrams   = "short-datagrams"    // 0 to 15 byte datagrams: dropped, no answer
-	StepBadLength        = "bad-length"         // nlmsg_len < header or > datagram: dropped
-	StepEmptyGreeting    = "empty-greeting"     // no text: -EINVAL, with and without NLM_F_ACK
-	StepTextLimits       = "text-limits"        // 1024 bytes served, 1025: -EINVAL
-	StepHugePayload      = "huge-payload"       // payload far beyond NLMSG_GOODSIZE: -EINVAL
-	StepNoNUL            = "no-nul"             // text without a NUL: served whole
-	StepHighBytes        = "high-bytes"         // UTF-8 and bytes 0x80-0xff: served like any text
-	StepControlTypes     = "control-types"      // types < NLMSG_MIN_TYPE: acked if asked, else nothing
-	StepUnknownType      = "unknown-type"       // other types: -EOPNOTSUPP
-	StepBatch            = "batch"              // several messages in one datagram, answered in order
-	StepSpoofedPid       = "spoofed-pid"        // nlmsg_pid 0 or another port: reply to the real port
-	StepConcurrentSocket = "concurrent-sockets" // many goroutines, a socket each
-	StepSharedSocket     = "shared-socket"      // many goroutines on one socket
-	StepNeverReads       = "never-reads"        // flood without reading: ENOBUFS at most
-	StepLeak             = "leak"               // many greetings: unreclaimable slab must not grow
-	StepRmmodBusy        = "rmmod-busy"         // rmmod with a socket open fails, module intact
-	StepUnprivileged     = "unprivileged"       // a sender running as nobody is served
-	StepNetns            = "netns"              // a sender in a new network namespace is served
-	StepNetnsDeleted     = "netns-deleted"      // a namespace created and deleted while loaded
-	StepReload           = "reload"             // unload and load again several times
-	StepAllocFailures    = "alloc-failures"     // every allocation of a greeting failed in turn (fail-nth)
-	StepModuleParam      = "module-param"       // protocol= out of range, taken, and another free one
-	StepCoverage         = "coverage"           // hands the module's gcov data to the host
-)
-
-// CoreSteps is the core load, greet, ack and unload sequence: what
-// `-steps core` (the default) runs.
-var CoreSteps = []string{
-	StepInsmod,
-	StepReply,
-	StepAck,
-	StepNoReplyWithoutAck,
-	StepOriginalClient,
-	StepRmmod,
-	StepSocketGone,
-}
-
-// FullSteps is CoreSteps with every scenario, in the order they run.
-var FullSteps = []string{
-	StepInsmod,
-	StepReply,
-	StepAck,
-	StepNoReplyWithoutAck,
-	StepOriginalClient,
-	StepGreetingLog,
-	StepDebugLog,
-	StepShortDatagrams,
-	StepBadLength,
-	StepEmptyGreeting,
-	StepTextLimits,
-	StepHugePayload,
-	StepNoNUL,
-	StepHighBytes,
-	StepControlTypes,
-	StepUnknownType,
-	StepBatch,
-	StepSpoofedPid,
-	StepUnprivileged,
-	StepNetns,
-	StepNetnsDeleted,
-	StepConcurrentSocket,
-	StepSharedSocket,
-	StepNeverReads,
-	StepLeak,
-	StepAllocFailures,
-	StepRmmodBusy,
-	StepRmmod,
-	StepSocketGone,
-	StepReload,
-	StepModuleParam,
-	StepCoverage,
-}
-
-// NeedsModule reports whether step needs the module that the insmod step
-// loads: every step but insmod does (the lifecycle steps unload and load
-// it again, but start from it loaded). After a failed insmod the prober
-// skips them, saying so, rather than failing each for the same cause.
-func NeedsModule(step string) bool { return step != StepInsmod }
 
 // Event kinds.
 const (

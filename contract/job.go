@@ -14,10 +14,6 @@ import (
 	"strings"
 )
 
-// JobPort is the serial device a waiting prober reads its job from: the
-// guest's third UART, which only the host writes to.
-const JobPort = "/dev/ttyS2"
-
 // A Job is what the host hands a waiting prober: the module to load and
 // the steps to run. It travels on JobPort as one header line,
 //

@@ -22,12 +22,12 @@ import (
 // wall-clock waiting that no accelerator shortens (answer timeouts, the
 // greeting log's rate-limit interval, steps abandoned at their timeout).
 // A bound is a hang detector, not a speed check: shrinking it under KVM
-// would turn a slow host into a verdict on the module. The silence bound
-// must stay above the prober's longest step timeout (60 s) plus its grace
-// (5 s), so that a slow step is reported by the prober, not as a hang.
+// would turn a slow host into a verdict on the module. The bound on the
+// prober's silence is the contract's (contract.SilenceLimit), derived
+// from its step table, so that a slow step is reported by the prober,
+// not as a hang.
 const (
-	runTimeout  = 240 * time.Second
-	stepTimeout = 90 * time.Second
+	runTimeout = 240 * time.Second
 	// alarmSilence bounds the wait once the console showed a kernel
 	// report: the prober answers within seconds unless the report killed it.
 	alarmSilence = 30 * time.Second
@@ -158,7 +158,7 @@ func (b Boot) Run(ctx context.Context) (*Result, error) {
 // runs, booted or restored; the caller adds the files.
 func VMConfig(tg Target, accel vm.Accel, silence time.Duration) vm.Config {
 	timeout := runTimeout * time.Duration(slowdown(tg))
-	silent := stepTimeout * time.Duration(slowdown(tg))
+	silent := contract.SilenceLimit(slowdown(tg))
 	if silence > 0 {
 		silent = silence
 	}

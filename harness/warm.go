@@ -302,10 +302,5 @@ func Judge(run *vm.Output, steps []string) *verdict.Report {
 		Hung:       run.Hung,
 		HangReason: run.HangReason,
 		Exit:       exit,
-	}, steps, map[string]string{
-		contract.StepInsmod: fmt.Sprintf(greet.LogLoaded, greet.Protocol),
-		contract.StepRmmod:  greet.LogUnloaded,
-		// The step tries protocol=32 first (guest/prober/param_linux.go).
-		contract.StepModuleParam: fmt.Sprintf(greet.LogBadProtocol, 32),
-	})
+	}, steps, contract.ExpectedLogs())
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/greet"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -16,7 +17,7 @@ import (
 // Protocols of the module-param step: one out of range, one the kernel
 // already uses (NETLINK_ROUTE), one free that is not the default.
 const (
-	protocolOutOfRange = 32
+	protocolOutOfRange = contract.ProtocolOutOfRange
 	protocolTaken      = unix.NETLINK_ROUTE
 	protocolOther      = 30
 )

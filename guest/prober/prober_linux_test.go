@@ -160,6 +160,11 @@ func TestEveryStepImplemented(t *testing.T) {
 			t.Errorf("step %q has no implementation", name)
 		}
 	}
+	for name := range steps {
+		if _, ok := contract.LookupStep(name); !ok {
+			t.Errorf("step %q is implemented but not in the contract's step table", name)
+		}
+	}
 }
 
 func TestParseMeminfo(t *testing.T) {

@@ -12,11 +12,11 @@ import (
 	"github.com/kmodtest/kmodtest/contract"
 )
 
-// A step is one named check.
+// A step is how the prober runs one named check; what the host knows of
+// it too (its timeout, whether it needs the module) is in the contract's
+// step table. A step's context expires at its timeout; a step that
+// ignores it is abandoned contract.StepGrace later and reported failed.
 type step struct {
-	// timeout bounds the step; its context expires then. A step that
-	// ignores its context is abandoned stepGrace later and reported failed.
-	timeout time.Duration
 	// quiet lowers the console log level while the step runs, so that a
 	// module that logs every greeting does not make a flood of greetings
 	// crawl at serial speed. Records still reach /dev/kmsg.
@@ -28,11 +28,6 @@ type step struct {
 	// a skipError to skip, or an error to fail.
 	run func(ctx context.Context, p *prober) (info string, err error)
 }
-
-const (
-	defaultStepTimeout = 30 * time.Second
-	stepGrace          = 5 * time.Second
-)
 
 // A skipError skips a step with a reason.
 type skipError struct{ reason string }
@@ -69,13 +64,13 @@ var steps = map[string]step{
 	contract.StepUnprivileged:     {run: stepUnprivileged},
 	contract.StepNetns:            {run: stepNetns},
 	contract.StepNetnsDeleted:     {run: stepNetnsDeleted, leakScan: true},
-	contract.StepConcurrentSocket: {run: stepConcurrentSockets, timeout: 60 * time.Second, quiet: true, leakScan: true},
-	contract.StepSharedSocket:     {run: stepSharedSocket, timeout: 60 * time.Second, quiet: true, leakScan: true},
-	contract.StepNeverReads:       {run: stepNeverReads, timeout: 60 * time.Second, quiet: true, leakScan: true},
-	contract.StepLeak:             {run: stepLeak, timeout: 60 * time.Second, quiet: true, leakScan: true},
-	contract.StepAllocFailures:    {run: stepAllocFailures, timeout: 60 * time.Second, quiet: true, leakScan: true},
+	contract.StepConcurrentSocket: {run: stepConcurrentSockets, quiet: true, leakScan: true},
+	contract.StepSharedSocket:     {run: stepSharedSocket, quiet: true, leakScan: true},
+	contract.StepNeverReads:       {run: stepNeverReads, quiet: true, leakScan: true},
+	contract.StepLeak:             {run: stepLeak, quiet: true, leakScan: true},
+	contract.StepAllocFailures:    {run: stepAllocFailures, quiet: true, leakScan: true},
 	contract.StepRmmodBusy:        {run: stepRmmodBusy},
-	contract.StepReload:           {run: stepReload, timeout: 60 * time.Second, leakScan: true},
+	contract.StepReload:           {run: stepReload, leakScan: true},
 	contract.StepModuleParam:      {run: stepModuleParam},
 	contract.StepCoverage:         {run: stepCoverage},
 }
@@ -141,7 +136,7 @@ func (p *prober) runStep(rep *reporter, name string, first bool) string {
 				scan = false
 			}
 		}
-		status, detail = execute(p, s)
+		status, detail = execute(p, name, s)
 		if scan {
 			status, detail = p.leakVerdict(status, detail)
 		}
@@ -218,14 +213,8 @@ func join(a, b string) string {
 }
 
 // execute runs s with its timeout, turning a panic into a failure.
-func execute(p *prober, s step) (status, detail string) {
-	timeout := s.timeout
-	if timeout == 0 {
-		timeout = defaultStepTimeout
-	}
-	if p.cfg.Slowdown > 1 {
-		timeout *= time.Duration(p.cfg.Slowdown)
-	}
+func execute(p *prober, name string, s step) (status, detail string) {
+	timeout := contract.StepTimeout(name, p.cfg.Slowdown)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 
@@ -247,7 +236,7 @@ func execute(p *prober, s step) (status, detail string) {
 	var r result
 	select {
 	case r = <-done:
-	case <-time.After(timeout + stepGrace):
+	case <-time.After(timeout + contract.StepGrace):
 		return contract.StatusFail, fmt.Sprintf("step did not finish within %s (abandoned; it may still hold sockets)", timeout)
 	}
 	var skip *skipError
