@@ -207,9 +207,9 @@ type WarmRun struct {
 	dir   string
 	// Wait is the time from handing over the module to the prober's
 	// first event (the rest of the restore, if the build was quicker,
-	// and the transfer); Steps from there to the guest's end. Set by
-	// Finish.
-	Wait, Steps time.Duration
+	// and the transfer); StepsDuration from there to the guest's end.
+	// Set by Finish.
+	Wait, StepsDuration time.Duration
 }
 
 // Start restores s into a new QEMU whose artifacts go to dir. silence,
@@ -255,7 +255,7 @@ func (r *WarmRun) Finish(ctx context.Context, ko string, steps []string) (*Resul
 		return nil, fmt.Errorf("%s: %w", r.snap.Target.Name(), err)
 	}
 	if first := r.guest.FirstEvent; !first.IsZero() {
-		r.Wait, r.Steps = first.Sub(sendStart), time.Since(first)
+		r.Wait, r.StepsDuration = first.Sub(sendStart), time.Since(first)
 	}
 	// The boot happened once, before the snapshot: judge it with this run.
 	run.Console = append(append([]string(nil), r.snap.Console...), run.Console...)

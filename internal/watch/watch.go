@@ -58,12 +58,13 @@ type Result struct {
 	Name     string
 	BuildErr error
 	Warnings []string
-	// Build, Wait and Steps split the time: building the module (the
-	// guest is restored meanwhile), from then to the prober's first
-	// event (rest of the restore, transfer), and the steps to the end.
-	Build, Wait, Steps time.Duration
-	Report             *verdict.Report
-	Dir                string
+	// Build, Wait and StepsDuration split the time: building the
+	// module (the guest is restored meanwhile), from then to the
+	// prober's first event (rest of the restore, transfer), and the
+	// steps to the end.
+	Build, Wait, StepsDuration time.Duration
+	Report                     *verdict.Report
+	Dir                        string
 }
 
 // Passed reports whether the target built without warnings and every
@@ -320,7 +321,7 @@ func runTarget(ctx context.Context, o Options, t *target, bld *build) Result {
 		res.BuildErr = err
 		return res
 	}
-	res.Wait, res.Steps, res.Report = wr.Wait, wr.Steps, out.Report
+	res.Wait, res.StepsDuration, res.Report = wr.Wait, wr.StepsDuration, out.Report
 	return res
 }
 
@@ -351,7 +352,7 @@ func printRound(w io.Writer, o Options, r Round) {
 		for _, m := range marks {
 			fmt.Fprintf(w, "%3s", m)
 		}
-		fmt.Fprintf(w, "  %6.2f %6.2f %6.2f\n", t.Build.Seconds(), t.Wait.Seconds(), t.Steps.Seconds())
+		fmt.Fprintf(w, "  %6.2f %6.2f %6.2f\n", t.Build.Seconds(), t.Wait.Seconds(), t.StepsDuration.Seconds())
 	}
 	var legend []string
 	for i, s := range steps {
