@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/kmodtest/kmodtest/contract"
-	"github.com/kmodtest/kmodtest/greet"
 	"github.com/kmodtest/kmodtest/initramfs"
 	"github.com/kmodtest/kmodtest/kernels"
 	"github.com/kmodtest/kmodtest/verdict"
@@ -100,18 +99,9 @@ func (b Boot) Run(ctx context.Context) (*Result, error) {
 
 	start := time.Now()
 	initrd := filepath.Join(b.Dir, "initramfs.cpio")
-	koInGuest := initramfs.ModuleDir + "/" + greet.ModuleName + ".ko"
-	cfg := contract.Config{
-		ModulePath: koInGuest,
-		ModuleName: greet.ModuleName,
-		Protocol:   greet.Protocol,
-		Steps:      b.Steps,
-		ResultPort: vm.ResultPort(b.Target.Kernel.Arch),
-		Slowdown:   slowdown(b.Target),
-
-		GcovSnapshots: b.GcovSnapshots,
-	}
-	files := []initramfs.File{{Source: b.Ko, Target: koInGuest}}
+	cfg := GuestConfig(b.Target)
+	cfg.Steps, cfg.GcovSnapshots = b.Steps, b.GcovSnapshots
+	files := []initramfs.File{{Source: b.Ko, Target: ModuleInGuest}}
 	transport := vm.VirtioPCI
 	if b.Port != nil {
 		if b.Port.MMIO {
@@ -227,7 +217,7 @@ func FailureText(s verdict.Step, b Boot, run *vm.Output) string {
 			fmt.Fprintf(&w, "    %s\n", l)
 		}
 	}
-	fmt.Fprintf(&w, "artifacts: %s (console.log, results.log, qemu-stderr.log, initramfs.cpio, the .ko, qemu-cmdline.txt, rerun.sh)\n", b.Dir)
+	fmt.Fprintf(&w, "artifacts: %s%s\n", b.Dir, artifactList(b.Dir))
 	if b.Rerun != nil {
 		fmt.Fprintf(&w, "rerun: %s\n", b.Rerun(s.Name))
 	}
@@ -238,4 +228,22 @@ func FailureText(s verdict.Step, b Boot, run *vm.Output) string {
 		fmt.Fprintf(&w, "QEMU: %s", run.Cmdline)
 	}
 	return w.String()
+}
+
+// artifactList names what dir holds, as " (a, b, c)": only what the run
+// really left there (a restored run has no initramfs.cpio of its own, a
+// watch run no rerun.sh); "" when it holds nothing or cannot be read.
+func artifactList(dir string) string {
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) == 0 {
+		return ""
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name()
+		if e.IsDir() {
+			names[i] += "/"
+		}
+	}
+	return " (" + strings.Join(names, ", ") + ")"
 }

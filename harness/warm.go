@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/kmodtest/kmodtest/contract"
-	"github.com/kmodtest/kmodtest/greet"
 	"github.com/kmodtest/kmodtest/initramfs"
 	"github.com/kmodtest/kmodtest/verdict"
 	"github.com/kmodtest/kmodtest/vm"
@@ -62,12 +61,8 @@ func PrepareSnapshot(ctx context.Context, cacheDir string, tg Target, image, bas
 	defer os.RemoveAll(stage)
 	// The initramfs is written into the staging dir and hashed; it is
 	// kept only when the snapshot is new.
-	cfg := contract.Config{
-		ModulePath: initramfs.ModuleDir + "/" + greet.ModuleName + ".ko",
-		ModuleName: greet.ModuleName,
-		Protocol:   greet.Protocol,
-		JobPort:    contract.JobPort,
-	}
+	cfg := GuestConfig(tg)
+	cfg.JobPort = contract.JobPort
 	initrd := filepath.Join(stage, "initramfs.cpio")
 	if err := initramfs.Compose(initrd, base, cfg, nil); err != nil {
 		return nil, fmt.Errorf("compose snapshot initramfs: %w", err)
@@ -246,7 +241,7 @@ func (r *WarmRun) Finish(ctx context.Context, ko string, steps []string) (*Resul
 		return nil, err
 	}
 	sendStart := time.Now()
-	if err := r.guest.Send(steps, module); err != nil {
+	if err := r.guest.Send(ctx, steps, module); err != nil {
 		r.guest.Kill()
 		return nil, fmt.Errorf("%s: %w", r.snap.Target.Name(), err)
 	}
@@ -254,7 +249,7 @@ func (r *WarmRun) Finish(ctx context.Context, ko string, steps []string) (*Resul
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.snap.Target.Name(), err)
 	}
-	if first := r.guest.FirstEvent; !first.IsZero() {
+	if first := run.FirstEvent; !first.IsZero() {
 		r.Wait, r.StepsDuration = first.Sub(sendStart), time.Since(first)
 	}
 	// The boot happened once, before the snapshot: judge it with this run.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 
 	"github.com/kmodtest/kmodtest/internal/proc"
@@ -18,15 +17,7 @@ func (cfg Config) amd64Machine() (machine, string, error) {
 	if cfg.Arch != "" && cfg.Arch != ArchAMD64 {
 		return machine{}, "", fmt.Errorf("kmodtest watch and shell need an amd64 kernel, not %s: its virt board has no spare UART for the job port", cfg.Arch)
 	}
-	m := machines[ArchAMD64]
-	bin := cfg.QEMU
-	if bin == "" {
-		bin = m.qemu
-	}
-	if _, err := exec.LookPath(bin); err != nil {
-		return machine{}, "", fmt.Errorf("%w: %s is not on PATH (install it with `make setup`, or apt-get install %s): %v", ErrNoQEMU, bin, qemuPackage(bin), err)
-	}
-	return m, bin, nil
+	return cfg.qemuMachine()
 }
 
 // MachineID describes what a saved guest depends on besides the kernel

@@ -5,18 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/kmodtest/kmodtest/contract"
-	"github.com/kmodtest/kmodtest/internal/proc"
 )
 
 // Snapshots. A guest whose prober waits for its job (contract.Config.JobPort)
@@ -26,83 +21,13 @@ import (
 // A new QEMU per run means a new kernel every run: nothing a previous
 // module did carries over.
 
-// A qemuProcess is a started QEMU whose console (ttyS0 on stdout) goes to
-// a file and through the alarm, as in Boot.
-type qemuProcess struct {
-	cmd     *exec.Cmd
-	done    <-chan error
-	exited  chan struct{}
-	err     error
-	console *os.File
-	stderr  tailBuffer
-	cmdline string
-}
-
-// startQEMU starts QEMU for cfg with extra arguments (serial ports and
-// the like) and files (fd 3 on).
-func startQEMU(ctx context.Context, cfg Config, w *watcher, files []*os.File, extra ...string) (*qemuProcess, error) {
-	m, bin, err := cfg.amd64Machine()
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create VM output dir: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(cfg.Dir, "results.log"), nil, 0o644); err != nil {
-		return nil, fmt.Errorf("create result port file: %w", err)
-	}
-	args, err := qemuCmdline(bin, m, cfg, extra...)
-	if err != nil {
-		return nil, err
-	}
-	p := &qemuProcess{cmdline: quoteCmdline(args), exited: make(chan struct{})}
-	if err := os.WriteFile(filepath.Join(cfg.Dir, "qemu-cmdline.txt"), []byte(p.cmdline+"\n"), 0o644); err != nil {
-		return nil, fmt.Errorf("write QEMU command line: %w", err)
-	}
-	if p.console, err = os.Create(filepath.Join(cfg.Dir, "console.log")); err != nil {
-		return nil, fmt.Errorf("create console log: %w", err)
-	}
-	lines := &lineWriter{fn: func(line string) {
-		if cfg.Alarm != nil && cfg.Alarm(line) {
-			w.alarm()
-		}
-	}}
-	p.cmd = exec.CommandContext(ctx, args[0], args[1:]...)
-	proc.Tie(p.cmd)
-	p.cmd.Stdout = io.MultiWriter(p.console, lines)
-	p.cmd.Stderr = &p.stderr
-	p.cmd.ExtraFiles = files
-	if p.done, err = proc.Start(p.cmd); err != nil {
-		p.console.Close()
-		return nil, fmt.Errorf("start QEMU: %w", err)
-	}
-	go func() {
-		p.err = <-p.done
-		if p.err != nil && len(p.stderr.lines()) > 0 {
-			p.err = fmt.Errorf("%w: %s", p.err, strings.Join(p.stderr.lines(), " | "))
-		}
-		p.console.Close()
-		close(p.exited)
-	}()
-	return p, nil
-}
-
-// kill ends QEMU (its whole process group) and waits for it.
-func (p *qemuProcess) kill() {
-	if p.cmd.Process != nil {
-		select {
-		case <-p.exited:
-		default:
-			_ = p.cmd.Cancel()
-		}
-	}
-	<-p.exited
-}
-
 // Save boots cfg until the prober reports that it waits for its job,
 // then writes the guest's state to statePath. The boot's console and
 // result port land in cfg.Dir; cfg.Timeout bounds the boot.
 func Save(ctx context.Context, cfg Config, statePath string) error {
+	if _, _, err := cfg.amd64Machine(); err != nil {
+		return err
+	}
 	sockDir, err := shortTempDir()
 	if err != nil {
 		return err
@@ -114,17 +39,17 @@ func Save(ctx context.Context, cfg Config, statePath string) error {
 		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
 		defer cancel()
 	}
-	resultsPath := filepath.Join(cfg.Dir, "results.log")
-	p, err := startQEMU(ctx, cfg, &watcher{}, nil,
-		"-serial", "file:"+resultsPath,
+	// ttyS2, the job port, exists but is not connected: the restored
+	// machine must be the saved one, but for its serial backends.
+	p, err := startQEMU(ctx, cfg, launch{extra: []string{
 		"-serial", "null",
-		"-qmp", "unix:"+qmpPath+",server=on,wait=off")
+		"-qmp", "unix:" + qmpPath + ",server=on,wait=off"}})
 	if err != nil {
 		return err
 	}
 	defer p.kill()
 
-	if err := waitReady(ctx, p, resultsPath); err != nil {
+	if err := waitReady(ctx, p, cfg.resultsPath()); err != nil {
 		return fmt.Errorf("%w\nconsole tail:\n  %s", err, strings.Join(fileTail(filepath.Join(cfg.Dir, "console.log"), 15), "\n  "))
 	}
 	q, err := dialQMP(ctx, qmpPath)
@@ -173,17 +98,12 @@ func waitReady(ctx context.Context, p *qemuProcess, resultsPath string) error {
 
 // A Guest is a restored guest waiting for its job.
 type Guest struct {
-	cfg     Config
 	p       *qemuProcess
-	w       *watcher
 	sockDir string
 	qmpPath string
 	conn    chan net.Conn
 	cancel  context.CancelFunc
 	jobConn net.Conn
-	start   time.Time
-	// FirstEvent is when the prober's first event arrived (zero if none).
-	FirstEvent time.Time
 }
 
 // Restore starts a new QEMU for cfg from the state Save wrote. The guest
@@ -191,6 +111,9 @@ type Guest struct {
 // cfg must be the Config that was saved, but for Dir; its Timeout and
 // StepTimeout count from Send.
 func Restore(ctx context.Context, cfg Config, statePath string) (*Guest, error) {
+	if _, _, err := cfg.amd64Machine(); err != nil {
+		return nil, err
+	}
 	state, err := os.Open(statePath)
 	if err != nil {
 		return nil, fmt.Errorf("open saved guest: %w", err)
@@ -207,15 +130,13 @@ func Restore(ctx context.Context, cfg Config, statePath string) (*Guest, error) 
 		os.RemoveAll(sockDir)
 		return nil, fmt.Errorf("listen for QEMU's job port: %w", err)
 	}
-	g := &Guest{cfg: cfg, sockDir: sockDir, qmpPath: g0qmp, conn: make(chan net.Conn, 1), start: time.Now(),
-		w: &watcher{path: filepath.Join(cfg.Dir, "results.log"), stepTimeout: cfg.StepTimeout, alarmSilence: cfg.AlarmSilence}}
+	g := &Guest{sockDir: sockDir, qmpPath: g0qmp, conn: make(chan net.Conn, 1)}
 	ctx, g.cancel = context.WithCancel(ctx)
-	g.p, err = startQEMU(ctx, cfg, g.w, []*os.File{state},
-		"-serial", "file:"+filepath.Join(cfg.Dir, "results.log"),
-		"-chardev", "socket,id=job,path="+jobPath,
+	g.p, err = startQEMU(ctx, cfg, launch{files: []*os.File{state}, extra: []string{
+		"-chardev", "socket,id=job,path=" + jobPath,
 		"-serial", "chardev:job",
-		"-qmp", "unix:"+g0qmp+",server=on,wait=off",
-		"-incoming", "fd:3")
+		"-qmp", "unix:" + g0qmp + ",server=on,wait=off",
+		"-incoming", "fd:3"}})
 	if err != nil {
 		g.cancel()
 		l.Close()
@@ -277,8 +198,8 @@ func (g *Guest) running(ctx context.Context) error {
 
 // Send hands the waiting prober its steps and the module, once the
 // restored guest runs.
-func (g *Guest) Send(steps []string, module []byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+func (g *Guest) Send(ctx context.Context, steps []string, module []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	go func() {
 		select {
@@ -320,85 +241,11 @@ func (g *Guest) Kill() {
 }
 
 // Wait runs the guest to its end (the prober powers it off after the
-// last step) and returns what it printed, judged for hangs as Boot does.
+// last step) and returns what it printed, collected and judged for hangs
+// as Boot does; the Config's Timeout counts from here.
 func (g *Guest) Wait(ctx context.Context) (*Output, error) {
 	defer g.Kill()
-	cfg := g.cfg
-	resultsPath := filepath.Join(cfg.Dir, "results.log")
-
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var timedOut atomic.Bool
-	if cfg.Timeout > 0 {
-		t := time.AfterFunc(cfg.Timeout, func() { timedOut.Store(true); cancel() })
-		defer t.Stop()
-	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		g.w.watch(wctx, cancel)
-	}()
-	go func() {
-		defer wg.Done()
-		g.FirstEvent = waitNonEmpty(wctx, resultsPath)
-	}()
-	select {
-	case <-g.p.exited:
-	case <-wctx.Done():
-	}
-	g.p.kill()
-	cancel()
-	wg.Wait()
-
-	run := &Output{Cmdline: g.p.cmdline, Duration: time.Since(g.start), Stderr: g.p.stderr.lines()}
-	consoleData, err := os.ReadFile(filepath.Join(cfg.Dir, "console.log"))
-	if err != nil {
-		return nil, fmt.Errorf("read console log: %w", err)
-	}
-	run.Console = splitLines(consoleData)
-	run.Events, run.BadLines, err = readEvents(resultsPath)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case ctx.Err() != nil:
-		return nil, fmt.Errorf("run stopped: %w", context.Cause(ctx))
-	case g.w.silentFor() != "":
-		run.Hung, run.HangReason = true, g.w.silentFor()
-	case timedOut.Load():
-		run.Hung, run.HangReason = true, fmt.Sprintf("VM still running after %s", cfg.Timeout)
-	case g.p.err != nil:
-		run.ExitErr = g.p.err
-	}
-	return run, nil
-}
-
-// waitNonEmpty returns when path first holds data, or the zero time when
-// ctx ends first.
-func waitNonEmpty(ctx context.Context, path string) time.Time {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
-			return time.Now()
-		}
-		select {
-		case <-ctx.Done():
-			return time.Time{}
-		case <-tick.C:
-		}
-	}
-}
-
-// fileTail returns the last n lines of a file.
-func fileTail(path string, n int) []string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return []string{err.Error()}
-	}
-	lines := splitLines(data)
-	return lines[max(0, len(lines)-n):]
+	return g.p.wait(ctx, g.p.cfg.Timeout)
 }
 
 func shellQuote(s string) string {

@@ -12,23 +12,15 @@
 package vm
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hugelgupf/vmtest/qemu"
 	"github.com/kmodtest/kmodtest/contract"
-	"github.com/kmodtest/kmodtest/internal/proc"
 )
 
 // Accel is how QEMU runs the guest's CPU.
@@ -190,6 +182,9 @@ type Output struct {
 	BadLines []string
 	Cmdline  string
 	Duration time.Duration
+	// FirstEvent is when the prober's first event arrived (zero if
+	// none): for a restored guest, the end of the restore and transfer.
+	FirstEvent time.Time
 	// Hung is set when the guest was killed for going silent or for
 	// running past its timeout; HangReason says which.
 	Hung       bool
@@ -221,110 +216,11 @@ func qemuPackage(bin string) string {
 // that its stderr, where QEMU says why it would not start, is kept apart
 // from the console.
 func Boot(ctx context.Context, cfg Config) (*Output, error) {
-	arch := cfg.Arch
-	if arch == "" {
-		arch = ArchAMD64
-	}
-	m, ok := machines[arch]
-	if !ok {
-		return nil, fmt.Errorf("boot: unknown guest architecture %q (want %s or %s)", arch, ArchAMD64, ArchARM64)
-	}
-	bin := cfg.QEMU
-	if bin == "" {
-		bin = m.qemu
-	}
-	if _, err := exec.LookPath(bin); err != nil {
-		return nil, fmt.Errorf("%w: %s is not on PATH (install it with `make setup`, or apt-get install %s): %v", ErrNoQEMU, bin, qemuPackage(bin), err)
-	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create VM output dir: %w", err)
-	}
-	resultsPath := filepath.Join(cfg.Dir, "results.log")
-	consolePath := filepath.Join(cfg.Dir, "console.log")
-	// QEMU appends to an existing file; start from nothing.
-	if err := os.WriteFile(resultsPath, nil, 0o644); err != nil {
-		return nil, fmt.Errorf("create result port file: %w", err)
-	}
-	cmdline, err := qemuCmdline(bin, m, cfg, m.port(resultsPath, cfg.VirtioTransport)...)
+	p, err := startQEMU(ctx, cfg, launch{})
 	if err != nil {
 		return nil, err
 	}
-	run := &Output{Cmdline: quoteCmdline(cmdline)}
-	if err := os.WriteFile(filepath.Join(cfg.Dir, "qemu-cmdline.txt"), []byte(run.Cmdline+"\n"), 0o644); err != nil {
-		return nil, fmt.Errorf("write QEMU command line: %w", err)
-	}
-	console, err := os.Create(consolePath)
-	if err != nil {
-		return nil, fmt.Errorf("create console log: %w", err)
-	}
-	defer console.Close()
-	stderrFile, err := os.Create(filepath.Join(cfg.Dir, "qemu-stderr.log"))
-	if err != nil {
-		return nil, fmt.Errorf("create QEMU stderr log: %w", err)
-	}
-	defer stderrFile.Close()
-
-	vmCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if cfg.Timeout > 0 {
-		vmCtx, cancel = context.WithTimeout(vmCtx, cfg.Timeout)
-		defer cancel()
-	}
-	w := &watcher{path: resultsPath, stepTimeout: cfg.StepTimeout, alarmSilence: cfg.AlarmSilence, grace: powerOffGrace}
-	lines := &lineWriter{fn: func(line string) {
-		if cfg.Alarm != nil && cfg.Alarm(line) {
-			w.alarm()
-		}
-	}}
-	var stderr tailBuffer
-	cmd := exec.CommandContext(vmCtx, cmdline[0], cmdline[1:]...)
-	proc.Tie(cmd)
-	cmd.Stdout = io.MultiWriter(console, lines)
-	cmd.Stderr = io.MultiWriter(stderrFile, &stderr)
-
-	start := time.Now()
-	done, err := proc.Start(cmd)
-	if err != nil {
-		return nil, fmt.Errorf("start QEMU: %w", err)
-	}
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		w.watch(vmCtx, cancel)
-	}()
-	waitErr := <-done
-	cancel()
-	<-watchDone
-	run.Duration = time.Since(start)
-
-	consoleData, err := os.ReadFile(consolePath)
-	if err != nil {
-		return nil, fmt.Errorf("read console log: %w", err)
-	}
-	run.Console = splitLines(consoleData)
-	run.Stderr = stderr.lines()
-	run.Events, run.BadLines, err = readEvents(resultsPath)
-	if err != nil {
-		return nil, err
-	}
-
-	switch {
-	case ctx.Err() != nil:
-		return nil, fmt.Errorf("boot stopped: %w", context.Cause(ctx))
-	case w.stoppedAfterDone():
-		// The prober had finished; the guest halted instead of powering
-		// off (a kernel without ACPI power-off) and was stopped.
-	case w.silentFor() != "":
-		run.Hung, run.HangReason = true, w.silentFor()
-	case errors.Is(vmCtx.Err(), context.DeadlineExceeded):
-		run.Hung, run.HangReason = true, fmt.Sprintf("VM still running after %s", cfg.Timeout)
-	case waitErr != nil:
-		run.ExitErr = waitErr
-		if len(run.Stderr) > 0 {
-			run.ExitErr = fmt.Errorf("%w: %s", waitErr, strings.Join(run.Stderr, " | "))
-		}
-	}
-	return run, nil
+	return p.wait(ctx, cfg.Timeout)
 }
 
 // qemuCmdline returns the QEMU command line for cfg, built by vmtest's
@@ -408,203 +304,4 @@ func quoteCmdline(args []string) string {
 		out[i] = a
 	}
 	return strings.Join(out, " ")
-}
-
-// lineWriter calls fn with every complete line written to it.
-type lineWriter struct {
-	buf []byte
-	fn  func(line string)
-}
-
-func (l *lineWriter) Write(p []byte) (int, error) {
-	l.buf = append(l.buf, p...)
-	for {
-		i := bytes.IndexByte(l.buf, '\n')
-		if i < 0 {
-			break
-		}
-		l.fn(strings.TrimRight(string(l.buf[:i]), "\r"))
-		l.buf = l.buf[i+1:]
-	}
-	if len(l.buf) > 64<<10 {
-		l.fn(string(l.buf))
-		l.buf = l.buf[:0]
-	}
-	return len(p), nil
-}
-
-// maxStderrLines is how many of QEMU's last stderr lines a Run keeps.
-const maxStderrLines = 5
-
-// tailBuffer keeps the last lines written to it (the writes of one
-// process's stderr, from one goroutine).
-type tailBuffer struct {
-	data []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.data = append(t.data, p...)
-	if len(t.data) > 64<<10 {
-		t.data = t.data[len(t.data)-32<<10:]
-	}
-	return len(p), nil
-}
-
-// lines returns the last non-empty lines written.
-func (t *tailBuffer) lines() []string {
-	var out []string
-	for _, l := range splitLines(t.data) {
-		if strings.TrimSpace(l) != "" {
-			out = append(out, l)
-		}
-	}
-	return out[max(0, len(out)-maxStderrLines):]
-}
-
-// watcher follows the result port while the VM runs and cancels it when
-// the prober goes silent for too long.
-type watcher struct {
-	path         string
-	stepTimeout  time.Duration
-	alarmSilence time.Duration
-
-	// grace is how long the guest may take to power off after the
-	// prober's done event (powerOffGrace).
-	grace time.Duration
-
-	mu      sync.Mutex
-	silent  string
-	alarmed time.Time
-	// done is set when the watcher stopped a guest that did not power
-	// off within powerOffGrace of the prober's done event.
-	done bool
-}
-
-// powerOffGrace is how long a guest may take to power off after the
-// prober's done event before it is stopped: a kernel that cannot power
-// off (no ACPI power-off) halts and would otherwise run into Timeout.
-const powerOffGrace = 10 * time.Second
-
-// doneEvent marks the prober's last event on the result port.
-var doneEvent = []byte(`"kind":"` + contract.KindDone + `"`)
-
-func (w *watcher) stoppedAfterDone() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.done
-}
-
-// alarm notes that the console showed trouble. A report printed before
-// the prober's first event belongs to the boot (the verdict judges it
-// apart): it must not shorten the wait for the module's steps.
-func (w *watcher) alarm() {
-	if w.path != "" {
-		if fi, err := os.Stat(w.path); err != nil || fi.Size() == 0 {
-			return
-		}
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.alarmed.IsZero() {
-		w.alarmed = time.Now()
-	}
-}
-
-// limit returns how long the prober may stay silent, and since when.
-func (w *watcher) limit(lastChange time.Time) (time.Duration, time.Time) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.alarmed.IsZero() || w.alarmSilence <= 0 || w.alarmSilence >= w.stepTimeout {
-		return w.stepTimeout, lastChange
-	}
-	if w.alarmed.After(lastChange) {
-		return w.alarmSilence, w.alarmed
-	}
-	return w.alarmSilence, lastChange
-}
-
-func (w *watcher) silentFor() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.silent
-}
-
-// watch follows the result port until ctx is done, and calls cancel
-// when the prober has been silent for too long.
-func (w *watcher) watch(ctx context.Context, cancel context.CancelFunc) {
-	if w.stepTimeout <= 0 {
-		return
-	}
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	lastSize := int64(-1)
-	lastChange := time.Now()
-	var doneAt time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		if fi, err := os.Stat(w.path); err == nil && fi.Size() != lastSize {
-			lastSize, lastChange = fi.Size(), time.Now()
-			if data, err := os.ReadFile(w.path); err == nil && doneAt.IsZero() && bytes.Contains(data, doneEvent) {
-				doneAt = lastChange
-			}
-			continue
-		}
-		if !doneAt.IsZero() && time.Since(doneAt) > w.grace {
-			w.mu.Lock()
-			w.done = true
-			w.mu.Unlock()
-			cancel()
-			return
-		}
-		limit, since := w.limit(lastChange)
-		if time.Since(since) > limit {
-			w.mu.Lock()
-			w.silent = fmt.Sprintf("no word from the prober for %s", limit)
-			if !w.alarmed.IsZero() {
-				w.silent += " after the kernel reported an error"
-			}
-			w.mu.Unlock()
-			cancel()
-			return
-		}
-	}
-}
-
-func readEvents(path string) ([]contract.Event, []string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read result port: %w", err)
-	}
-	defer f.Close()
-	var events []contract.Event
-	var bad []string
-	s := bufio.NewScanner(f)
-	s.Buffer(make([]byte, 0, 1<<20), 16<<20)
-	for s.Scan() {
-		e, ok, err := contract.ParseLine(s.Bytes())
-		switch {
-		case !ok:
-		case err != nil:
-			bad = append(bad, s.Text())
-		default:
-			events = append(events, e)
-		}
-	}
-	if err := s.Err(); err != nil {
-		return nil, nil, fmt.Errorf("read result port: %w", err)
-	}
-	return events, bad, nil
-}
-
-func splitLines(data []byte) []string {
-	data = bytes.ReplaceAll(data, []byte("\r"), nil)
-	lines := strings.Split(string(data), "\n")
-	if n := len(lines); n > 0 && lines[n-1] == "" {
-		lines = lines[:n-1]
-	}
-	return lines
 }

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/kmodtest/kmodtest/contract"
-	"github.com/kmodtest/kmodtest/greet"
 	"github.com/kmodtest/kmodtest/harness"
 	"github.com/kmodtest/kmodtest/initramfs"
 	"github.com/kmodtest/kmodtest/vm"
@@ -119,9 +118,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	initrd := filepath.Join(dir, "initramfs.cpio")
-	koInGuest := initramfs.ModuleDir + "/" + greet.ModuleName + ".ko"
-	cfg := contract.Config{ModulePath: koInGuest, ModuleName: greet.ModuleName, Protocol: greet.Protocol, Shell: true}
-	files := []initramfs.File{{Source: ko, Target: koInGuest}}
+	cfg := harness.GuestConfig(tg)
+	cfg.Shell = true
+	files := []initramfs.File{{Source: ko, Target: harness.ModuleInGuest}}
 	for _, c := range contract.ShellCommands {
 		files = append(files, initramfs.File{Data: []byte(contract.ShellScript), Target: c, Mode: 0o755})
 	}
