@@ -1,9 +1,11 @@
 package harness
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -65,8 +67,78 @@ func realRun(t *testing.T) ([]contract.Event, []string, *verdict.Report) {
 	return events, steps, rep
 }
 
+// stepLines are lines of the recorded run's module
+// (testdata/stepcoverage/NetlinkGreetingsLKM.c, by a piece of their
+// source) that a step, when it passes, must have run, or whose every branch outcome it
+// must have taken (the return statements of error paths have no line of
+// their own in gcov's data: the branch before them stands for them). A
+// per-step coverage that puts them elsewhere mixes steps up.
+var stepLines = []struct {
+	step, source string
+	branches     bool
+}{
+	{contract.StepInsmod, `pr_info("loaded, netlink protocol %d\n", protocol);`, false},
+	{contract.StepReply, `snprintf(nlmsg_data(rep), len, GREET_REPLY_FMT, portid);`, false},
+	// Headers shorter than 16 bytes and lengths beyond the datagram.
+	{contract.StepBadLength, `if (nlh->nlmsg_len < NLMSG_HDRLEN ||`, true},
+	{contract.StepNetns, `gn->sk = netlink_kernel_create(net, protocol, &cfg);`, false},
+	// nlmsg_new failed, and succeeded.
+	{contract.StepAllocFailures, `if (!out)`, true},
+	{contract.StepRmmod, `unregister_pernet_subsys(&greet_net_ops);`, false},
+	{contract.StepModuleParam, `pr_err("invalid netlink protocol %d, must be 0 to %d\n",`, false},
+}
+
+// idleSteps run no line of the module: the module is unloaded during
+// socket-gone, and coverage only reads counts.
+var idleSteps = []string{contract.StepSocketGone, contract.StepCoverage}
+
+// attributionProblems checks that the harness's per-step split put the
+// recorded module's lines on the right steps: the steps of stepLines ran
+// their lines, and idleSteps ran none. It reads the module's source, so
+// it tests the harness on recorded data; the verdict on a user's module
+// (StepCoverageProblems) does not depend on how its source is written.
+func attributionProblems(st *coverage.Steps, rep *verdict.Report) []string {
+	var problems []string
+	passed := func(name string) bool {
+		s, ok := rep.Step(name)
+		return ok && s.Status == contract.StatusPass
+	}
+	for _, want := range stepLines {
+		s, ok := st.Step(want.step)
+		if !ok || s.Files == nil || !passed(want.step) {
+			continue
+		}
+		lines := s.Lines(want.source)
+		if len(lines) == 0 {
+			problems = append(problems, fmt.Sprintf("no line with code holds %q: update stepLines to testdata/stepcoverage", want.source))
+			continue
+		}
+		for _, l := range lines {
+			switch {
+			case l.Count == 0:
+				problems = append(problems, fmt.Sprintf("step %s did not run line %d %q", want.step, l.Number, want.source))
+			case want.branches && slices.Contains(l.Branches, 0):
+				problems = append(problems, fmt.Sprintf("step %s did not take every branch of line %d %q: %v", want.step, l.Number, want.source, l.Branches))
+			}
+		}
+	}
+	for _, name := range idleSteps {
+		if s, ok := st.Step(name); ok && s.Files != nil && passed(name) {
+			for _, f := range s.Files {
+				for _, l := range f.Lines {
+					if l.Count != 0 {
+						problems = append(problems, fmt.Sprintf("step %s ran %s:%d %d times, want no line of the module", name, f.Name, l.Number, l.Count))
+					}
+				}
+			}
+		}
+	}
+	return problems
+}
+
 // TestStepCoverageProblems: the real run's per-step coverage passes the
-// check, and each way of breaking it is caught.
+// verdict's checks and the harness's own attribution check, and each way
+// of breaking the split is caught by one of them.
 func TestStepCoverageProblems(t *testing.T) {
 	events, steps, rep := realRun(t)
 	notes := filepath.Join("testdata", "stepcoverage")
@@ -80,7 +152,7 @@ func TestStepCoverageProblems(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return StepCoverageProblems(st, total, rep)
+		return append(StepCoverageProblems(st, total, rep), attributionProblems(st, rep)...)
 	}
 	if got := check(events); len(got) != 0 {
 		t.Fatalf("the real run has problems:\n%s", strings.Join(got, "\n"))
@@ -133,6 +205,42 @@ func TestStepCoverageProblems(t *testing.T) {
 				t.Errorf("want a problem %q, got:\n%s", b.want, strings.Join(got, "\n"))
 			}
 		})
+	}
+}
+
+// TestStepCoverageProblemsIgnoreSource is issue 17's case: a correct
+// module written differently (here the recorded one with its reply
+// buffer renamed from out, as a refactor would) passes the verdict's
+// checks, which read counts, not source text.
+func TestStepCoverageProblemsIgnoreSource(t *testing.T) {
+	events, steps, rep := realRun(t)
+	notes := t.TempDir()
+	for _, name := range []string{"NetlinkGreetingsLKM.c", "NetlinkGreetingsLKM.gcno"} {
+		data, err := os.ReadFile(filepath.Join("testdata", "stepcoverage", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(name, ".c") {
+			// Same lines, other words: gcov's line numbers still hold.
+			data = regexp.MustCompile(`\bout\b`).ReplaceAll(data, []byte("reply_skb"))
+		}
+		if err := os.WriteFile(filepath.Join(notes, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := coverage.GenerateSteps(t.Context(), "gcov-12", notes, StepSnapshots(steps, events), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	total, err := coverage.Generate(t.Context(), "gcov-12", notes, events[len(events)-1].Files, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := st.Step(contract.StepAllocFailures); !ok || len(s.Lines("if (!out)")) != 0 || len(s.Lines("if (!reply_skb)")) == 0 {
+		t.Fatal("the source was not rewritten: the test proves nothing")
+	}
+	if got := StepCoverageProblems(st, total, rep); len(got) != 0 {
+		t.Errorf("a module written differently has problems:\n%s", strings.Join(got, "\n"))
 	}
 }
 
