@@ -77,9 +77,16 @@ func TestWatch(t *testing.T) {
 	if t.Failed() {
 		t.Logf("watch output:\n%s", out.String())
 	}
-	for _, want := range []string{"round 1: PASS", "round 2: FAIL", "step reply failed", "this is not C", "round 4: PASS"} {
+	for _, want := range []string{"round 1: PASS", "round 2: FAIL", "step reply failed", "this is not C", "round 4: PASS", "qemu-stderr.log"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("watch output lacks %q", want)
+		}
+	}
+	// A restored run has no initramfs.cpio or rerun.sh of its own: the
+	// failure text must not send the reader looking for them.
+	for _, absent := range []string{"initramfs.cpio", "rerun.sh"} {
+		if strings.Contains(out.String(), absent) {
+			t.Errorf("watch output names %s, which a watch run does not have", absent)
 		}
 	}
 }
