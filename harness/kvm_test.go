@@ -57,6 +57,24 @@ func fakeQEMU(t *testing.T, body string) string {
 	return path
 }
 
+// qmpFake answers QMP on stdio as QEMU does; abortAt names the command
+// on which it aborts instead, as QEMU does on a host whose KVM cannot set
+// the guest's MSRs ("" answers everything).
+func qmpFake(abortAt string) string {
+	if abortAt == "" {
+		abortAt = "never-sent"
+	}
+	return `echo '{"QMP": {"version": {}, "capabilities": []}}'
+while read line; do
+	case "$line" in
+	*` + abortAt + `*) echo "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69" >&2; exit 134;;
+	*query-status*) echo '{"return": {"status": "running", "singlestep": false, "running": true}}';;
+	*cont*) echo '{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "RESUME"}'; echo '{"return": {}}';;
+	*) echo '{"return": {}}';;
+	esac
+done`
+}
+
 func TestDetectAccel(t *testing.T) {
 	dev := filepath.Join(t.TempDir(), "kvm")
 	if err := os.WriteFile(dev, nil, 0o666); err != nil {
@@ -67,14 +85,17 @@ func TestDetectAccel(t *testing.T) {
 		want            vm.Accel
 		why             string
 	}{
-		{"no device", filepath.Join(t.TempDir(), "none"), fakeQEMU(t, "sleep 10"), vm.AccelTCG, "no usable"},
-		{"QEMU aborts on its first MSR write (nested virtualisation)", dev,
-			fakeQEMU(t, `echo "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x0" >&2; exit 1`), vm.AccelTCG, "failed to set MSR 0x10a"},
+		{"no device", filepath.Join(t.TempDir(), "none"), fakeQEMU(t, qmpFake("")), vm.AccelTCG, "no usable"},
+		{"QEMU aborts as it sets the machine up", dev,
+			fakeQEMU(t, `echo "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x0" >&2; exit 1`), vm.AccelTCG, "setting up the machine: exit status 1: qemu-system-x86_64: error: failed to set MSR 0x10a"},
+		{"QEMU aborts when its vCPUs start (nested virtualisation)", dev, fakeQEMU(t, qmpFake("cont")), vm.AccelTCG, "starting the vCPUs: exit status 134"},
+		{"QEMU aborts once the vCPUs ran", dev, fakeQEMU(t, qmpFake("query-status")), vm.AccelTCG, "running the vCPUs"},
 		{"QEMU exits at once without a word", dev, fakeQEMU(t, "exit 0"), vm.AccelTCG, "exited at once"},
-		{"QEMU runs", dev, fakeQEMU(t, "exec sleep 10"), vm.AccelKVM, "works"},
+		// Slow to answer, as on a loaded host: still KVM, not a guess.
+		{"QEMU runs, slowly", dev, fakeQEMU(t, "sleep 1\n"+qmpFake("")), vm.AccelKVM, "works"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, why := detectAccel(t.Context(), tt.dev, tt.qemu, 300*time.Millisecond)
+			got, why := detectAccel(t.Context(), tt.dev, tt.qemu, 50*time.Millisecond)
 			if got != tt.want || !strings.Contains(why, tt.why) {
 				t.Errorf("detectAccel = %s (%s), want %s (%s)", got, why, tt.want, tt.why)
 			}
