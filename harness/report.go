@@ -36,6 +36,10 @@ type Row struct {
 	Coverage string
 	// CPU is the guest's CPU model.
 	CPU string
+	// Target is the target booted, for timings.json.
+	Target Target
+	// KernelCached and ModuleCached say what came from the cache.
+	KernelCached, ModuleCached bool
 }
 
 // A Report collects rows from concurrent boots and prints the timing

@@ -437,7 +437,7 @@ func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
 		steps = s.Steps
 	}
 	j.Target = s.CPU.Apply(j.Target)
-	r := Row{Name: j.Target.Name(), Steps: map[string]string{}, CPU: VMConfig(j.Target, s.AccelFor(j.Target), 0).CPUModel()}
+	r := Row{Name: j.Target.Name(), Target: j.Target, Steps: map[string]string{}, CPU: VMConfig(j.Target, s.AccelFor(j.Target), 0).CPUModel()}
 	if j.Patch != "" {
 		r.Fixture = strings.TrimSuffix(filepath.Base(j.Patch), ".patch")
 	}
@@ -464,6 +464,7 @@ func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
 	timings := p.Kernel.Timings
 	r.Timings = []time.Duration{timings.Fetch, timings.BuildRoot, p.Module.Duration}
 	r.Cached = fmt.Sprintf("kernel:%v module:%v", timings.Cached, p.Module.Cached)
+	r.KernelCached, r.ModuleCached = timings.Cached, p.Module.Cached
 
 	base, err := s.BaseImageFor(j.Target.Kernel.Arch)
 	if err != nil {
@@ -600,7 +601,8 @@ func moduleCoverage(ctx context.Context, p *Prep, events []contract.Event, reaso
 
 // Finish writes the timing report and the kernels x steps summary to w,
 // and a copy to report.txt in the artifacts directory: go test shows a
-// passing package's output only with -v. It writes nothing when no
+// passing package's output only with -v. timings.json beside it holds the
+// timing table for machines (kmodtest plan -costs). It writes nothing when no
 // target was booted.
 func (s *Session) Finish(w io.Writer) error {
 	text := s.report.String()
@@ -616,5 +618,5 @@ func (s *Session) Finish(w io.Writer) error {
 		return fmt.Errorf("write report: %w", err)
 	}
 	fmt.Fprintf(w, "report: %s\n", path)
-	return nil
+	return s.report.writeTimings(s.Artifacts)
 }
