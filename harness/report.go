@@ -67,14 +67,7 @@ func (r *Report) String() string {
 	if len(r.rows) == 0 {
 		return ""
 	}
-	rows := append([]Row(nil), r.rows...)
-	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
-
-	// The target column fits the longest name ("6.1-arm64 char-signedness").
-	width := 22
-	for _, row := range rows {
-		width = max(width, len(row.Name))
-	}
+	rows, width := r.sorted()
 	var w strings.Builder
 	fmt.Fprintf(&w, "\ntimings (seconds; accelerator %s):\n", r.Accel)
 	fmt.Fprintf(&w, "%-*s %-14s %7s %7s %7s %7s %7s %7s  %s\n", width, "target", "cpu", "fetch", "broot", "module", "initrd", "boot", "probe", "cached")
@@ -85,18 +78,52 @@ func (r *Report) String() string {
 		}
 		fmt.Fprintf(&w, "  %s\n", row.Cached)
 	}
+	r.summary(&w, rows, width)
+	return w.String()
+}
 
+// Summary returns the kernels x steps summary alone (what String prints
+// after the timing table), or "" when no row was added: kmodtest merge
+// prints it for rows read from go test's output.
+func (r *Report) Summary() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.rows) == 0 {
+		return ""
+	}
+	rows, width := r.sorted()
+	var w strings.Builder
+	r.summary(&w, rows, width)
+	return w.String()
+}
+
+// sorted returns the rows by name and the width of the target column,
+// which fits the longest name ("6.1-arm64 char-signedness"). The caller
+// holds r.mu.
+func (r *Report) sorted() ([]Row, int) {
+	rows := append([]Row(nil), r.rows...)
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
+	width := 22
+	for _, row := range rows {
+		width = max(width, len(row.Name))
+	}
+	return rows, width
+}
+
+// summary writes the kernels x steps table of rows, the first failure,
+// coverage and the fixtures to w.
+func (r *Report) summary(w *strings.Builder, rows []Row, width int) {
 	steps := append([]string{StepBuild, verdict.BootStep}, r.Steps...)
 	steps = append(steps, verdict.LogStep)
-	fmt.Fprintf(&w, "\nsummary (. pass, F fail, s skip, - not run):\n")
+	fmt.Fprintf(w, "\nsummary (. pass, F fail, s skip, - not run):\n")
 	for i, st := range steps {
-		fmt.Fprintf(&w, "  %2d %s\n", i+1, st)
+		fmt.Fprintf(w, "  %2d %s\n", i+1, st)
 	}
-	fmt.Fprintf(&w, "%-*s ", width, "target")
+	fmt.Fprintf(w, "%-*s ", width, "target")
 	for i := range steps {
-		fmt.Fprintf(&w, "%3d", i+1)
+		fmt.Fprintf(w, "%3d", i+1)
 	}
-	fmt.Fprintln(&w)
+	fmt.Fprintln(w)
 	marks := map[string]string{contract.StatusPass: ".", contract.StatusFail: "F", contract.StatusSkip: "s"}
 	first := ""
 	var fixtures []Row
@@ -105,36 +132,35 @@ func (r *Report) String() string {
 			fixtures = append(fixtures, row)
 			continue
 		}
-		fmt.Fprintf(&w, "%-*s ", width, row.Name)
+		fmt.Fprintf(w, "%-*s ", width, row.Name)
 		for _, st := range steps {
 			mark := marks[row.Steps[st]]
 			if mark == "" {
 				mark = "-"
 			}
-			fmt.Fprintf(&w, "%3s", mark)
+			fmt.Fprintf(w, "%3s", mark)
 		}
-		fmt.Fprintln(&w)
+		fmt.Fprintln(w)
 		if row.First != "" && first == "" {
 			first = row.Name + ": " + row.First
 		}
 	}
 	if first != "" {
-		fmt.Fprintf(&w, "first failure: %s\n", first)
+		fmt.Fprintf(w, "first failure: %s\n", first)
 	}
 	for _, row := range rows {
 		if row.Coverage != "" && row.Fixture == "" {
-			fmt.Fprintf(&w, "coverage of the module on %s: %s\n", row.Name, row.Coverage)
+			fmt.Fprintf(w, "coverage of the module on %s: %s\n", row.Name, row.Coverage)
 		}
 	}
 	if len(fixtures) > 0 {
-		fmt.Fprintf(&w, "\nbroken fixtures (each must fail, an architecture's only on that one; TestFixtures and TestArchFixtures check the step and reason):\n")
+		fmt.Fprintf(w, "\nbroken fixtures (each must fail, an architecture's only on that one; TestFixtures and TestArchFixtures check the step and reason):\n")
 		for _, row := range fixtures {
 			caught := "NOT CAUGHT: every step passed"
 			if row.First != "" {
 				caught = "first failing step: " + row.First
 			}
-			fmt.Fprintf(&w, "  %-*s %s\n", width, row.Name, caught)
+			fmt.Fprintf(w, "  %-*s %s\n", width, row.Name, caught)
 		}
 	}
-	return w.String()
 }

@@ -39,3 +39,18 @@ func TestReport(t *testing.T) {
 		}
 	}
 }
+
+func TestReportSummaryAlone(t *testing.T) {
+	r := &Report{Steps: []string{contract.StepInsmod}}
+	if got := r.Summary(); got != "" {
+		t.Fatalf("empty summary = %q, want nothing", got)
+	}
+	r.Add(Row{Name: "6.1", Steps: map[string]string{StepBuild: "pass", "boot": "pass", "insmod": "fail"}, First: "insmod"})
+	got := r.Summary()
+	if strings.Contains(got, "timings") || !strings.Contains(got, "6.1                      .  .  F  -\nfirst failure: 6.1: insmod\n") {
+		t.Errorf("summary:\n%s", got)
+	}
+	if full := r.String(); !strings.HasSuffix(full, got) {
+		t.Errorf("String does not end with Summary:\n%s", full)
+	}
+}
