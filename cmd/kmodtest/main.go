@@ -47,6 +47,8 @@ var commands = []*command{
 	cacheCommand,
 	watchCommand,
 	shellCommand,
+	planCommand,
+	mergeCommand,
 }
 
 // cliEnv is what a command may use of its surroundings; tests give it
