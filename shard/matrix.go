@@ -11,8 +11,10 @@ import (
 // a job needs to run its shard, as strings the workflow passes on to
 // environment variables.
 type Entry struct {
-	// Shard is "1/3".
+	// Shard is "1/3"; ID is "1-of-3", for names that may not hold a
+	// slash (artifacts).
 	Shard string `json:"shard"`
+	ID    string `json:"id"`
 	// Kernels is the -kernels list (KMODTEST_KERNELS).
 	Kernels string `json:"kernels"`
 	// Key is Kernels for cache keys, which may not hold commas.
@@ -52,6 +54,7 @@ const (
 func EntryOf(s Shard) Entry {
 	e := Entry{
 		Shard:      fmt.Sprintf("%d/%d", s.Index, s.Of),
+		ID:         fmt.Sprintf("%d-of-%d", s.Index, s.Of),
 		Kernels:    strings.Join(s.Kernels(), ","),
 		Key:        strings.Join(s.Kernels(), cacheKeySeparator),
 		Run:        everyTest,

@@ -158,10 +158,10 @@ func TestEntryOf(t *testing.T) {
 		units []Unit
 		want  Entry
 	}{
-		{[]Unit{plain}, Entry{Shard: "1/2", Kernels: "7.2", Key: "7.2", Run: ".", Timeout: "35m", JobTimeout: 50, Cost: 5}},
-		{[]Unit{fix, plain}, Entry{Shard: "1/2", Kernels: "6.1,7.2", Key: "6.1_7.2", Fixtures: "1", Run: ".", Timeout: "35m", JobTimeout: 50, Cost: 10}},
-		{[]Unit{debug, plain}, Entry{Shard: "1/2", Kernels: "6.12-debug,7.2", Key: "6.12-debug_7.2", Fixtures: "1", DebugKernel: "1", Run: "TestModule|TestDebugFixtures", Timeout: "70m", JobTimeout: 85, Cost: 16}},
-		{[]Unit{fix, debug}, Entry{Shard: "1/2", Kernels: "6.1,6.12-debug", Key: "6.1_6.12-debug", Fixtures: "1", DebugKernel: "1", Run: ".", Timeout: "70m", JobTimeout: 85, Cost: 16}},
+		{[]Unit{plain}, Entry{Shard: "1/2", ID: "1-of-2", Kernels: "7.2", Key: "7.2", Run: ".", Timeout: "35m", JobTimeout: 50, Cost: 5}},
+		{[]Unit{fix, plain}, Entry{Shard: "1/2", ID: "1-of-2", Kernels: "6.1,7.2", Key: "6.1_7.2", Fixtures: "1", Run: ".", Timeout: "35m", JobTimeout: 50, Cost: 10}},
+		{[]Unit{debug, plain}, Entry{Shard: "1/2", ID: "1-of-2", Kernels: "6.12-debug,7.2", Key: "6.12-debug_7.2", Fixtures: "1", DebugKernel: "1", Run: "TestModule|TestDebugFixtures", Timeout: "70m", JobTimeout: 85, Cost: 16}},
+		{[]Unit{fix, debug}, Entry{Shard: "1/2", ID: "1-of-2", Kernels: "6.1,6.12-debug", Key: "6.1_6.12-debug", Fixtures: "1", DebugKernel: "1", Run: ".", Timeout: "70m", JobTimeout: 85, Cost: 16}},
 	}
 	for _, tt := range tests {
 		s := Shard{Index: 1, Of: 2, Units: tt.units}

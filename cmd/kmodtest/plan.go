@@ -22,11 +22,12 @@ var planCommand = &command{
 	Long: `plan prints a GitHub Actions matrix, on one line of JSON, that spreads
 the kernels of the matrix over N jobs with about the same work each:
 
-  {"include":[{"shard":"1/3","kernels":"6.1,7.2","key":"6.1_7.2","fixtures":"1",
+  {"include":[{"shard":"1/3","id":"1-of-3","kernels":"6.1,7.2","key":"6.1_7.2","fixtures":"1",
     "debug_kernel":"","run":".","timeout":"35m","job_timeout":50,"cost":420}, ...]}
 
-Each job runs go test ./vmtests -kernels <kernels> (key is the same list
-for cache keys, which may not hold commas), with KMODTEST_FIXTURES and
+Each job runs go test ./vmtests -kernels <kernels> (id names the shard
+where a slash may not go, key is the kernels for cache keys, which may
+not hold commas), with KMODTEST_FIXTURES and
 KMODTEST_DEBUG_KERNEL, -run and -timeout as given; cost is its planned
 work in seconds. A summary of the shards goes to stderr.
 
