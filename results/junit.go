@@ -95,6 +95,17 @@ func (r *Results) JUnit(w io.Writer) error {
 			all.Suites = append(all.Suites, *js)
 		}
 	}
+	for _, f := range r.Failures() {
+		if f.Status != StatusMissing {
+			continue
+		}
+		all.Tests++
+		all.Failures++
+		all.Suites = append(all.Suites, junitSuite{Name: f.Shard, Tests: 1, Failures: 1, Time: seconds(0), Cases: []junitCase{{
+			Classname: f.Shard, Name: f.Test, Time: seconds(0),
+			Failure: &junitMessage{Message: f.Output[0]},
+		}}})
+	}
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return fmt.Errorf("write JUnit: %w", err)
 	}

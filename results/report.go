@@ -47,6 +47,10 @@ func (r *Results) Failures() []Failure {
 			}
 		}
 	}
+	for _, name := range r.Missing() {
+		out = append(out, Failure{Shard: name, Test: "shard", Status: StatusMissing,
+			Output: []string{"no go test output from this shard: its job failed or was cancelled before go test, or its upload failed; see the job's log"}})
+	}
 	return out
 }
 

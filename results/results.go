@@ -42,6 +42,8 @@ const (
 	// StatusUnfinished is a test that ran and never ended: the test
 	// binary stopped (timeout, crash) or the job was cancelled.
 	StatusUnfinished = "unfinished"
+	// StatusMissing is a shard the plan made that left no output.
+	StatusMissing = "missing"
 )
 
 // A Test is one test or subtest of one shard.
@@ -162,6 +164,22 @@ type Results struct {
 	// Timings are the timings.json files found beside the shards'
 	// outputs.
 	Timings []harness.Timings
+	// Expected, when set, is the number of shards the plan made: the
+	// shards named shard-<i>-of-<n> that are missing count as failures
+	// (a job that failed before go test, or whose upload failed).
+	Expected int
+}
+
+// Missing returns the names of the expected shards that have no output.
+func (r *Results) Missing() []string {
+	var out []string
+	for i := 1; i <= r.Expected; i++ {
+		name := fmt.Sprintf("shard-%d-of-%d", i, r.Expected)
+		if !slices.ContainsFunc(r.Shards, func(s *Shard) bool { return s.Name == name }) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // Load reads the shards' outputs at paths: each a `go test -json` file,

@@ -212,3 +212,33 @@ func TestLoadErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestMissingShard: a plan of 5 shards of which the fifth left nothing
+// (its job died before go test) fails in every form of the report.
+func TestMissingShard(t *testing.T) {
+	r := loadShards(t)
+	r.Expected = 5
+	fails := r.Failures()
+	if last := fails[len(fails)-1]; last.Shard != "shard-5-of-5" || last.Status != StatusMissing {
+		t.Errorf("last failure %+v, want shard-5-of-5 missing", last)
+	}
+	// The four shards present are named for a plan of 4, so all five
+	// of a plan of 5 are missing.
+	if got := r.Missing(); len(got) != 5 {
+		t.Errorf("missing %v, want shard-1-of-5 to shard-5-of-5", got)
+	}
+	var junit, page bytes.Buffer
+	if err := r.JUnit(&junit); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.HTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(junit.String(), `<testsuite name="shard-5-of-5" tests="1" failures="1"`) || !strings.Contains(page.String(), "shard-5-of-5: shard</a> (missing)") || !strings.Contains(r.Text(), "shard-5-of-5: shard (missing)") {
+		t.Errorf("a missing shard is not a failure everywhere:\n%s", r.Text())
+	}
+	r.Expected = 4
+	if got := r.Missing(); len(got) != 0 {
+		t.Errorf("missing %v of a plan of 4, want none", got)
+	}
+}

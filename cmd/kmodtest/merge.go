@@ -14,7 +14,7 @@ import (
 
 var mergeCommand = &command{
 	Name:  "merge",
-	Args:  "[-o DIR] FILE|DIR...",
+	Args:  "[-o DIR] [-shards N] FILE|DIR...",
 	Short: "merge the shards' go test -json outputs into one report: table, JUnit and HTML",
 	Long: `merge reads the output of go test -json ./vmtests of each shard of a
 run (files, or directories searched for *.json) and writes into DIR:
@@ -35,23 +35,31 @@ or write the report: the shards' jobs say whether the tests passed.
 
 Flags:
 
-  -o DIR   where the report goes (default kmodtest-report)`,
+  -o DIR      where the report goes (default kmodtest-report)
+  -shards N   the number of shards the plan made: each of shard-1-of-N to
+              shard-N-of-N (a file, or the directory of a file named
+              go-test.json) that has no output counts as a failure`,
 	Run: runMerge,
 }
 
 func runMerge(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet("merge")
 	out := fs.String("o", "kmodtest-report", "")
+	expected := fs.Int("shards", 0, "")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
 		return usagef("no input: give the go test -json files of the shards, or a directory holding them (kmodtest merge shards/)")
 	}
+	if *expected < 0 {
+		return usagef("-shards %d: give the number of shards the plan made (kmodtest plan -shards), or leave it out", *expected)
+	}
 	r, err := results.Load(fs.Args()...)
 	if err != nil {
 		return usagef("%v", err)
 	}
+	r.Expected = *expected
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return fmt.Errorf("report directory: %w", err)
 	}

@@ -32,6 +32,7 @@ func TestPlanAndMergeUsageErrors(t *testing.T) {
 		{[]string{"merge"}, "no input: give the go test -json files of the shards, or a directory holding them"},
 		{[]string{"merge", missing}, "no such file or directory: give the go test -json files"},
 		{[]string{"merge", emptyDir}, "no go test -json output (*.json) in this directory or below it"},
+		{[]string{"merge", "-shards", "-1", shardsDir}, "-shards -1: give the number of shards the plan made"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -80,7 +81,7 @@ func TestPlan(t *testing.T) {
 
 func TestMerge(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "report")
-	code, stdout, stderr := kmodtest(t, "merge", "-o", out, shardsDir)
+	code, stdout, stderr := kmodtest(t, "merge", "-o", out, "-shards", "4", shardsDir)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
