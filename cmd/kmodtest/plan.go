@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/kmodtest/kmodtest/harness"
@@ -94,6 +95,9 @@ func runPlan(ctx context.Context, env *cliEnv, args []string) error {
 	units, err := shard.Units(selected, costs, fixtureKernel)
 	if err != nil {
 		return err
+	}
+	if !slices.ContainsFunc(selected, func(k kernels.Kernel) bool { return k.Name == fixtureKernel }) {
+		fmt.Fprintf(env.stderr, "fixtures: the fixture kernel %s is not selected: no shard runs the fixture suites (add it to -kernels)\n", fixtureKernel)
 	}
 	shards, err := shard.Balance(units, *n)
 	if err != nil {

@@ -72,6 +72,9 @@ func TestPlan(t *testing.T) {
 			t.Errorf("kernel %s is in %d shards, want 1:\n%s", k, seen[k], stdout)
 		}
 	}
+	if strings.Contains(stderr, "fixtures:") {
+		t.Errorf("the whole matrix holds the fixture kernel, yet:\n%s", stderr)
+	}
 	for _, want := range []string{"costs: " + shardsDir, "measured: 6.12, 7.3, 7.3-hardened", "shard 1/3: ", "(estimated)"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
@@ -80,6 +83,8 @@ func TestPlan(t *testing.T) {
 }
 
 func TestMerge(t *testing.T) {
+	t.Setenv("KMODTEST_MATRIX", "")
+	t.Setenv("KMODTEST_FIXTURE_KERNEL", "")
 	out := filepath.Join(t.TempDir(), "report")
 	code, stdout, stderr := kmodtest(t, "merge", "-o", out, "-shards", "4", shardsDir)
 	if code != 0 {
@@ -93,9 +98,10 @@ func TestMerge(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	// The merged timings plan the next run.
-	code, _, stderr = kmodtest(t, "plan", "-shards", "2", "-costs", filepath.Join(out, "timings.json"))
-	if code != 0 || !strings.Contains(stderr, "measured: 6.12, 7.3, 7.3-hardened") {
+	// The merged timings plan the next run; a selection without the
+	// fixture kernel says that no shard runs the fixtures.
+	code, _, stderr = kmodtest(t, "plan", "-shards", "2", "-kernels", "6.12,7.3", "-costs", filepath.Join(out, "timings.json"))
+	if code != 0 || !strings.Contains(stderr, "measured: 6.12, 7.3, 7.3-hardened") || !strings.Contains(stderr, "fixtures: the fixture kernel 6.1 is not selected") {
 		t.Errorf("plan -costs on merge's timings.json: exit %d\n%s", code, stderr)
 	}
 }
