@@ -12,26 +12,28 @@ import (
 	"github.com/kmodtest/kmodtest/kernels"
 )
 
-// Estimates, in seconds of work, for what no timings file measured.
-// They are rough TCG figures (docs/performance.md) with the cache warm,
-// as CI's restored caches are: only their ratios matter for balancing.
+// Estimates, in seconds of work, for what no timings file measured:
+// TCG figures of this project's build machine (2 cores, loaded) with the
+// cache warm, as CI's restored caches are. Only their ratios matter for
+// balancing.
 const (
-	// EstimateTarget is one amd64 target: initramfs, boot and the full
-	// steps (the warm full matrix took 77 s for 10 targets) plus a
-	// module build.
-	EstimateTarget = 15.0
+	// EstimateTarget is one amd64 target running every scenario: 7.3
+	// and 7.3-hardened took 25 s each (boot 15-20 s, probe 5-10 s).
+	EstimateTarget = 25.0
 	// EstimateArm64 is one arm64 target: qemu-system-aarch64 always
-	// emulates, KVM or not.
-	EstimateArm64 = 45.0
+	// emulates, KVM or not; the three arm64 rows took 114 s with every
+	// scenario.
+	EstimateArm64 = 40.0
 	// EstimateDebug is the sanitizer kernel's target: KASAN and lockdep
-	// make its boot alone 16 s (core steps) to 98 s (full).
+	// make a full run's boot alone about 98 s.
 	EstimateDebug = 180.0
 	// EstimateFixtures is the fixture kernel's suites: 16 broken modules
-	// booted on its hardened profile, the architecture fixture and the
-	// checks of the harness.
-	EstimateFixtures = 240.0
-	// EstimateDebugFixtures is the debug kernel's 9 broken modules.
-	EstimateDebugFixtures = 600.0
+	// booted with every scenario on its hardened profile, the
+	// architecture fixture and the checks of the harness.
+	EstimateFixtures = 450.0
+	// EstimateDebugFixtures is the debug kernel's 9 broken modules, each
+	// a boot of the debug kernel.
+	EstimateDebugFixtures = 1100.0
 )
 
 // Costs are measured seconds of work per target, from timings files.

@@ -42,9 +42,9 @@ Costs are measured when -costs gives them: a timings.json, which every
 run of go test ./vmtests writes into its artifacts directory
 (artifacts/latest/timings.json), the merged one of kmodtest merge, or a
 directory holding such files. A target without a measurement gets an
-estimate: 15 s for an amd64 target, 45 s for an arm64 one, 180 s for the
-debug kernel, 240 s for the fixture suites and 600 s for the debug
-fixtures.
+estimate (TCG, every scenario, warm cache): 25 s for an amd64 target,
+40 s for an arm64 one, 180 s for the debug kernel, 450 s for the fixture
+suites and 1100 s for the debug fixtures.
 
 Flags:
 
