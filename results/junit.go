@@ -77,7 +77,7 @@ func (r *Results) JUnit(w io.Writer) error {
 			js.Tests++
 		}
 		for pkg, st := range s.Packages {
-			if st == "pass" || !fails[s.Name+"\x00package "+pkg] {
+			if !packageFailed(st) || !fails[s.Name+"\x00package "+pkg] {
 				continue
 			}
 			js := suite(pkg)

@@ -41,7 +41,7 @@ func (r *Results) Failures() []Failure {
 		}
 		if !found && s.Failed() {
 			for pkg, st := range s.Packages {
-				if st != "pass" {
+				if packageFailed(st) {
 					out = append(out, Failure{Shard: s.Name, Test: "package " + pkg, Status: st, Output: s.Output})
 				}
 			}

@@ -80,14 +80,19 @@ type Shard struct {
 	Elapsed float64
 }
 
-// Failed reports whether any package of the shard failed.
+// Failed reports whether any package of the shard failed or never
+// finished (a package without tests is skipped, not failed).
 func (s *Shard) Failed() bool {
 	for _, st := range s.Packages {
-		if st != "pass" {
+		if packageFailed(st) {
 			return true
 		}
 	}
 	return false
+}
+
+func packageFailed(status string) bool {
+	return status == "fail" || status == StatusUnfinished
 }
 
 // Parse reads one `go test -json` stream. Lines that are no JSON event

@@ -242,3 +242,20 @@ func TestMissingShard(t *testing.T) {
 		t.Errorf("missing %v of a plan of 4, want none", got)
 	}
 }
+
+// TestPackageWithoutTests: go test -json marks a package without test
+// files skipped; that is no failure.
+func TestPackageWithoutTests(t *testing.T) {
+	in := `{"Action":"start","Package":"example.com/empty"}
+{"Action":"output","Package":"example.com/empty","Output":"?   \texample.com/empty\t[no test files]\n"}
+{"Action":"skip","Package":"example.com/empty","Elapsed":0}
+`
+	s, err := Parse("empty", strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Results{Shards: []*Shard{s}}
+	if s.Failed() || len(r.Failures()) != 0 {
+		t.Errorf("a package without tests failed: %+v", r.Failures())
+	}
+}
