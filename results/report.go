@@ -84,25 +84,10 @@ func (r *Results) Report() *harness.Report {
 }
 
 // rows returns the targets' rows, sorted by name, and the accelerator of
-// the timings (when they agree).
+// the timings (when they agree). A target that more than one shard ran
+// gets a row per shard, named after it.
 func (r *Results) rows(steps []string) (vm.Accel, []harness.Row) {
-	var accel vm.Accel
-	var rows []harness.Row
-	timings := map[string]harness.TargetTiming{}
-	accels := map[string]bool{}
-	for _, t := range r.Timings {
-		accels[t.Accel] = true
-		for _, tt := range t.Targets {
-			if tt.Fixture == "" {
-				timings[tt.Target] = tt
-			}
-		}
-	}
-	if len(accels) == 1 {
-		for a := range accels {
-			accel = vm.Accel(a)
-		}
-	}
+	timings, accel := r.timingsByTarget()
 	order := append([]string{harness.StepBuild, verdict.BootStep}, steps...)
 	order = append(order, verdict.LogStep)
 	shardsOf := map[string]int{}
@@ -113,36 +98,18 @@ func (r *Results) rows(steps []string) (vm.Accel, []harness.Row) {
 			}
 		}
 	}
+	var rows []harness.Row
 	for _, s := range r.Shards {
 		for _, t := range s.Tests {
 			target, ok := targetOf(t.Name)
 			if !ok {
 				continue
 			}
-			row := harness.Row{Name: target, Steps: map[string]string{}}
+			row := targetRow(s, t, target, order)
 			if shardsOf[target] > 1 {
 				row.Name += " (" + s.Name + ")"
 			}
-			for _, c := range s.Tests {
-				if step, ok := strings.CutPrefix(c.Name, t.Name+"/"); ok && !strings.Contains(step, "/") && c.Status != StatusUnfinished {
-					row.Steps[step] = c.Status
-				}
-			}
-			// The boot has a subtest only when it failed: steps that
-			// ran mean it passed.
-			if _, ok := row.Steps[verdict.BootStep]; !ok && len(row.Steps) > 1 {
-				row.Steps[verdict.BootStep] = contract.StatusPass
-			}
-			for _, st := range order {
-				if row.Steps[st] == contract.StatusFail {
-					row.First = st
-					break
-				}
-			}
-			if row.First == "" && t.Failed() {
-				row.First = t.Status + " (" + s.Name + ": see its output)"
-			}
-			if tt, ok := timings[row.Name]; ok {
+			if tt, ok := timings[target]; ok {
 				for _, v := range []float64{tt.Fetch, tt.BuildRoot, tt.Module, tt.Initramfs, tt.Boot, tt.Probe} {
 					row.Timings = append(row.Timings, time.Duration(v*float64(time.Second)))
 				}
@@ -154,6 +121,55 @@ func (r *Results) rows(steps []string) (vm.Accel, []harness.Row) {
 	}
 	slices.SortStableFunc(rows, func(a, b harness.Row) int { return strings.Compare(a.Name, b.Name) })
 	return accel, rows
+}
+
+// timingsByTarget returns the timings files' rows by target (fixture rows
+// left out), and their accelerator when they agree.
+func (r *Results) timingsByTarget() (map[string]harness.TargetTiming, vm.Accel) {
+	timings := map[string]harness.TargetTiming{}
+	accels := map[string]bool{}
+	for _, t := range r.Timings {
+		accels[t.Accel] = true
+		for _, tt := range t.Targets {
+			if tt.Fixture == "" {
+				timings[tt.Target] = tt
+			}
+		}
+	}
+	var accel vm.Accel
+	if len(accels) == 1 {
+		for a := range accels {
+			accel = vm.Accel(a)
+		}
+	}
+	return timings, accel
+}
+
+// targetRow returns the row of the target test t (TestModule/<target>)
+// of shard s: its steps' statuses from its subtests and its first failing
+// step in order.
+func targetRow(s *Shard, t *Test, target string, order []string) harness.Row {
+	row := harness.Row{Name: target, Steps: map[string]string{}}
+	for _, c := range s.Tests {
+		if step, ok := strings.CutPrefix(c.Name, t.Name+"/"); ok && !strings.Contains(step, "/") && c.Status != StatusUnfinished {
+			row.Steps[step] = c.Status
+		}
+	}
+	// The boot has a subtest only when it failed: steps that ran mean
+	// it passed.
+	if _, ok := row.Steps[verdict.BootStep]; !ok && len(row.Steps) > 1 {
+		row.Steps[verdict.BootStep] = contract.StatusPass
+	}
+	for _, st := range order {
+		if row.Steps[st] == contract.StatusFail {
+			row.First = st
+			return row
+		}
+	}
+	if t.Failed() {
+		row.First = t.Status + " (" + s.Name + ": see its output)"
+	}
+	return row
 }
 
 // targetOf returns the target of a test named TestModule/<target>.
