@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -42,69 +43,28 @@ type junitMessage struct {
 
 // JUnit writes the results as JUnit XML to w. A test that never
 // finished is a failure; so is a failed package with no failed test (a
-// test binary that did not build or stopped before its tests).
+// test binary that did not build or stopped before its tests), and a
+// missing shard.
 func (r *Results) JUnit(w io.Writer) error {
 	var all junitSuites
-	fails := map[string]bool{}
-	for _, f := range r.Failures() {
-		fails[f.Shard+"\x00"+f.Test] = true
-	}
+	fails := r.Failures()
+	var suites []junitSuite
 	for _, s := range r.Shards {
-		bySuite := map[string]*junitSuite{}
-		var order []string
-		suite := func(pkg string) *junitSuite {
-			if bySuite[pkg] == nil {
-				bySuite[pkg] = &junitSuite{Name: s.Name + ": " + pkg, Time: seconds(s.Elapsed)}
-				order = append(order, pkg)
-			}
-			return bySuite[pkg]
-		}
-		for pkg := range s.Packages {
-			suite(pkg)
-		}
-		for _, t := range s.Tests {
-			js := suite(t.Package)
-			c := junitCase{Classname: t.Package, Name: t.Name, Time: seconds(t.Elapsed)}
-			switch {
-			case t.Failed():
-				c.Failure = &junitMessage{Message: failureMessage(t), Text: strings.Join(t.Output, "\n")}
-				js.Failures++
-			case t.Status == "skip":
-				c.Skipped = &junitMessage{Message: lastLine(t.Output)}
-				js.Skipped++
-			}
-			js.Cases = append(js.Cases, c)
-			js.Tests++
-		}
-		for pkg, st := range s.Packages {
-			if !packageFailed(st) || !fails[s.Name+"\x00package "+pkg] {
-				continue
-			}
-			js := suite(pkg)
-			js.Cases = append(js.Cases, junitCase{Classname: pkg, Name: "package", Time: seconds(s.Elapsed),
-				Failure: &junitMessage{Message: "the package failed with no failed test: see its output", Text: strings.Join(s.Output, "\n")}})
-			js.Tests++
-			js.Failures++
-		}
-		slices.Sort(order)
-		for _, pkg := range order {
-			js := bySuite[pkg]
-			all.Tests += js.Tests
-			all.Failures += js.Failures
-			all.Skipped += js.Skipped
-			all.Suites = append(all.Suites, *js)
+		suites = append(suites, shardSuites(s, fails)...)
+	}
+	for _, f := range fails {
+		if f.Status == StatusMissing {
+			suites = append(suites, junitSuite{Name: f.Shard, Tests: 1, Failures: 1, Time: seconds(0), Cases: []junitCase{{
+				Classname: f.Shard, Name: f.Test, Time: seconds(0),
+				Failure: &junitMessage{Message: f.Output[0]},
+			}}})
 		}
 	}
-	for _, f := range r.Failures() {
-		if f.Status != StatusMissing {
-			continue
-		}
-		all.Tests++
-		all.Failures++
-		all.Suites = append(all.Suites, junitSuite{Name: f.Shard, Tests: 1, Failures: 1, Time: seconds(0), Cases: []junitCase{{
-			Classname: f.Shard, Name: f.Test, Time: seconds(0),
-			Failure: &junitMessage{Message: f.Output[0]},
-		}}})
+	for _, js := range suites {
+		all.Tests += js.Tests
+		all.Failures += js.Failures
+		all.Skipped += js.Skipped
+		all.Suites = append(all.Suites, js)
 	}
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return fmt.Errorf("write JUnit: %w", err)
@@ -143,4 +103,50 @@ func lastLine(lines []string) string {
 
 func seconds(s float64) string {
 	return fmt.Sprintf("%.3f", s)
+}
+
+// shardSuites returns a testsuite per package of shard s, by package
+// name. fails are the run's failures: a failed package whose failure is
+// its own gets a testcase of its own.
+func shardSuites(s *Shard, fails []Failure) []junitSuite {
+	bySuite := map[string]*junitSuite{}
+	suite := func(pkg string) *junitSuite {
+		if bySuite[pkg] == nil {
+			bySuite[pkg] = &junitSuite{Name: s.Name + ": " + pkg, Time: seconds(s.Elapsed)}
+		}
+		return bySuite[pkg]
+	}
+	for pkg := range s.Packages {
+		suite(pkg)
+	}
+	for _, t := range s.Tests {
+		js := suite(t.Package)
+		c := junitCase{Classname: t.Package, Name: t.Name, Time: seconds(t.Elapsed)}
+		switch {
+		case t.Failed():
+			c.Failure = &junitMessage{Message: failureMessage(t), Text: strings.Join(t.Output, "\n")}
+			js.Failures++
+		case t.Status == "skip":
+			c.Skipped = &junitMessage{Message: lastLine(t.Output)}
+			js.Skipped++
+		}
+		js.Cases = append(js.Cases, c)
+		js.Tests++
+	}
+	for _, f := range fails {
+		pkg, ok := strings.CutPrefix(f.Test, "package ")
+		if f.Shard != s.Name || !ok {
+			continue
+		}
+		js := suite(pkg)
+		js.Cases = append(js.Cases, junitCase{Classname: pkg, Name: "package", Time: seconds(s.Elapsed),
+			Failure: &junitMessage{Message: "the package failed with no failed test: see its output", Text: strings.Join(f.Output, "\n")}})
+		js.Tests++
+		js.Failures++
+	}
+	var out []junitSuite
+	for _, pkg := range slices.Sorted(maps.Keys(bySuite)) {
+		out = append(out, *bySuite[pkg])
+	}
+	return out
 }
