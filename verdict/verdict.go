@@ -207,13 +207,7 @@ func Judge(run Input, steps []string, expect map[string]string) *Report {
 
 // judgeLog gives the verdict on the console log from the first step on.
 func judgeLog(console []string) Step {
-	s := Step{Name: LogStep, Status: contract.StatusPass}
-	if reports := KernelReports(console); len(reports) > 0 {
-		s.Status = contract.StatusFail
-		s.Reasons = append(s.Reasons, fmt.Sprintf("the console log holds %d kernel error line(s), the first: %s", len(reports), reports[0]))
-		s.Evidence = excerpt(console, reports)
-	}
-	return s
+	return judgeConsole(LogStep, console, "the console log holds %d kernel error line(s), the first: %s")
 }
 
 // judgeBoot gives the verdict on what the kernel printed before the
@@ -221,11 +215,17 @@ func judgeLog(console []string) Step {
 // (a WARN from a boot option, a CPU model the kernel trips over), so it
 // fails the boot, once, and no step.
 func judgeBoot(boot []string) Step {
-	s := Step{Name: BootStep, Status: contract.StatusPass}
-	if reports := KernelReports(boot); len(reports) > 0 {
+	return judgeConsole(BootStep, boot, "the kernel reported an error before the module was loaded (%d line(s)), the first: %s")
+}
+
+// judgeConsole fails the verdict name when console holds kernel reports;
+// reason formats their number and the first.
+func judgeConsole(name string, console []string, reason string) Step {
+	s := Step{Name: name, Status: contract.StatusPass}
+	if reports := KernelReports(console); len(reports) > 0 {
 		s.Status = contract.StatusFail
-		s.Reasons = append(s.Reasons, fmt.Sprintf("the kernel reported an error before the module was loaded (%d line(s)), the first: %s", len(reports), reports[0]))
-		s.Evidence = excerpt(boot, reports)
+		s.Reasons = append(s.Reasons, fmt.Sprintf(reason, len(reports), reports[0]))
+		s.Evidence = excerpt(console, reports)
 	}
 	return s
 }
