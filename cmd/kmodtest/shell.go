@@ -6,8 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kmodtest/kmodtest/cmd/kmodtest/shell"
 	"github.com/kmodtest/kmodtest/harness"
-	"github.com/kmodtest/kmodtest/internal/shell"
 )
 
 var shellCommand = &command{

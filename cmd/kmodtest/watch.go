@@ -6,8 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kmodtest/kmodtest/cmd/kmodtest/watch"
 	"github.com/kmodtest/kmodtest/harness"
-	"github.com/kmodtest/kmodtest/internal/watch"
 )
 
 var watchCommand = &command{

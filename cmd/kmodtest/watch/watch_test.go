@@ -99,7 +99,7 @@ func scratchModule(t *testing.T) (repo, src, file string, good []byte) {
 	if os.Getenv(toolTests) != "1" || os.Getenv("KMODTEST_SKIP_VM") == "1" {
 		t.Skipf("boots VMs: set %s=1 (make test does)", toolTests)
 	}
-	repo, err := filepath.Abs("../..")
+	repo, err := filepath.Abs("../../..")
 	if err != nil {
 		t.Fatal(err)
 	}

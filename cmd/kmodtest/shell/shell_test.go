@@ -88,7 +88,7 @@ func startShell(t *testing.T, gdb bool, onGDB func(string)) (*terminal, <-chan e
 	if os.Getenv(toolTests) != "1" || os.Getenv("KMODTEST_SKIP_VM") == "1" {
 		t.Skipf("boots VMs: set %s=1 (make test does)", toolTests)
 	}
-	repo, err := filepath.Abs("../..")
+	repo, err := filepath.Abs("../../..")
 	if err != nil {
 		t.Fatal(err)
 	}
