@@ -10,6 +10,7 @@ import (
 
 	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/initramfs"
+	"github.com/kmodtest/kmodtest/internal/arch"
 	"github.com/kmodtest/kmodtest/kernels"
 	"github.com/kmodtest/kmodtest/verdict"
 	"github.com/kmodtest/kmodtest/vm"
@@ -181,7 +182,7 @@ func copyFile(src, dst string) error {
 // with this boot's module (its copy in the artifacts) loaded, to look at
 // a failure by hand; "" for architectures shell does not boot.
 func (b Boot) ShellLine() string {
-	if b.Kernel == nil || (b.Target.Kernel.Arch != "" && b.Target.Kernel.Arch != vm.ArchAMD64) {
+	if b.Kernel == nil || (b.Target.Kernel.Arch != "" && b.Target.Kernel.Arch != arch.AMD64) {
 		return ""
 	}
 	words := []string{"kmodtest", "shell", "-kernels", b.Target.Kernel.Name}

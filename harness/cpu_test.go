@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kmodtest/kmodtest/internal/arch"
 	"github.com/kmodtest/kmodtest/kernels"
 )
 
@@ -15,7 +16,7 @@ func TestChooseCPU(t *testing.T) {
 		}
 	}
 	amd := Target{Kernel: kernels.Kernel{Name: "6.1"}}
-	arm := Target{Kernel: kernels.Kernel{Name: "6.1-arm64", Arch: kernels.ArchARM64}}
+	arm := Target{Kernel: kernels.Kernel{Name: "6.1-arm64", Arch: arch.ARM64}}
 	var logged []string
 	logf := func(f string, a ...any) { logged = append(logged, f) }
 

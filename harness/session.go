@@ -3,20 +3,20 @@ package harness
 import (
 	"context"
 	"fmt"
-	"github.com/kmodtest/kmodtest/coverage"
-	"github.com/kmodtest/kmodtest/internal/userpath"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/kmodtest/kmodtest/contract"
+	"github.com/kmodtest/kmodtest/coverage"
 	"github.com/kmodtest/kmodtest/initramfs"
+	"github.com/kmodtest/kmodtest/internal/arch"
+	"github.com/kmodtest/kmodtest/internal/userpath"
 	"github.com/kmodtest/kmodtest/kernels"
 	"github.com/kmodtest/kmodtest/verdict"
 	"github.com/kmodtest/kmodtest/vm"
@@ -47,7 +47,7 @@ type Session struct {
 	Logf func(format string, args ...any)
 
 	baseMu sync.Mutex
-	bases  map[string]*baseBuild
+	bases  map[arch.Arch]*baseBuild
 
 	prepMu sync.Mutex
 	preps  map[string]*Prep
@@ -92,7 +92,7 @@ func NewSession(ctx context.Context, o Options, repo string, logf func(format st
 		Logf:    logf,
 		preps:   map[string]*Prep{},
 		ctx:     ctx,
-		bases:   map[string]*baseBuild{},
+		bases:   map[arch.Arch]*baseBuild{},
 	}
 	var preflight []kernels.Kernel // nil for the user's own kernel
 	if custom == nil {
@@ -222,7 +222,7 @@ func (o Options) Check() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := exec.LookPath(vm.QEMUBinary(kernels.ArchAMD64)); err == nil {
+	if _, err := exec.LookPath(vm.QEMUBinary(arch.AMD64)); err == nil {
 		if _, err := ChooseCPU(context.Background(), targets, o.CPU, func(string, ...any) {}); err != nil {
 			return nil, err
 		}
@@ -254,20 +254,20 @@ type baseBuild struct {
 
 // BaseImage builds the shared amd64 u-root image once per session.
 func (s *Session) BaseImage() (*initramfs.Base, error) {
-	return s.BaseImageFor(kernels.ArchAMD64)
+	return s.BaseImageFor(arch.AMD64)
 }
 
 // BaseImageFor builds the shared u-root image for arch once per session.
-func (s *Session) BaseImageFor(arch string) (*initramfs.Base, error) {
+func (s *Session) BaseImageFor(a arch.Arch) (*initramfs.Base, error) {
 	s.baseMu.Lock()
-	b, ok := s.bases[arch]
+	b, ok := s.bases[a]
 	if !ok {
 		b = &baseBuild{}
-		s.bases[arch] = b
+		s.bases[a] = b
 	}
 	s.baseMu.Unlock()
 	b.once.Do(func() {
-		ib := &initramfs.Builder{RepoDir: s.Repo, CacheDir: s.Cache.Dir, Arch: arch, Logf: s.Logf}
+		ib := &initramfs.Builder{RepoDir: s.Repo, CacheDir: s.Cache.Dir, Arch: a, Logf: s.Logf}
 		b.base, b.err = ib.Base(s.ctx)
 	})
 	return b.base, b.err
@@ -277,11 +277,11 @@ func (s *Session) BaseImageFor(arch string) (*initramfs.Base, error) {
 // session's targets, one after the other (each is a Go build); errors
 // are returned when a boot asks for the image.
 func (s *Session) BuildBaseImages() {
-	seen := map[string]bool{}
+	seen := map[arch.Arch]bool{}
 	for _, t := range s.Targets {
-		if arch := t.Kernel.Arch; !seen[arch] {
-			seen[arch] = true
-			s.BaseImageFor(arch)
+		if a := t.Kernel.Arch; !seen[a] {
+			seen[a] = true
+			s.BaseImageFor(a)
 		}
 	}
 }
@@ -290,7 +290,7 @@ func (s *Session) BuildBaseImages() {
 // of this machine's architecture, TCG for the others (KVM runs only
 // guests of the host's own architecture).
 func (s *Session) AccelFor(t Target) vm.Accel {
-	if t.Kernel.Arch != "" && t.Kernel.Arch != runtime.GOARCH {
+	if t.Kernel.Arch.OrDefault() != arch.Host() {
 		return vm.AccelTCG
 	}
 	return s.Accel

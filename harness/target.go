@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kmodtest/kmodtest/internal/arch"
 	"github.com/kmodtest/kmodtest/kernels"
 	"github.com/kmodtest/kmodtest/vm"
 )
@@ -75,7 +76,7 @@ func Targets(ks []kernels.Kernel) ([]Target, error) {
 // it (EPYC-Milan is x86: the arm64 targets keep their own CPU).
 type CPUChoice struct {
 	Model  string
-	Arches []string
+	Arches []arch.Arch
 }
 
 // Apply gives tg the chosen model when its architecture has it.
@@ -87,11 +88,8 @@ func (c CPUChoice) Apply(tg Target) Target {
 }
 
 // archOf returns k's architecture, amd64 when the entry names none.
-func archOf(k kernels.Kernel) string {
-	if k.Arch == "" {
-		return kernels.ArchAMD64
-	}
-	return k.Arch
+func archOf(k kernels.Kernel) arch.Arch {
+	return k.Arch.OrDefault()
 }
 
 // cpuModelName returns the model of a -cpu value, without the feature
@@ -107,20 +105,20 @@ func cpuModelName(cpu string) string {
 // of models QEMU does offer. logf hears which targets keep their own CPU
 // because their architecture lacks the model.
 func ChooseCPU(ctx context.Context, targets []Target, cpu string, logf func(string, ...any)) (CPUChoice, error) {
-	offers := map[string][]string{} // arch -> models
+	offers := map[arch.Arch][]string{} // arch -> models
 	choice := CPUChoice{Model: cpu}
 	var kept []string
 	for _, tg := range targets {
-		arch := archOf(tg.Kernel)
-		ms, ok := offers[arch]
+		a := archOf(tg.Kernel)
+		ms, ok := offers[a]
 		if !ok {
 			var err error
-			if ms, err = vm.CPUModels(ctx, arch); err != nil {
+			if ms, err = vm.CPUModels(ctx, a); err != nil {
 				return CPUChoice{}, err
 			}
-			offers[arch] = ms
+			offers[a] = ms
 			if slices.Contains(ms, cpuModelName(cpu)) {
-				choice.Arches = append(choice.Arches, arch)
+				choice.Arches = append(choice.Arches, a)
 			}
 		}
 		if cpu != "" && !slices.Contains(ms, cpuModelName(cpu)) {
@@ -128,7 +126,7 @@ func ChooseCPU(ctx context.Context, targets []Target, cpu string, logf func(stri
 		}
 		if tg.CPU != "" && !slices.Contains(ms, cpuModelName(tg.CPU)) {
 			return CPUChoice{}, fmt.Errorf("kernel %s: kernels/matrix.json names cpu %q, which %s does not offer; it offers: %s",
-				tg.Kernel.Name, tg.CPU, vm.QEMUBinary(arch), strings.Join(ms, " "))
+				tg.Kernel.Name, tg.CPU, vm.QEMUBinary(a), strings.Join(ms, " "))
 		}
 	}
 	if cpu != "" && len(choice.Arches) == 0 {

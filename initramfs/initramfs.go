@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/kmodtest/kmodtest/internal/cachefs"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -24,7 +23,9 @@ import (
 	"time"
 
 	"github.com/kmodtest/kmodtest/contract"
+	"github.com/kmodtest/kmodtest/internal/arch"
 	"github.com/kmodtest/kmodtest/internal/atomicfile"
+	"github.com/kmodtest/kmodtest/internal/cachefs"
 	"github.com/u-root/gobusybox/src/pkg/golang"
 	"github.com/u-root/mkuimage/uimage"
 	"github.com/u-root/u-root/pkg/cpio"
@@ -51,9 +52,9 @@ type Builder struct {
 	RepoDir string
 	// CacheDir holds base images, named by content hash.
 	CacheDir string
-	// Arch is the guest's GOARCH (Debian's names for amd64 and arm64 are
-	// Go's); empty means amd64. Base images are cached per architecture.
-	Arch string
+	// Arch is the guest's architecture, whose name is its GOARCH;
+	// empty means amd64. Base images are cached per architecture.
+	Arch arch.Arch
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
 	// build replaces the u-root build in tests of the caching.
@@ -69,10 +70,7 @@ type Builder struct {
 
 // arch returns the GOARCH to build for.
 func (b *Builder) arch() string {
-	if b.Arch == "" {
-		return "amd64"
-	}
-	return b.Arch
+	return string(b.Arch.OrDefault())
 }
 
 // Base is a built base image.

@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/kmodtest/kmodtest/internal/proc"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/kmodtest/kmodtest/internal/arch"
+	"github.com/kmodtest/kmodtest/internal/proc"
 )
 
 // DebianKeyring verifies the archive's Release files.
@@ -89,7 +91,7 @@ type aptConfig struct {
 	// arch is the architecture whose packages apt resolves ("" is the
 	// host's). For a foreign one the host's is added too, so that
 	// "name:HOSTARCH" finds the host tools (linux-kbuild) of the release.
-	arch string
+	arch arch.Arch
 }
 
 // confPath is the private configuration file, passed through APT_CONFIG.
@@ -122,9 +124,9 @@ func (a aptConfig) conf(proxy map[string]string) string {
 	set("Acquire::Check-Valid-Until", "false")
 	set("Acquire::Languages", "none")
 	set("APT::Get::List-Cleanup", "true")
-	if a.arch != "" && a.arch != hostArch() {
-		set("APT::Architecture", a.arch)
-		fmt.Fprintf(&b, "APT::Architectures { %q; %q; };\n", a.arch, hostArch())
+	if a.arch != "" && a.arch != arch.Host() {
+		set("APT::Architecture", string(a.arch))
+		fmt.Fprintf(&b, "APT::Architectures { %q; %q; };\n", a.arch, arch.Host())
 	}
 	if os.Geteuid() == 0 {
 		// Downloads land in directories the _apt user cannot write to;

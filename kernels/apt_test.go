@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/kmodtest/kmodtest/internal/arch"
 )
 
 func TestSourcesList(t *testing.T) {
@@ -145,7 +147,7 @@ func TestAptConfigForeignArch(t *testing.T) {
 	if _, err := exec.LookPath("apt-config"); err != nil {
 		t.Skip("apt-config not installed")
 	}
-	foreign := map[string]string{ArchAMD64: ArchARM64, ArchARM64: ArchAMD64}[hostArch()]
+	foreign := map[arch.Arch]arch.Arch{arch.AMD64: arch.ARM64, arch.ARM64: arch.AMD64}[arch.Host()]
 	a := aptConfig{dir: t.TempDir(), arch: foreign}
 	if err := a.setup(t.Context(), "deb http://deb.debian.org/debian bookworm main\n"); err != nil {
 		t.Fatal(err)
@@ -156,9 +158,9 @@ func TestAptConfigForeignArch(t *testing.T) {
 	}
 	dump := string(out)
 	for _, want := range []string{
-		`APT::Architecture "` + foreign + `";`,
-		`APT::Architectures:: "` + foreign + `";`,
-		`APT::Architectures:: "` + hostArch() + `";`,
+		`APT::Architecture "` + string(foreign) + `";`,
+		`APT::Architectures:: "` + string(foreign) + `";`,
+		`APT::Architectures:: "` + string(arch.Host()) + `";`,
 	} {
 		if !strings.Contains(dump, want) {
 			t.Errorf("apt configuration lacks %s:\n%s", want, dump)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmodtest/kmodtest/internal/arch"
 	"github.com/kmodtest/kmodtest/internal/cachefs"
 )
 
@@ -103,7 +104,7 @@ type VirtioPort struct {
 // kernel that lacks a driver, or needs a module its packages do not
 // carry, is an error that names it.
 func ResultPort(f *Fetched) (*VirtioPort, error) {
-	if f.Kernel.Arch != ArchARM64 {
+	if f.Kernel.Arch != arch.ARM64 {
 		return nil, nil
 	}
 	config, err := readConfig(filepath.Join(f.KDIR, ".config"))

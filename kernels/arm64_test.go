@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kmodtest/kmodtest/internal/arch"
 )
 
 func TestIsArm64Image(t *testing.T) {
@@ -25,12 +27,12 @@ func fakeArm64(t *testing.T, config string) *Fetched {
 	if err := os.WriteFile(filepath.Join(kdir, ".config"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return &Fetched{Kernel: Kernel{Name: "x-arm64", Arch: ArchARM64}, KDIR: kdir}
+	return &Fetched{Kernel: Kernel{Name: "x-arm64", Arch: arch.ARM64}, KDIR: kdir}
 }
 
 func TestResultPort(t *testing.T) {
 
-	amd := &Fetched{Kernel: Kernel{Name: "6.1", Arch: ArchAMD64}}
+	amd := &Fetched{Kernel: Kernel{Name: "6.1", Arch: arch.AMD64}}
 	if p, err := ResultPort(amd); p != nil || err != nil {
 		t.Errorf("amd64: want no virtio port, got %+v, %v", p, err)
 	}
@@ -71,13 +73,13 @@ func TestReadConfig(t *testing.T) {
 }
 
 func TestCrossMakeVars(t *testing.T) {
-	if hostArch() != ArchAMD64 {
+	if arch.Host() != arch.AMD64 {
 		t.Skip("the cross-build variables are checked on an amd64 host")
 	}
-	if v := archMakeVars(Kernel{Arch: ArchAMD64}); v != nil {
+	if v := archMakeVars(Kernel{Arch: arch.AMD64}); v != nil {
 		t.Errorf("amd64 on amd64: want no cross variables, got %v", v)
 	}
-	got := strings.Join(archMakeVars(Kernel{Arch: ArchARM64}), " ")
+	got := strings.Join(archMakeVars(Kernel{Arch: arch.ARM64}), " ")
 	if got != "ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-" {
 		t.Errorf("arm64 on amd64: got %q", got)
 	}

@@ -7,13 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kmodtest/kmodtest/internal/atomicfile"
-	"github.com/kmodtest/kmodtest/internal/cachefs"
-	"github.com/kmodtest/kmodtest/internal/userpath"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/kmodtest/kmodtest/internal/arch"
+	"github.com/kmodtest/kmodtest/internal/atomicfile"
+	"github.com/kmodtest/kmodtest/internal/cachefs"
+	"github.com/kmodtest/kmodtest/internal/userpath"
 )
 
 // DefaultCacheDir returns $KMODTEST_CACHE, else $XDG_CACHE_HOME/kmodtest,
@@ -132,8 +134,8 @@ func kernelKey(k Kernel) string {
 		// field keep their cache key.
 		Arch string `json:",omitempty"`
 	}{k.Apt, k.ImageMeta, k.HeadersMeta, k.Image, k.Vmlinuz, ""}
-	if k.Arch != "" && k.Arch != ArchAMD64 {
-		def.Arch = k.Arch
+	if k.Arch != "" && k.Arch != arch.AMD64 {
+		def.Arch = string(k.Arch)
 	}
 	return k.Name + "-" + definitionHash(def)
 }
@@ -296,7 +298,7 @@ func Custom(vmlinuz, kdir string) (*Fetched, error) {
 	return &Fetched{
 		Kernel: Kernel{
 			Name:      "custom-" + release,
-			Arch:      ArchAMD64,
+			Arch:      arch.AMD64,
 			Suite:     "custom",
 			Toolchain: HostToolchain,
 			Profiles:  []string{"default"},

@@ -3,26 +3,23 @@ package kernels
 import (
 	"context"
 	"fmt"
-	"github.com/kmodtest/kmodtest/internal/cachefs"
-	"github.com/kmodtest/kmodtest/internal/proc"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
-)
 
-// hostArch is this machine's Debian architecture; Go's names for amd64
-// and arm64 are Debian's.
-func hostArch() string { return runtime.GOARCH }
+	"github.com/kmodtest/kmodtest/internal/arch"
+	"github.com/kmodtest/kmodtest/internal/cachefs"
+	"github.com/kmodtest/kmodtest/internal/proc"
+)
 
 // crossCompile is the CROSS_COMPILE prefix for modules of k, "" when k is
 // built for this machine's architecture.
 func crossCompile(k Kernel) string {
-	if k.Arch == "" || k.Arch == hostArch() {
+	if k.Arch == "" || k.Arch == arch.Host() {
 		return ""
 	}
-	return map[string]string{ArchAMD64: "x86_64-linux-gnu-", ArchARM64: "aarch64-linux-gnu-"}[k.Arch]
+	return map[arch.Arch]string{arch.AMD64: "x86_64-linux-gnu-", arch.ARM64: "aarch64-linux-gnu-"}[k.Arch]
 }
 
 // archMakeVars are the make variables that cross-build modules of k
@@ -32,7 +29,7 @@ func archMakeVars(k Kernel) []string {
 	if cross == "" {
 		return nil
 	}
-	return []string{"ARCH=" + map[string]string{ArchAMD64: "x86", ArchARM64: "arm64"}[k.Arch], "CROSS_COMPILE=" + cross}
+	return []string{"ARCH=" + map[arch.Arch]string{arch.AMD64: "x86", arch.ARM64: "arm64"}[k.Arch], "CROSS_COMPILE=" + cross}
 }
 
 // release substitutes {release} in a matrix template.
@@ -203,10 +200,10 @@ func resolve(ctx context.Context, apt aptConfig, k Kernel) (pkgs []pkgInfo, rele
 	}
 	for _, d := range hinfo.Depends {
 		switch {
-		case strings.HasPrefix(d, "linux-kbuild-") && k.Arch != "" && k.Arch != hostArch():
+		case strings.HasPrefix(d, "linux-kbuild-") && k.Arch != "" && k.Arch != arch.Host():
 			// The kbuild tools (fixdep, modpost) run on this host: take
 			// the package of the same version built for it.
-			want = append(want, d+":"+hostArch())
+			want = append(want, d+":"+string(arch.Host()))
 		case strings.HasPrefix(d, "linux-headers-"), strings.HasPrefix(d, "linux-kbuild-"):
 			want = append(want, d)
 		}

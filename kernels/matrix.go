@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kmodtest/kmodtest/internal/userpath"
 	"io"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/kmodtest/kmodtest/internal/arch"
+	"github.com/kmodtest/kmodtest/internal/userpath"
 )
 
 // embeddedMatrix is kernels/matrix.json, compiled in so that tests run
@@ -19,16 +21,6 @@ import (
 //
 //go:embed matrix.json
 var embeddedMatrix []byte
-
-// Architectures a matrix entry may name, spelled as Debian (and Go's
-// GOARCH) spell them. Entries without "arch" are ArchAMD64.
-const (
-	ArchAMD64 = "amd64"
-	ArchARM64 = "arm64"
-)
-
-// Arches lists the architectures the harness can fetch, build for and boot.
-var Arches = []string{ArchAMD64, ArchARM64}
 
 // HostToolchain is the Toolchain value of a kernel whose compiler is
 // installed on the host: its modules are built without a build root.
@@ -39,10 +31,10 @@ const HostToolchain = "host"
 type Kernel struct {
 	// Name is the short name tests and the command line use ("6.1").
 	Name string `json:"name"`
-	// Arch is the Debian architecture of the kernel's packages (ArchAMD64
+	// Arch is the Debian architecture of the kernel's packages (arch.AMD64
 	// when the entry does not say): it picks apt's architecture, the
 	// cross compiler, the guest's GOARCH and the QEMU system.
-	Arch string `json:"arch,omitempty"`
+	Arch arch.Arch `json:"arch,omitempty"`
 	// Suite is the Debian suite the kernel comes from (documentation and
 	// messages; the sources lines in Apt are what apt uses).
 	Suite string `json:"suite"`
@@ -201,7 +193,7 @@ func ParseMatrix(data []byte) ([]Kernel, error) {
 // ("bookworm-arm64").
 func fallbackRoot(k Kernel) string {
 	if crossCompile(k) != "" {
-		return k.Suite + "-" + k.Arch
+		return k.Suite + "-" + string(k.Arch)
 	}
 	return k.Suite
 }
@@ -281,10 +273,10 @@ func (k *Kernel) validate() error {
 		return err
 	}
 	if k.Arch == "" {
-		k.Arch = ArchAMD64
+		k.Arch = arch.AMD64
 	}
-	if !slices.Contains(Arches, k.Arch) {
-		return fmt.Errorf("kernel %q: arch %q is not supported (want one of %s)", k.Name, k.Arch, strings.Join(Arches, ", "))
+	if !slices.Contains(arch.All, k.Arch) {
+		return fmt.Errorf("kernel %q: arch %q is not supported (want one of %s)", k.Name, k.Arch, arch.Names())
 	}
 	missing := []string{}
 	fields := map[string]string{

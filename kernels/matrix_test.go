@@ -1,12 +1,14 @@
 package kernels
 
 import (
-	"github.com/kmodtest/kmodtest/internal/userpath"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/kmodtest/kmodtest/internal/arch"
+	"github.com/kmodtest/kmodtest/internal/userpath"
 )
 
 func TestLoadMatrixEmbedded(t *testing.T) {
@@ -25,7 +27,7 @@ func TestLoadMatrixEmbedded(t *testing.T) {
 		}
 	}
 	for _, k := range m {
-		if want := map[bool]string{true: ArchARM64, false: ArchAMD64}[strings.HasSuffix(k.Name, "-arm64")]; k.Arch != want {
+		if want := map[bool]arch.Arch{true: arch.ARM64, false: arch.AMD64}[strings.HasSuffix(k.Name, "-arm64")]; k.Arch != want {
 			t.Errorf("kernel %s: arch %s, want %s", k.Name, k.Arch, want)
 		}
 	}
@@ -54,8 +56,8 @@ func TestLoadMatrixFromEnv(t *testing.T) {
 	if len(m) != 1 || m[0].Name != "x" || m[0].Root != nil {
 		t.Fatalf("unexpected matrix: %+v", m)
 	}
-	if m[0].Arch != ArchAMD64 {
-		t.Errorf("an entry without arch: want arch %s, got %q", ArchAMD64, m[0].Arch)
+	if m[0].Arch != arch.AMD64 {
+		t.Errorf("an entry without arch: want arch %s, got %q", arch.AMD64, m[0].Arch)
 	}
 
 	t.Setenv("KMODTEST_MATRIX", filepath.Join(t.TempDir(), "missing.json"))
@@ -162,11 +164,11 @@ func TestDefaultCacheDir(t *testing.T) {
 func TestKernelKeyArch(t *testing.T) {
 	k := Kernel{Name: "6.1", Apt: []string{"deb {mirror} bookworm main"}, ImageMeta: "linux-image-amd64"}
 	old := kernelKey(k)
-	k.Arch = ArchAMD64
+	k.Arch = arch.AMD64
 	if got := kernelKey(k); got != old {
 		t.Errorf("arch amd64 changed the cache key of an entry without arch: %s, was %s", got, old)
 	}
-	k.Arch = ArchARM64
+	k.Arch = arch.ARM64
 	if got := kernelKey(k); got == old {
 		t.Errorf("arch arm64 kept the amd64 cache key %s", got)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmodtest/kmodtest/internal/arch"
 	"github.com/kmodtest/kmodtest/internal/cachefs"
 )
 
@@ -102,7 +103,7 @@ func logCache(t *testing.T) (*Cache, func() string) {
 // fakeKernel is a matrix entry the stand-ins serve; toolchain names a
 // build root, or is HostToolchain.
 func fakeKernel(toolchain string) Kernel {
-	k := Kernel{Name: "k1", Suite: "sid", Arch: ArchAMD64, Apt: []string{"deb http://fake.invalid/debian sid main"},
+	k := Kernel{Name: "k1", Suite: "sid", Arch: arch.AMD64, Apt: []string{"deb http://fake.invalid/debian sid main"},
 		ImageMeta: "linux-image-amd64", HeadersMeta: "linux-headers-amd64",
 		Image: "linux-image-{release}-unsigned", Vmlinuz: "boot/vmlinuz-{release}",
 		Toolchain: toolchain, Profiles: []string{"default"}}

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kmodtest/kmodtest/internal/arch"
 )
 
 // fakeCCText is the compiler version text of fake kernel entries.
@@ -101,14 +103,14 @@ func TestMatrixHostKernelsHaveFallback(t *testing.T) {
 // built the kernel natively, so no cross compiler has its exact text);
 // another release sends the build to the suite's cross root.
 func TestChooseRootCross(t *testing.T) {
-	if hostArch() != ArchAMD64 {
+	if arch.Host() != arch.AMD64 {
 		t.Skip("cross builds are checked on an amd64 host")
 	}
 	kdir := t.TempDir()
 	os.WriteFile(filepath.Join(kdir, ".config"), []byte("CONFIG_CC_VERSION_TEXT=\""+fakeCCText+"\"\n"), 0o644)
 	os.WriteFile(filepath.Join(kdir, ".kernelvariables"), []byte("CC = $(CROSS_COMPILE)kmodtest-test-gcc-12\n"), 0o644)
 	cross := &BuildRoot{Name: "bookworm-arm64", Suite: "bookworm"}
-	k := Kernel{Name: "6.1-arm64", Arch: ArchARM64, Suite: "bookworm", Toolchain: HostToolchain, Root: cross}
+	k := Kernel{Name: "6.1-arm64", Arch: arch.ARM64, Suite: "bookworm", Toolchain: HostToolchain, Root: cross}
 
 	t.Run("same release", func(t *testing.T) {
 		fakeCompiler(t, "aarch64-linux-gnu-kmodtest-test-gcc-12", "aarch64-linux-gnu-gcc-12 (Debian 12.2.0-14) 12.2.0")

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/kmodtest/kmodtest/internal/arch"
 	"github.com/kmodtest/kmodtest/internal/cachefs"
 	"github.com/kmodtest/kmodtest/internal/proc"
 )
@@ -33,7 +34,7 @@ func (c *Cache) BootImage(ctx context.Context, f *Fetched) (path, why string, er
 	if err := c.claim(); err != nil {
 		return "", "", err
 	}
-	if f.Kernel.Arch == ArchARM64 {
+	if f.Kernel.Arch == arch.ARM64 {
 		return c.arm64BootImage(ctx, f)
 	}
 	_, sum, err := cachefs.FileSHA256(f.Vmlinuz)

@@ -1,11 +1,13 @@
 package kernels
 
 import (
-	"github.com/kmodtest/kmodtest/internal/cachefs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kmodtest/kmodtest/internal/arch"
+	"github.com/kmodtest/kmodtest/internal/cachefs"
 )
 
 func TestExtractVmlinuxRejectsNonBzImage(t *testing.T) {
@@ -40,7 +42,7 @@ func TestExtractCachedKernels(t *testing.T) {
 	for _, k := range matrix {
 		entry := filepath.Join(dir, "kernels", kernelKey(k))
 		var m kernelManifest
-		if k.Arch != ArchAMD64 || cachefs.LoadManifest(entry, &m) != nil {
+		if k.Arch != arch.AMD64 || cachefs.LoadManifest(entry, &m) != nil {
 			continue
 		}
 		images = append(images, filepath.Join(entry, m.Vmlinuz))

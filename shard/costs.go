@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/kmodtest/kmodtest/harness"
+	"github.com/kmodtest/kmodtest/internal/arch"
 	"github.com/kmodtest/kmodtest/kernels"
 )
 
@@ -145,10 +146,7 @@ func Units(ks []kernels.Kernel, c Costs, fixtureKernel string) ([]Unit, error) {
 		if err != nil {
 			return nil, err
 		}
-		u := Unit{Kernel: k.Name, Arch: k.Arch, Debug: k.Source != nil, Measured: true}
-		if u.Arch == "" {
-			u.Arch = kernels.ArchAMD64
-		}
+		u := Unit{Kernel: k.Name, Arch: k.Arch.OrDefault(), Debug: k.Source != nil, Measured: true}
 		u.Fixtures = u.Debug || k.Name == fixtureKernel
 		u.Cost = c.prep[k.Name]
 		for _, tg := range targets {
@@ -182,7 +180,7 @@ func estimate(u Unit) float64 {
 	switch {
 	case u.Debug:
 		return EstimateDebug
-	case u.Arch != kernels.ArchAMD64:
+	case u.Arch != arch.AMD64:
 		return EstimateArm64
 	default:
 		return EstimateTarget

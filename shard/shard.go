@@ -40,6 +40,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/kmodtest/kmodtest/internal/arch"
 )
 
 // A Unit is one piece of work that a single shard runs.
@@ -49,7 +51,7 @@ type Unit struct {
 	Kernel  string
 	Targets []string
 	// Arch is the kernel's Debian architecture (amd64, arm64).
-	Arch string
+	Arch arch.Arch
 	// Fixtures is set when the unit carries the fixture suites
 	// (KMODTEST_FIXTURES=1): the broken modules on the fixture kernel,
 	// or the debug fixtures on the debug kernel.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/kmodtest/kmodtest/harness"
+	"github.com/kmodtest/kmodtest/internal/arch"
 	"github.com/kmodtest/kmodtest/kernels"
 )
 
@@ -104,7 +105,7 @@ func testMatrix() []kernels.Kernel {
 	return []kernels.Kernel{
 		{Name: "5.10", Profiles: []string{"default", "hardened"}},
 		{Name: "6.1", Profiles: []string{"default"}},
-		{Name: "6.1-arm64", Arch: kernels.ArchARM64},
+		{Name: "6.1-arm64", Arch: arch.ARM64},
 		{Name: "6.12-debug", Source: &kernels.SourceBuild{}},
 	}
 }

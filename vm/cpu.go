@@ -8,15 +8,16 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kmodtest/kmodtest/internal/arch"
 	"github.com/kmodtest/kmodtest/internal/proc"
 )
 
 // CPUModels returns the CPU models the QEMU of arch ("" is amd64)
 // offers for -cpu, as `-cpu help` lists them, with "host" and "max".
-func CPUModels(ctx context.Context, arch string) ([]string, error) {
-	bin := QEMUBinary(arch)
+func CPUModels(ctx context.Context, a arch.Arch) ([]string, error) {
+	bin := QEMUBinary(a)
 	args := []string{"-cpu", "help"}
-	if arch == ArchARM64 {
+	if a == arch.ARM64 {
 		args = append([]string{"-M", "virt"}, args...)
 	}
 	out, err := proc.Output(proc.Command(ctx, bin, args...))
@@ -63,15 +64,15 @@ func parseCPUHelp(out string) []string {
 
 // CheckCPUModel returns nil when the QEMU of arch offers model, and
 // otherwise an error that lists what it does offer.
-func CheckCPUModel(ctx context.Context, arch, model string) error {
-	models, err := CPUModels(ctx, arch)
+func CheckCPUModel(ctx context.Context, a arch.Arch, model string) error {
+	models, err := CPUModels(ctx, a)
 	if err != nil {
 		return err
 	}
 	if slices.Contains(models, model) {
 		return nil
 	}
-	return fmt.Errorf("-cpu %q: %s has no such CPU model; it offers: %s", model, QEMUBinary(arch), strings.Join(models, " "))
+	return fmt.Errorf("-cpu %q: %s has no such CPU model; it offers: %s", model, QEMUBinary(a), strings.Join(models, " "))
 }
 
 // hostCPU identifies the host's CPU for a guest that runs on it directly

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/kmodtest/kmodtest/internal/arch"
 )
 
 func TestParseCPUHelp(t *testing.T) {
@@ -66,7 +68,7 @@ func TestHostCPU(t *testing.T) {
 // host's CPU and the accelerator, so a cache moved to another runner
 // never restores it there; a TCG guest is the same on every host.
 func TestMachineIDKeysKVMByHostCPU(t *testing.T) {
-	m := machines[ArchAMD64]
+	m := machines[arch.AMD64]
 	id := func(accel Accel, cpu, host string) string {
 		t.Helper()
 		s, err := machineID("QEMU emulator version 7.2.22", host, "qemu-system-x86_64", m, Config{Accel: accel, CPU: cpu, SMP: 2, Kernel: "k", Initramfs: "i"})
@@ -105,8 +107,8 @@ func TestCPUModel(t *testing.T) {
 		{Config{Accel: AccelKVM}, "host"},
 		{Config{CPU: "EPYC-Milan"}, "EPYC-Milan"},
 		{Config{Accel: AccelKVM, CPU: "Skylake-Client"}, "Skylake-Client"},
-		{Config{Arch: ArchARM64}, "cortex-a57"},
-		{Config{Arch: ArchARM64, Accel: AccelKVM}, "host"},
+		{Config{Arch: arch.ARM64}, "cortex-a57"},
+		{Config{Arch: arch.ARM64, Accel: AccelKVM}, "host"},
 	} {
 		if got := tt.cfg.CPUModel(); got != tt.want {
 			t.Errorf("%+v: CPU model %q, want %q", tt.cfg, got, tt.want)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/kmodtest/kmodtest/internal/arch"
 	"github.com/kmodtest/kmodtest/internal/proc"
 )
 
@@ -14,7 +15,7 @@ import (
 // shell). Only amd64 has the spare UART (ttyS2) that carries the job:
 // arm64's virt board has one.
 func (cfg Config) amd64Machine() (machine, string, error) {
-	if cfg.Arch != "" && cfg.Arch != ArchAMD64 {
+	if cfg.Arch != "" && cfg.Arch != arch.AMD64 {
 		return machine{}, "", fmt.Errorf("kmodtest watch and shell need an amd64 kernel, not %s: its virt board has no spare UART for the job port", cfg.Arch)
 	}
 	return cfg.qemuMachine()

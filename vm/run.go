@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kmodtest/kmodtest/contract"
+	"github.com/kmodtest/kmodtest/internal/arch"
 	"github.com/kmodtest/kmodtest/internal/proc"
 )
 
@@ -63,13 +64,9 @@ type qemuProcess struct {
 
 // qemuMachine returns cfg's machine and the QEMU binary that runs it.
 func (cfg Config) qemuMachine() (machine, string, error) {
-	arch := cfg.Arch
-	if arch == "" {
-		arch = ArchAMD64
-	}
-	m, ok := machines[arch]
+	m, ok := machines[cfg.Arch.OrDefault()]
 	if !ok {
-		return machine{}, "", fmt.Errorf("unknown guest architecture %q (want %s or %s)", arch, ArchAMD64, ArchARM64)
+		return machine{}, "", fmt.Errorf("unknown guest architecture %q (want %s or %s)", cfg.Arch, arch.AMD64, arch.ARM64)
 	}
 	bin := cfg.QEMU
 	if bin == "" {

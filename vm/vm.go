@@ -21,6 +21,7 @@ import (
 
 	"github.com/hugelgupf/vmtest/qemu"
 	"github.com/kmodtest/kmodtest/contract"
+	"github.com/kmodtest/kmodtest/internal/arch"
 )
 
 // Accel is how QEMU runs the guest's CPU.
@@ -29,12 +30,6 @@ type Accel string
 const (
 	AccelKVM Accel = "kvm"
 	AccelTCG Accel = "tcg"
-)
-
-// Guest architectures, spelled as Debian and Go spell them.
-const (
-	ArchAMD64 = "amd64"
-	ArchARM64 = "arm64"
 )
 
 // Virtio transports for Config.VirtioTransport.
@@ -65,8 +60,8 @@ type machine struct {
 }
 
 // machines are the guest architectures Boot knows.
-var machines = map[string]machine{
-	ArchAMD64: {
+var machines = map[arch.Arch]machine{
+	arch.AMD64: {
 		qemu: "qemu-system-x86_64",
 		arch: qemu.ArchAMD64,
 		// Under TCG every emulated CPU feature costs: qemu64 boots
@@ -83,7 +78,7 @@ var machines = map[string]machine{
 		// on two cores); cloud images boot with it for the same reason.
 		append: []string{"edd=off", "no_timer_check"},
 	},
-	ArchARM64: {
+	arch.ARM64: {
 		qemu: "qemu-system-aarch64",
 		arch: qemu.ArchArm64,
 		// The virt board with a CPU without pointer authentication,
@@ -110,17 +105,17 @@ var machines = map[string]machine{
 
 // QEMUBinary returns the QEMU system that boots guests of arch ("" is
 // amd64).
-func QEMUBinary(arch string) string {
-	if m, ok := machines[arch]; ok {
+func QEMUBinary(a arch.Arch) string {
+	if m, ok := machines[a]; ok {
 		return m.qemu
 	}
-	return machines[ArchAMD64].qemu
+	return machines[arch.AMD64].qemu
 }
 
 // ResultPort returns the device the prober must write its events to on a
 // guest of arch ("" is amd64).
-func ResultPort(arch string) string {
-	if m, ok := machines[arch]; ok {
+func ResultPort(a arch.Arch) string {
+	if m, ok := machines[a]; ok {
 		return m.guestPort
 	}
 	return contract.ResultPort
@@ -128,9 +123,9 @@ func ResultPort(arch string) string {
 
 // Config describes one boot.
 type Config struct {
-	// Arch is the guest's architecture, ArchAMD64 (the default) or
-	// ArchARM64.
-	Arch string
+	// Arch is the guest's architecture, arch.AMD64 (the default) or
+	// arch.ARM64.
+	Arch arch.Arch
 	// VirtioTransport is VirtioPCI (the default) or VirtioMMIO: the bus of
 	// the virtio console that is arm64's result port.
 	VirtioTransport string
@@ -281,7 +276,7 @@ func (cfg Config) cpuModel(m machine) string {
 func (cfg Config) CPUModel() string {
 	m, ok := machines[cfg.Arch]
 	if !ok {
-		m = machines[ArchAMD64]
+		m = machines[arch.AMD64]
 	}
 	return cfg.cpuModel(m)
 }

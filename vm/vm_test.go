@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kmodtest/kmodtest/contract"
+	"github.com/kmodtest/kmodtest/internal/arch"
 )
 
 func TestReadEvents(t *testing.T) {
@@ -142,15 +143,15 @@ func TestLineWriter(t *testing.T) {
 }
 
 func TestMachines(t *testing.T) {
-	arm := machines[ArchARM64]
+	arm := machines[arch.ARM64]
 	if got := strings.Join(arm.port("/r", VirtioMMIO), " "); !strings.Contains(got, "virtio-serial-device") || !strings.Contains(got, "path=/r") {
 		t.Errorf("arm64 over mmio: unexpected port args %q", got)
 	}
 	if got := strings.Join(arm.port("/r", VirtioPCI), " "); !strings.Contains(got, "virtio-serial-pci") {
 		t.Errorf("arm64 over pci: unexpected port args %q", got)
 	}
-	if ResultPort(ArchARM64) != contract.VirtioResultPort || ResultPort("") != contract.ResultPort {
-		t.Errorf("result ports: arm64 %s, default %s", ResultPort(ArchARM64), ResultPort(""))
+	if ResultPort(arch.ARM64) != contract.VirtioResultPort || ResultPort("") != contract.ResultPort {
+		t.Errorf("result ports: arm64 %s, default %s", ResultPort(arch.ARM64), ResultPort(""))
 	}
 	cmd, err := qemuCmdline("qemu-system-aarch64", arm, Config{Kernel: "/k", Initramfs: "/i", Accel: AccelTCG}, arm.port("/r", "")...)
 	if err != nil {
