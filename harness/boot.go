@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmodtest/kmodtest/bootimage"
 	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/initramfs"
 	"github.com/kmodtest/kmodtest/internal/arch"
@@ -55,7 +56,7 @@ type Boot struct {
 	Image string
 	// Port is how an arm64 guest gets its result port
 	// (kernels.ResultPort); nil for amd64.
-	Port *kernels.VirtioPort
+	Port *bootimage.VirtioPort
 	// Ko is the module to load; Base the shared base image.
 	Ko   string
 	Base string

@@ -12,11 +12,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kmodtest/kmodtest/bootimage"
 	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/coverage"
 	"github.com/kmodtest/kmodtest/initramfs"
 	"github.com/kmodtest/kmodtest/internal/arch"
 	"github.com/kmodtest/kmodtest/internal/userpath"
+	"github.com/kmodtest/kmodtest/kbuild"
 	"github.com/kmodtest/kmodtest/kernels"
 	"github.com/kmodtest/kmodtest/verdict"
 	"github.com/kmodtest/kmodtest/vm"
@@ -185,7 +187,7 @@ func (o Options) selection(logf func(string, ...any)) (selected []kernels.Kernel
 	if o.Kernel != "" {
 		// A file that is no kernel, or a tree for another kernel, would
 		// fail only after a module build and a boot: say so now.
-		img, err := kernels.CheckTree(o.Kernel, o.KDIR)
+		img, err := bootimage.CheckTree(o.Kernel, o.KDIR)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -305,8 +307,8 @@ type Prep struct {
 	// Image is what QEMU boots.
 	Image string
 	// Port says how an arm64 guest gets its result port; nil for amd64.
-	Port   *kernels.VirtioPort
-	Module *kernels.ModuleBuild
+	Port   *bootimage.VirtioPort
+	Module *kbuild.ModuleBuild
 	Err    error
 }
 

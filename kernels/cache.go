@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmodtest/kmodtest/debian"
 	"github.com/kmodtest/kmodtest/internal/arch"
-	"github.com/kmodtest/kmodtest/internal/atomicfile"
 	"github.com/kmodtest/kmodtest/internal/cachefs"
 	"github.com/kmodtest/kmodtest/internal/userpath"
 )
@@ -52,8 +52,8 @@ type Cache struct {
 }
 
 // chooser returns the mirror chooser for this cache's downloads.
-func (c *Cache) chooser() *MirrorChooser {
-	return &MirrorChooser{Logf: c.Logf}
+func (c *Cache) chooser() *debian.MirrorChooser {
+	return &debian.MirrorChooser{Logf: c.Logf}
 }
 
 // claim makes sure c.Dir is a kmodtest cache (see cachefs.Claim) before
@@ -146,7 +146,7 @@ func kernelKey(k Kernel) string {
 func (c *Cache) Fetch(ctx context.Context, k Kernel) (*Fetched, error) {
 	f, err := c.fetch(ctx, k)
 	if err != nil {
-		return nil, fmt.Errorf("fetch kernel %s: %w", k.Name, checkDiskFull(c.Dir, err))
+		return nil, fmt.Errorf("fetch kernel %s: %w", k.Name, cachefs.CheckDiskFull(c.Dir, err))
 	}
 	return f, nil
 }
@@ -258,12 +258,6 @@ func readKernelManifest(entry string) (*kernelManifest, error) {
 	}
 	cachefs.MarkUsed(entry)
 	return &m, nil
-}
-
-// writeFileAtomic writes data to path so that readers see the old or the
-// new file, never a part.
-func writeFileAtomic(path string, data []byte) error {
-	return atomicfile.WriteFile(path, data, 0o644)
 }
 
 // Custom describes a kernel the user built: vmlinuz is its bzImage and

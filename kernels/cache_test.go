@@ -3,18 +3,15 @@ package kernels
 import (
 	"context"
 	"errors"
-	"github.com/kmodtest/kmodtest/internal/cachefs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-)
 
-func asNetwork(err error, ne **NetworkError) bool { return errors.As(err, ne) }
-func contains(s, sub string) bool                 { return strings.Contains(s, sub) }
+	"github.com/kmodtest/kmodtest/internal/cachefs"
+)
 
 // fakeKernelEntry writes a finished kernel entry as download would.
 func fakeKernelEntry(t *testing.T, entry string) {
@@ -129,55 +126,6 @@ func TestFetchUsesVerifiedEntryAndRejectsCorrupt(t *testing.T) {
 	}
 }
 
-func TestBuildErrorFormat(t *testing.T) {
-	out := `make: Entering directory '/k'
-  CC [M]  /src/hello.o
-/src/hello.c: In function 'hello_init':
-/src/hello.c:9:9: error: 'x' undeclared (first use in this function)
-    9 |         x = 1;
-      |         ^
-/src/hello.c:12:1: warning: no return statement in function returning non-void [-Wreturn-type]
-make[2]: *** [scripts/Makefile.build:250: /src/hello.o] Error 1
-make: Leaving directory '/k'
-`
-	be := &BuildError{Kernel: "6.1", Cmd: "make -C /k M=/src W=1 modules", Output: compilerLines(out)}
-	want := `build module for kernel 6.1 failed: make -C /k M=/src W=1 modules
-  /src/hello.c: In function 'hello_init':
-  /src/hello.c:9:9: error: 'x' undeclared (first use in this function)
-      9 |         x = 1;
-        |         ^
-  /src/hello.c:12:1: warning: no return statement in function returning non-void [-Wreturn-type]
-  make[2]: *** [scripts/Makefile.build:250: /src/hello.o] Error 1`
-	if be.Error() != want {
-		t.Fatalf("unexpected error text:\n- want\n%s\n- got\n%s", want, be.Error())
-	}
-	if got := warningLines(out); len(got) != 1 || !strings.Contains(got[0], "Wreturn-type") {
-		t.Fatalf("unexpected warnings %q", got)
-	}
-	if got := compilerLines("something odd\nhappened\n"); len(got) != 2 {
-		t.Fatalf("fallback to tail: got %q", got)
-	}
-}
-
-func TestDiskFullAndMissingTool(t *testing.T) {
-	err := checkDiskFull(t.TempDir(), &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC})
-	var dfe *DiskFullError
-	if !errors.As(err, &dfe) || !strings.Contains(err.Error(), "MB free") {
-		t.Fatalf("want *DiskFullError, got %v", err)
-	}
-	if err := checkDiskFull("/", os.ErrClosed); err != os.ErrClosed {
-		t.Fatalf("other errors must pass through, got %v", err)
-	}
-	err = needTool("kmodtest-no-such-tool")
-	var mte *MissingToolError
-	if !errors.As(err, &mte) || !strings.Contains(err.Error(), "make setup") {
-		t.Fatalf("want *MissingToolError mentioning make setup, got %v", err)
-	}
-	if err := needTool("pahole"); err != nil && !strings.Contains(err.Error(), "dwarves") {
-		t.Fatalf("pahole must name dwarves: %v", err)
-	}
-}
-
 func TestRelocateHeaders(t *testing.T) {
 	kdir := filepath.Join(t.TempDir(), "usr", "src", "linux-headers-7.2-amd64")
 	os.MkdirAll(kdir, 0o755)
@@ -188,16 +136,5 @@ func TestRelocateHeaders(t *testing.T) {
 	data, _ := os.ReadFile(filepath.Join(kdir, "Makefile"))
 	if strings.Contains(string(data), "/usr/src/") || !strings.Contains(string(data), "include $(kmodtest_usr_src)/linux-headers-7.2-common/Makefile") {
 		t.Fatalf("unexpected Makefile:\n%s", data)
-	}
-}
-
-func TestKernelCC(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, ".kernelvariables"), []byte("override ARCH = x86\nCC = $(if $(DEBIAN_KERNEL_USE_CCACHE),$(CCACHE)) $(CROSS_COMPILE)gcc-16\noverride CROSS_COMPILE = x86_64-linux-gnu-\n"), 0o644)
-	if got := kernelCC(dir); got != "x86_64-linux-gnu-gcc-16" {
-		t.Fatalf("kernelCC = %q", got)
-	}
-	if got := kernelCC(t.TempDir()); got != "gcc" {
-		t.Fatalf("kernelCC without variables = %q", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmodtest/kmodtest/debian"
 	"github.com/kmodtest/kmodtest/internal/cachefs"
 	"github.com/kmodtest/kmodtest/internal/proc"
 )
@@ -47,11 +48,11 @@ func (c *Cache) fetchDebugVmlinux(ctx context.Context, f *Fetched, pkg, out stri
 	if err != nil {
 		return err
 	}
-	infos, err := apt.show(ctx, pkg)
+	infos, err := apt.Show(ctx, pkg)
 	if err != nil {
 		return err
 	}
-	info := newest(infos)
+	info := debian.Newest(infos)
 	debs := filepath.Join(filepath.Dir(out), "debs")
 	if err := os.MkdirAll(debs, 0o755); err != nil {
 		return err
@@ -59,7 +60,7 @@ func (c *Cache) fetchDebugVmlinux(ctx context.Context, f *Fetched, pkg, out stri
 	defer cachefs.RemoveAll(c.Dir, debs)
 	c.logf("dbg %s: downloading %s %s (%d MB)…", f.Kernel.Name, pkg, info.Version, info.Size>>20)
 	start := time.Now()
-	if _, err := apt.run(ctx, debs, "apt-get", "-q", "download", pkg+"="+info.Version); err != nil {
+	if err := apt.Download(ctx, debs, pkg+"="+info.Version); err != nil {
 		return err
 	}
 	files, _ := filepath.Glob(filepath.Join(debs, "*.deb"))
@@ -75,7 +76,7 @@ func (c *Cache) fetchDebugVmlinux(ctx context.Context, f *Fetched, pkg, out stri
 	// or .../lib/modules/REL/vmlinux).
 	script := `dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --wildcards '*/vmlinux*'`
 	if o, err := proc.CombinedOutput(proc.Command(ctx, "sh", "-c", script, "sh", files[0], x)); err != nil {
-		return commandError("dpkg-deb --fsys-tarfile | tar -x */vmlinux*", err, string(o))
+		return debian.CommandFailed("dpkg-deb --fsys-tarfile | tar -x */vmlinux*", err, string(o))
 	}
 	var best string
 	var size int64

@@ -8,29 +8,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmodtest/kmodtest/debian"
 	"github.com/kmodtest/kmodtest/internal/arch"
+	"github.com/kmodtest/kmodtest/internal/atomicfile"
 	"github.com/kmodtest/kmodtest/internal/cachefs"
 	"github.com/kmodtest/kmodtest/internal/proc"
 )
-
-// crossCompile is the CROSS_COMPILE prefix for modules of k, "" when k is
-// built for this machine's architecture.
-func crossCompile(k Kernel) string {
-	if k.Arch == "" || k.Arch == arch.Host() {
-		return ""
-	}
-	return map[arch.Arch]string{arch.AMD64: "x86_64-linux-gnu-", arch.ARM64: "aarch64-linux-gnu-"}[k.Arch]
-}
-
-// archMakeVars are the make variables that cross-build modules of k
-// (Debian's headers set ARCH themselves; saying it again is harmless).
-func archMakeVars(k Kernel) []string {
-	cross := crossCompile(k)
-	if cross == "" {
-		return nil
-	}
-	return []string{"ARCH=" + map[arch.Arch]string{arch.AMD64: "x86", arch.ARM64: "arm64"}[k.Arch], "CROSS_COMPILE=" + cross}
-}
 
 // release substitutes {release} in a matrix template.
 func withRelease(tmpl, release string) string {
@@ -42,7 +25,7 @@ func withRelease(tmpl, release string) string {
 // holds the entry's lock.
 func (c *Cache) download(ctx context.Context, k Kernel, entry string) (*kernelManifest, error) {
 	for _, tool := range []string{"apt-get", "apt-cache", "dpkg-deb"} {
-		if err := needTool(tool); err != nil {
+		if err := proc.NeedTool(tool); err != nil {
 			return nil, err
 		}
 	}
@@ -69,15 +52,15 @@ func (c *Cache) download(ctx context.Context, k Kernel, entry string) (*kernelMa
 	var names []string
 	for _, p := range pkgs {
 		total += p.Size
-		names = append(names, p.Package)
+		names = append(names, p.Name)
 	}
 	c.logf("fetch %s: downloading %s %s (%d MB)…", k.Name, strings.Join(names, " "), version, total>>20)
 	dlStart := time.Now()
-	args := []string{"-q", "download"}
+	var args []string
 	for _, p := range pkgs {
-		args = append(args, p.Package+"="+p.Version)
+		args = append(args, p.Name+"="+p.Version)
 	}
-	if _, err := apt.run(ctx, debs, "apt-get", args...); err != nil {
+	if err := apt.Download(ctx, debs, args...); err != nil {
 		return nil, err
 	}
 	c.logf("fetch %s: downloaded %d MB in %.1fs", k.Name, total>>20, time.Since(dlStart).Seconds())
@@ -93,7 +76,7 @@ func (c *Cache) download(ctx context.Context, k Kernel, entry string) (*kernelMa
 	for _, deb := range files {
 		out, err := proc.CombinedOutput(proc.Command(ctx, "dpkg-deb", "-x", deb, tree))
 		if err != nil {
-			return nil, commandError("dpkg-deb -x "+filepath.Base(deb), err, string(out))
+			return nil, debian.CommandFailed("dpkg-deb -x "+filepath.Base(deb), err, string(out))
 		}
 	}
 	if err := cachefs.RemoveAll(c.Dir, debs); err != nil {
@@ -132,19 +115,19 @@ func (c *Cache) download(ctx context.Context, k Kernel, entry string) (*kernelMa
 
 // updateLists chooses the mirrors for k's sources, writes the entry's
 // private apt configuration and runs apt-get update.
-func (c *Cache) updateLists(ctx context.Context, k Kernel, entry string) (aptConfig, error) {
+func (c *Cache) updateLists(ctx context.Context, k Kernel, entry string) (debian.Apt, error) {
 	mirrors, err := c.chooser().Choose(ctx, "fetch "+k.Name, k.Apt)
 	if err != nil {
-		return aptConfig{}, err
+		return debian.Apt{}, err
 	}
-	apt := aptConfig{dir: filepath.Join(c.Dir, "apt", filepath.Base(entry)), arch: k.Arch}
-	if err := apt.setup(ctx, SourcesList(k.Apt, mirrors)); err != nil {
-		return aptConfig{}, fmt.Errorf("apt config: %w", err)
+	apt := debian.Apt{Dir: filepath.Join(c.Dir, "apt", filepath.Base(entry)), Arch: k.Arch}
+	if err := apt.Setup(ctx, debian.SourcesList(k.Apt, mirrors)); err != nil {
+		return debian.Apt{}, fmt.Errorf("apt config: %w", err)
 	}
 	start := time.Now()
 	c.logf("fetch %s: apt-get update (%s)", k.Name, k.Suite)
-	if err := apt.update(ctx); err != nil {
-		return aptConfig{}, err
+	if err := apt.Update(ctx); err != nil {
+		return debian.Apt{}, err
 	}
 	c.logf("fetch %s: package lists in %.1fs", k.Name, time.Since(start).Seconds())
 	return apt, nil
@@ -152,12 +135,12 @@ func (c *Cache) updateLists(ctx context.Context, k Kernel, entry string) (aptCon
 
 // resolveMeta returns the release and Debian version the newest image
 // meta package of k's sources points at.
-func resolveMeta(ctx context.Context, apt aptConfig, k Kernel) (release, version string, err error) {
-	imeta, err := apt.show(ctx, k.ImageMeta)
+func resolveMeta(ctx context.Context, apt debian.Apt, k Kernel) (release, version string, err error) {
+	imeta, err := apt.Show(ctx, k.ImageMeta)
 	if err != nil {
 		return "", "", err
 	}
-	meta := newest(imeta)
+	meta := debian.Newest(imeta)
 	for _, d := range meta.Depends {
 		if strings.HasPrefix(d, "linux-image-") {
 			return strings.TrimPrefix(d, "linux-image-"), meta.Version, nil
@@ -170,12 +153,12 @@ func resolveMeta(ctx context.Context, apt aptConfig, k Kernel) (release, version
 // dependencies (newest version in k's sources), the image, the headers
 // and the headers' linux-headers-*/linux-kbuild-* dependencies, all at the
 // meta package's version.
-func resolve(ctx context.Context, apt aptConfig, k Kernel) (pkgs []pkgInfo, release, version string, err error) {
+func resolve(ctx context.Context, apt debian.Apt, k Kernel) (pkgs []debian.Package, release, version string, err error) {
 	release, version, err = resolveMeta(ctx, apt, k)
 	if err != nil {
 		return nil, "", "", err
 	}
-	hmeta, err := apt.show(ctx, k.HeadersMeta)
+	hmeta, err := apt.Show(ctx, k.HeadersMeta)
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -219,14 +202,14 @@ func resolve(ctx context.Context, apt aptConfig, k Kernel) (pkgs []pkgInfo, rele
 }
 
 // pick returns the stanza of name at version.
-func pick(ctx context.Context, apt aptConfig, name, version string) (pkgInfo, error) {
-	infos, err := apt.show(ctx, name)
+func pick(ctx context.Context, apt debian.Apt, name, version string) (debian.Package, error) {
+	infos, err := apt.Show(ctx, name)
 	if err != nil {
-		return pkgInfo{}, err
+		return debian.Package{}, err
 	}
 	for _, in := range infos {
 		if in.Version == version {
-			in.Package = name
+			in.Name = name
 			return in, nil
 		}
 	}
@@ -234,7 +217,7 @@ func pick(ctx context.Context, apt aptConfig, name, version string) (pkgInfo, er
 	for _, in := range infos {
 		have = append(have, in.Version)
 	}
-	return pkgInfo{}, fmt.Errorf("package %s has no version %s (have %s)", name, version, strings.Join(have, ", "))
+	return debian.Package{}, fmt.Errorf("package %s has no version %s (have %s)", name, version, strings.Join(have, ", "))
 }
 
 // relocateHeaders makes the extracted headers usable where they are.
@@ -255,5 +238,5 @@ func relocateHeaders(kdir string) error {
 	}
 	const self = "kmodtest_usr_src := $(abspath $(dir $(realpath $(lastword $(MAKEFILE_LIST))))..)\n"
 	text = self + strings.ReplaceAll(text, "/usr/src/", "$(kmodtest_usr_src)/")
-	return writeFileAtomic(path, []byte(text))
+	return atomicfile.WriteFile(path, []byte(text), 0o644)
 }

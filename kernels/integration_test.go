@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kmodtest/kmodtest/kbuild"
 )
 
 const helloC = `// SPDX-License-Identifier: GPL-2.0
@@ -111,9 +113,9 @@ func TestIntegrationFetchAndBuild(t *testing.T) {
 				t.Errorf("patched build reused the unpatched module")
 			}
 			_, err = c.BuildModule(ctx, f, broken, "")
-			var be *BuildError
+			var be *kbuild.BuildError
 			if !errors.As(err, &be) || !strings.Contains(err.Error(), "undeclared_thing") {
-				t.Errorf("broken module: want *BuildError naming undeclared_thing, got %v", err)
+				t.Errorf("broken module: want *kbuild.BuildError naming undeclared_thing, got %v", err)
 			} else {
 				t.Logf("broken module error:\n%v", err)
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kmodtest/kmodtest/internal/arch"
 	"github.com/kmodtest/kmodtest/internal/userpath"
+	"github.com/kmodtest/kmodtest/kbuild"
 )
 
 // embeddedMatrix is kernels/matrix.json, compiled in so that tests run
@@ -192,7 +193,7 @@ func ParseMatrix(data []byte) ([]Kernel, error) {
 // kernel of another architecture than the host's the suite's cross root
 // ("bookworm-arm64").
 func fallbackRoot(k Kernel) string {
-	if crossCompile(k) != "" {
+	if kbuild.CrossCompile(k.Arch) != "" {
 		return k.Suite + "-" + string(k.Arch)
 	}
 	return k.Suite

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kmodtest/kmodtest/internal/cachefs"
 	"github.com/kmodtest/kmodtest/internal/proc"
+	"github.com/kmodtest/kmodtest/kbuild"
 	"golang.org/x/sys/unix"
 )
 
@@ -78,7 +79,7 @@ func (p *Preflight) Run(ctx context.Context, c *Cache, selected []Kernel) error 
 	var rootKernels []string
 	for r, names := range roots {
 		rootKernels = append(rootKernels, names...)
-		if checkRoot(filepath.Join(c.Dir, "roots", rootKey(r))) != nil {
+		if kbuild.CheckRoot(filepath.Join(c.Dir, "roots", rootKey(r))) != nil {
 			coldRoots++
 		}
 	}
@@ -101,7 +102,7 @@ func (p *Preflight) Run(ctx context.Context, c *Cache, selected []Kernel) error 
 		}
 	}
 	for _, t := range append(tools, p.Tools...) {
-		if err := needTool(t); err != nil {
+		if err := proc.NeedTool(t); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}
@@ -169,7 +170,7 @@ func needSbinTool(tool string) error {
 			return nil
 		}
 	}
-	return needTool(tool)
+	return proc.NeedTool(tool)
 }
 
 // checkUserns tries what module builds in a build root do as a normal
@@ -223,7 +224,7 @@ func (p *Preflight) usernsFixes() []string {
 	if read("kernel/unprivileged_userns_clone") == "0" {
 		fixes = append(fixes, "- sudo sysctl -w kernel.unprivileged_userns_clone=1")
 	}
-	if !rootIsMountPoint(filepath.Join(p.ProcSelf, "mountinfo")) {
+	if !kbuild.RootIsMountPoint(filepath.Join(p.ProcSelf, "mountinfo")) {
 		fixes = append(fixes, "- this process runs in a chroot, where the kernel refuses user namespaces to normal users (unshare(2): EPERM): enter that system as a container instead (systemd-nspawn, or unshare -m with pivot_root), or run as root")
 	}
 	if len(fixes) == 0 {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kmodtest/kmodtest/internal/proc"
 )
 
 // fakeTool puts an executable shell script named name first on PATH.
@@ -24,7 +26,7 @@ func fakeTool(t *testing.T, name, script string) {
 func preflightFixture(t *testing.T, procSys map[string]string, subids bool) (*Preflight, *Cache, []Kernel) {
 	t.Helper()
 	for _, tool := range []string{"apt-get", "apt-cache", "dpkg-deb", "gpgv", "make", "mmdebstrap", "newuidmap", "newgidmap"} {
-		if err := needTool(tool); err != nil {
+		if err := proc.NeedTool(tool); err != nil {
 			t.Skip(err)
 		}
 	}

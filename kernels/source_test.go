@@ -2,21 +2,11 @@ package kernels
 
 import (
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
-)
 
-func TestMissingConfig(t *testing.T) {
-	frag := "# comment\nCONFIG_KASAN=y\nCONFIG_LOCALVERSION=\"-x\"\n# CONFIG_SLUB_TINY is not set\nCONFIG_GONE=y\n"
-	cfg := "CONFIG_KASAN=y\nCONFIG_LOCALVERSION=\"-x\"\nCONFIG_SLUB_TINY=y\n# CONFIG_GONE is not set\n"
-	got := missingConfig(frag, cfg)
-	want := []string{"# CONFIG_SLUB_TINY is not set", "CONFIG_GONE=y"}
-	slices.Sort(got)
-	if !slices.Equal(got, want) {
-		t.Errorf("missingConfig: want %q, got %q", want, got)
-	}
-}
+	"github.com/kmodtest/kmodtest/internal/proc"
+)
 
 func TestDebugEntry(t *testing.T) {
 	k := debugEntry(t)
@@ -55,7 +45,7 @@ func TestSourceEntryErrors(t *testing.T) {
 // TestStatusFindsSourceKernel: a built source kernel is listed as cached;
 // its entry is named by the fragment and compiler, not by the apt lines.
 func TestStatusFindsSourceKernel(t *testing.T) {
-	if needTool(hostCC) != nil {
+	if proc.NeedTool(hostCC) != nil {
 		t.Skipf("%s is not installed", hostCC)
 	}
 	k := debugEntry(t)

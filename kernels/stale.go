@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/kmodtest/kmodtest/debian"
+	"github.com/kmodtest/kmodtest/internal/atomicfile"
 )
 
 // StaleAfter is how old a cached kernel's package lists may get before
@@ -56,7 +59,7 @@ func (c *Cache) stampChecked(entry string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, checkedStamp), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"))
+	return atomicfile.WriteFile(filepath.Join(dir, checkedStamp), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644)
 }
 
 // checkNewer updates k's package lists and returns what Debian now
@@ -73,7 +76,7 @@ func (c *Cache) checkNewer(ctx context.Context, k Kernel, entry string, m *kerne
 	if err := c.stampChecked(entry); err != nil {
 		return nil, err
 	}
-	if CompareVersions(version, m.Version) <= 0 {
+	if debian.CompareVersions(version, m.Version) <= 0 {
 		return nil, nil
 	}
 	return &Newer{Kernel: k.Name, CachedRelease: m.Release, CachedVer: m.Version, Release: release, Version: version}, nil

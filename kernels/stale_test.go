@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kmodtest/kmodtest/internal/proc"
 )
 
 // localRepo writes a flat apt repository (trusted=yes, no network) whose
@@ -30,7 +32,7 @@ func localRepo(t *testing.T, release, version string) string {
 // are older than a day says so and how to move; a fresh stamp keeps the
 // next warm fetch from asking again.
 func TestStaleKernelReported(t *testing.T) {
-	if err := needTool("apt-get"); err != nil {
+	if err := proc.NeedTool("apt-get"); err != nil {
 		t.Skip(err)
 	}
 	fakeCompiler(t, "gcc", fakeCCText)
@@ -101,7 +103,7 @@ func TestNewerString(t *testing.T) {
 // that cannot be downloaded (the archive is gone, a package went
 // missing) leaves the cached kernel serving, with a warning.
 func TestUpdateKeepsCachedWhenDownloadFails(t *testing.T) {
-	if err := needTool("apt-get"); err != nil {
+	if err := proc.NeedTool("apt-get"); err != nil {
 		t.Skip(err)
 	}
 	fakeCompiler(t, "gcc", fakeCCText)

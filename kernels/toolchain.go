@@ -1,105 +1,20 @@
 package kernels
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"github.com/kmodtest/kmodtest/internal/proc"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
+
+	"github.com/kmodtest/kmodtest/kbuild"
 )
 
-// headersCCText returns CONFIG_CC_VERSION_TEXT from the headers in kdir:
-// the first line of `$CC --version` of the compiler the kernel was built
-// with (include/config/auto.conf, else .config).
-func headersCCText(kdir string) (string, error) {
-	for _, name := range []string{filepath.Join("include", "config", "auto.conf"), ".config"} {
-		f, err := os.Open(filepath.Join(kdir, name))
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			v, ok := strings.CutPrefix(sc.Text(), "CONFIG_CC_VERSION_TEXT=")
-			if !ok {
-				continue
-			}
-			f.Close()
-			if u, err := strconv.Unquote(v); err == nil {
-				v = u
-			}
-			return v, nil
-		}
-		f.Close()
-	}
-	return "", fmt.Errorf("no CONFIG_CC_VERSION_TEXT in %s (include/config/auto.conf or .config)", kdir)
-}
-
-// hostCCText returns what Kbuild compares with CONFIG_CC_VERSION_TEXT:
-// the first line of `LC_ALL=C cc --version`, without '#' characters.
-func hostCCText(ctx context.Context, cc string) (string, error) {
-	cmd := proc.Command(ctx, cc, "--version")
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	out, err := proc.Output(cmd)
-	if err != nil {
-		return "", fmt.Errorf("%s --version: %w", cc, err)
-	}
-	first, _, _ := strings.Cut(string(out), "\n")
-	return strings.ReplaceAll(strings.TrimSpace(first), "#", ""), nil
-}
-
-// hostCompiler returns the compiler a host build of k would use: the CC=
-// of its make variables, else the one the headers name, with the cross
-// prefix for a kernel of another architecture (aarch64-linux-gnu-gcc-12).
-func hostCompiler(k Kernel, kdir string) string {
-	if cc := makeCC(k); cc != "" {
-		return cc
-	}
-	return crossCompile(k) + kernelCC(kdir)
-}
-
-// sameCrossRelease reports whether a cross compiler's version text names
-// the GCC release of a kernel's: the same last field ("12.2.0"). Debian
-// builds its bookworm arm64 kernel natively ("gcc-12 (Debian
-// 12.2.0-14+deb12u1) 12.2.0") and no cross compiler prints that text, so
-// for cross builds the release is the identity; the Debian revision may
-// differ (bookworm's gcc-12-aarch64-linux-gnu is 12.2.0-14).
-func sameCrossRelease(got, want string) bool {
-	g, w := strings.Fields(got), strings.Fields(want)
-	return len(g) > 0 && len(w) > 0 && g[len(g)-1] == w[len(w)-1]
-}
-
 // chooseRoot decides where the module of a kernel whose matrix entry
-// prefers the host is built, by the compiler's identity rather than its
-// name: on the host only when the host compiler's version text is the one
-// the headers record (Ubuntu's gcc-12 is 12.3, Debian 12's is 12.2, and
-// Kbuild warns about the difference, which fails the build step), else in
-// k.Root, the build root of the kernel's suite. It returns nil for a host
-// build, and why, for the log.
+// prefers the host is built: on the host when its compiler is the
+// kernel's own (kbuild.HostFits), else in k.Root, the build root of the
+// kernel's suite. It returns nil for a host build, and why, for the log.
 func chooseRoot(ctx context.Context, k Kernel, kdir string) (*BuildRoot, string, error) {
-	want, err := headersCCText(kdir)
-	if err != nil {
-		return nil, "", err
-	}
-	cc := hostCompiler(k, kdir)
-	var reason string
-	if _, err := exec.LookPath(cc); err != nil {
-		reason = fmt.Sprintf("the host has no %s (the kernel was built with %q)", cc, want)
-	} else {
-		got, err := hostCCText(ctx, cc)
-		if err != nil {
-			return nil, "", err
-		}
-		if got == want {
-			return nil, fmt.Sprintf("host %s is the kernel's own compiler (%q)", cc, want), nil
-		}
-		if crossCompile(k) != "" && sameCrossRelease(got, want) {
-			return nil, fmt.Sprintf("host %s (%q) is a cross compiler of the kernel's GCC release (%q)", cc, got, want), nil
-		}
-		reason = fmt.Sprintf("host %s is %q, the kernel was built with %q", cc, got, want)
+	ok, reason, err := kbuild.HostFits(ctx, kbuild.Target{Name: k.Name, Arch: k.Arch, KDIR: kdir, MakeVars: k.MakeVars})
+	if err != nil || ok {
+		return nil, reason, err
 	}
 	if k.Root == nil {
 		return nil, "", fmt.Errorf("kernel %s: %s, and the matrix has no build root for its suite: add a build_roots entry named %q with the kernel's compiler to kernels/matrix.json, or install that very compiler", k.Name, reason, fallbackRoot(k))
@@ -110,5 +25,5 @@ func chooseRoot(ctx context.Context, k Kernel, kdir string) (*BuildRoot, string,
 // Compiler returns the compiler modules for f are built with on the host
 // (the make variables' CC=, else the one the headers name).
 func (f *Fetched) Compiler() string {
-	return hostCompiler(f.Kernel, f.KDIR)
+	return kbuild.HostCompiler(f.target())
 }

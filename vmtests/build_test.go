@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kmodtest/kmodtest/kernels"
+	"github.com/kmodtest/kmodtest/kbuild"
 )
 
 // TestBuildErrorShowsCompilerLines breaks the module on purpose and checks
@@ -35,9 +35,9 @@ func TestBuildErrorShowsCompilerLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = env.Cache.BuildModule(t.Context(), f, filepath.Join(env.Repo, "kmod"), patch)
-	var be *kernels.BuildError
+	var be *kbuild.BuildError
 	if !errors.As(err, &be) {
-		t.Fatalf("building a module with a syntax error: got %v, want a *kernels.BuildError", err)
+		t.Fatalf("building a module with a syntax error: got %v, want a *kbuild.BuildError", err)
 	}
 	msg := err.Error()
 	for _, want := range []string{"NetlinkGreetingsLKM.c:114", "error:", "undeclared_greeting_limit"} {

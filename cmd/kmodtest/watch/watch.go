@@ -20,6 +20,7 @@ import (
 
 	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/harness"
+	"github.com/kmodtest/kmodtest/kbuild"
 	"github.com/kmodtest/kmodtest/kernels"
 	"github.com/kmodtest/kmodtest/verdict"
 )
@@ -262,12 +263,12 @@ func prepare(ctx context.Context, o Options, tmp string) ([]*target, error) {
 // kernel's boot profiles (5.10 and 5.10-hardened).
 type build struct {
 	once sync.Once
-	mb   *kernels.ModuleBuild
+	mb   *kbuild.ModuleBuild
 	err  error
 	took time.Duration
 }
 
-func (b *build) get(ctx context.Context, o Options, t *target) (*kernels.ModuleBuild, time.Duration, error) {
+func (b *build) get(ctx context.Context, o Options, t *target) (*kbuild.ModuleBuild, time.Duration, error) {
 	b.once.Do(func() {
 		start := time.Now()
 		b.mb, b.err = o.Session.Cache.BuildModuleIn(ctx, t.fetched, o.Src, t.buildDir)
@@ -409,7 +410,7 @@ func printFailures(w io.Writer, o Options, t Result) {
 
 // signature is the state of the source files: names, sizes, times.
 func signature(src string) (map[string]string, error) {
-	files, err := kernels.SourceFiles(src)
+	files, err := kbuild.SourceFiles(src)
 	if err != nil {
 		return nil, fmt.Errorf("read module source %s: %w", src, err)
 	}

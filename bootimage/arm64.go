@@ -1,10 +1,9 @@
-package kernels
+package bootimage
 
 import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -12,77 +11,34 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/kmodtest/kmodtest/internal/arch"
-	"github.com/kmodtest/kmodtest/internal/cachefs"
 )
 
 // arm64Magic is the magic number of an arm64 kernel Image, at offset 0x38
 // of its header (Documentation/arch/arm64/booting.rst).
 const arm64Magic = "ARM\x64"
 
-// isArm64Image reports whether data starts with an arm64 Image header.
-func isArm64Image(data []byte) bool {
+// IsArm64Image reports whether data starts with an arm64 Image header.
+func IsArm64Image(data []byte) bool {
 	return len(data) >= 0x40 && string(data[0x38:0x3c]) == arm64Magic
 }
 
-// arm64BootImage returns the Image QEMU boots for an arm64 kernel: the
-// vmlinuz itself when it is an uncompressed Image (Debian's 6.1 and 6.12
-// are), else the Image inside a gzip-compressed vmlinuz, decompressed once
-// into the cache and checked for the Image magic.
-func (c *Cache) arm64BootImage(ctx context.Context, f *Fetched) (path, why string, err error) {
-	data, err := os.ReadFile(f.Vmlinuz)
+// Arm64Image returns the arm64 Image inside a gzip-compressed vmlinuz
+// (Debian's 7.x arm64 kernels), checked for the Image magic.
+func Arm64Image(gz []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
 	if err != nil {
-		return "", "", fmt.Errorf("read %s: %w", f.Vmlinuz, err)
+		return nil, fmt.Errorf("gunzip: %w", err)
 	}
-	if isArm64Image(data) {
-		return f.Vmlinuz, "uncompressed arm64 Image", nil
-	}
-	if !bytes.HasPrefix(data, []byte{0x1f, 0x8b}) {
-		return "", "", fmt.Errorf("%s is neither an arm64 Image nor gzip-compressed (starts % x)", f.Vmlinuz, data[:min(8, len(data))])
-	}
-	_, sum, err := cachefs.FileSHA256(f.Vmlinuz)
+	image, err := io.ReadAll(zr)
 	if err != nil {
-		return "", "", fmt.Errorf("hash %s: %w", f.Vmlinuz, err)
+		return nil, fmt.Errorf("gunzip: %w", err)
 	}
-	start := time.Now()
-	entry := c.derivedFile(f.Kernel.Name, sum, "Image", "Image of "+f.Kernel.Name,
-		func(ctx context.Context, out string) error {
-			zr, err := gzip.NewReader(bytes.NewReader(data))
-			if err != nil {
-				return fmt.Errorf("gunzip %s: %w", f.Vmlinuz, err)
-			}
-			image, err := io.ReadAll(zr)
-			if err != nil {
-				return fmt.Errorf("gunzip %s: %w", f.Vmlinuz, err)
-			}
-			if !isArm64Image(image) {
-				return fmt.Errorf("gunzipped %s is not an arm64 Image", f.Vmlinuz)
-			}
-			c.logf("Image %s: %d MB from the gzip vmlinuz in %.1fs", f.Kernel.Name, len(image)>>20, time.Since(start).Seconds())
-			return os.WriteFile(out, image, 0o644)
-		})
-	out, cached, err := entry.Get(ctx)
-	if err != nil {
-		return "", "", fmt.Errorf("Image for %s: %w", f.Kernel.Name, checkDiskFull(c.Dir, err))
+	if !IsArm64Image(image) {
+		return nil, errors.New("gunzipped data is not an arm64 Image")
 	}
-	if cached {
-		return out, "arm64 Image from the gzip vmlinuz (cached)", nil
-	}
-	return out, "arm64 Image from the gzip vmlinuz", nil
-}
-
-// readHead returns the first n bytes of path.
-func readHead(path string, n int) ([]byte, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer fh.Close()
-	buf := make([]byte, n)
-	_, err = io.ReadFull(fh, buf)
-	return buf, err
+	return image, nil
 }
 
 // A VirtioPort says how an arm64 guest gets its result port, a virtio
@@ -103,13 +59,17 @@ type VirtioPort struct {
 // (6.1's are; trixie's .ko.xz would need decompressing first). A
 // kernel that lacks a driver, or needs a module its packages do not
 // carry, is an error that names it.
-func ResultPort(f *Fetched) (*VirtioPort, error) {
-	if f.Kernel.Arch != arch.ARM64 {
+//
+// name is the kernel's name for messages, kdir its headers (for .config)
+// and modules its /lib/modules/RELEASE directory, "" if its packages
+// carry none.
+func ResultPort(name string, a arch.Arch, kdir, modules string) (*VirtioPort, error) {
+	if a != arch.ARM64 {
 		return nil, nil
 	}
-	config, err := readConfig(filepath.Join(f.KDIR, ".config"))
+	config, err := readConfig(filepath.Join(kdir, ".config"))
 	if err != nil {
-		return nil, fmt.Errorf("result port of %s: %w", f.Kernel.Name, err)
+		return nil, fmt.Errorf("result port of %s: %w", name, err)
 	}
 	port := &VirtioPort{MMIO: true}
 	drivers := []struct{ config, module string }{
@@ -127,14 +87,14 @@ func ResultPort(f *Fetched) (*VirtioPort, error) {
 			continue
 		case "m":
 		default:
-			return nil, fmt.Errorf("kernel %s has no %s: its guest has no result port", f.Kernel.Name, d.config)
+			return nil, fmt.Errorf("kernel %s has no %s: its guest has no result port", name, d.config)
 		}
-		if f.Modules == "" {
-			return nil, fmt.Errorf("kernel %s builds %s as a module, but its packages carry no modules", f.Kernel.Name, d.config)
+		if modules == "" {
+			return nil, fmt.Errorf("kernel %s builds %s as a module, but its packages carry no modules", name, d.config)
 		}
-		ko := filepath.Join(f.Modules, d.module)
+		ko := filepath.Join(modules, d.module)
 		if _, err := os.Stat(ko); err != nil {
-			return nil, fmt.Errorf("result port driver of %s: %w (kmodtest loads uncompressed driver modules only)", f.Kernel.Name, err)
+			return nil, fmt.Errorf("result port driver of %s: %w (kmodtest loads uncompressed driver modules only)", name, err)
 		}
 		deps, err := moduleDepends(ko)
 		if err != nil {
@@ -142,7 +102,7 @@ func ResultPort(f *Fetched) (*VirtioPort, error) {
 		}
 		for _, dep := range deps {
 			if !loaded[dep] {
-				return nil, fmt.Errorf("result port driver %s of %s needs module %s first, which kmodtest does not load", d.module, f.Kernel.Name, dep)
+				return nil, fmt.Errorf("result port driver %s of %s needs module %s first, which kmodtest does not load", d.module, name, dep)
 			}
 		}
 		loaded[strings.TrimSuffix(filepath.Base(d.module), ".ko")] = true

@@ -1,4 +1,4 @@
-package kernels
+package debian
 
 import (
 	"errors"
@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kmodtest/kmodtest/internal/proc"
 )
 
 // inRelease is a real InRelease of Debian's bookworm-updates, signed by
-// the archive's keys (kernels/testdata).
+// the archive's keys (debian/testdata).
 const inReleaseSuite = "bookworm-updates"
 
 // fakeMirror serves the testdata InRelease under prefix for the suites
@@ -37,10 +39,10 @@ func fakeMirror(t *testing.T, prefix string, tamper bool, suites ...string) *htt
 
 func needGpgv(t *testing.T) {
 	t.Helper()
-	if err := needTool("gpgv"); err != nil {
+	if err := proc.NeedTool("gpgv"); err != nil {
 		t.Skip(err)
 	}
-	if _, err := os.Stat(DebianKeyring); err != nil {
+	if _, err := os.Stat(Keyring); err != nil {
 		t.Skip("no Debian archive keyring: ", err)
 	}
 }

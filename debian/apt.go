@@ -1,4 +1,4 @@
-package kernels
+package debian
 
 import (
 	"bufio"
@@ -11,11 +11,12 @@ import (
 	"strings"
 
 	"github.com/kmodtest/kmodtest/internal/arch"
+	"github.com/kmodtest/kmodtest/internal/atomicfile"
 	"github.com/kmodtest/kmodtest/internal/proc"
 )
 
-// DebianKeyring verifies the archive's Release files.
-const DebianKeyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+// Keyring is Debian's archive keyring: it verifies the Release files.
+const Keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 // oneLineURIs returns the URIs of "deb" lines in sources.list format.
 func oneLineURIs(text string) []string {
@@ -75,7 +76,7 @@ func SourcesList(lines []string, m Mirrors) string {
 		}
 		f := strings.Fields(line)
 		if len(f) >= 2 && !strings.HasPrefix(f[1], "[") {
-			f = append([]string{f[0], "[signed-by=" + DebianKeyring + "]"}, f[1:]...)
+			f = append([]string{f[0], "[signed-by=" + Keyring + "]"}, f[1:]...)
 		}
 		b.WriteString(strings.Join(f, " "))
 		b.WriteString("\n")
@@ -83,19 +84,19 @@ func SourcesList(lines []string, m Mirrors) string {
 	return b.String()
 }
 
-// An aptConfig is a private apt state directory: its own configuration
+// An Apt is a private apt state directory: its own configuration
 // file, sources list, package lists and download cache, nothing from the
 // host's apt state.
-type aptConfig struct {
-	dir string
-	// arch is the architecture whose packages apt resolves ("" is the
+type Apt struct {
+	Dir string
+	// Arch is the architecture whose packages apt resolves ("" is the
 	// host's). For a foreign one the host's is added too, so that
 	// "name:HOSTARCH" finds the host tools (linux-kbuild) of the release.
-	arch arch.Arch
+	Arch arch.Arch
 }
 
 // confPath is the private configuration file, passed through APT_CONFIG.
-func (a aptConfig) confPath() string { return filepath.Join(a.dir, "apt.conf") }
+func (a Apt) confPath() string { return filepath.Join(a.Dir, "apt.conf") }
 
 // hostProxyKeys are the only host apt settings carried into the private
 // configuration: a site's proxy (apt-cacher-ng, a corporate proxy) must
@@ -108,25 +109,25 @@ var hostProxyKeys = []string{"Acquire::http::Proxy", "Acquire::https::Proxy", "A
 // Post-Invoke hooks, docker-clean, appstream) is never read: "-o
 // Dir::Etc::Parts=" comes too late for that, apt has read the parts
 // before it parses -o options. proxy holds host settings to keep.
-func (a aptConfig) conf(proxy map[string]string) string {
+func (a Apt) conf(proxy map[string]string) string {
 	var b strings.Builder
 	set := func(k, v string) { fmt.Fprintf(&b, "%s %s;\n", k, strconv.Quote(v)) }
 	set("Dir::Etc::Main", "/dev/null")
-	set("Dir::Etc::Parts", filepath.Join(a.dir, "apt.conf.d"))
-	set("Dir::Etc::SourceList", filepath.Join(a.dir, "sources.list"))
+	set("Dir::Etc::Parts", filepath.Join(a.Dir, "apt.conf.d"))
+	set("Dir::Etc::SourceList", filepath.Join(a.Dir, "sources.list"))
 	set("Dir::Etc::SourceParts", "/dev/null")
 	set("Dir::Etc::Preferences", "/dev/null")
 	set("Dir::Etc::PreferencesParts", "/dev/null")
-	set("Dir::State", filepath.Join(a.dir, "state"))
-	set("Dir::State::Lists", filepath.Join(a.dir, "lists"))
+	set("Dir::State", filepath.Join(a.Dir, "state"))
+	set("Dir::State::Lists", filepath.Join(a.Dir, "lists"))
 	set("Dir::State::status", "/dev/null")
-	set("Dir::Cache", filepath.Join(a.dir, "cache"))
+	set("Dir::Cache", filepath.Join(a.Dir, "cache"))
 	set("Acquire::Check-Valid-Until", "false")
 	set("Acquire::Languages", "none")
 	set("APT::Get::List-Cleanup", "true")
-	if a.arch != "" && a.arch != arch.Host() {
-		set("APT::Architecture", string(a.arch))
-		fmt.Fprintf(&b, "APT::Architectures { %q; %q; };\n", a.arch, arch.Host())
+	if a.Arch != "" && a.Arch != arch.Host() {
+		set("APT::Architecture", string(a.Arch))
+		fmt.Fprintf(&b, "APT::Architectures { %q; %q; };\n", a.Arch, arch.Host())
 	}
 	if os.Geteuid() == 0 {
 		// Downloads land in directories the _apt user cannot write to;
@@ -158,24 +159,24 @@ func hostAptProxy(ctx context.Context) map[string]string {
 	return out
 }
 
-// setup writes the configuration and sources list and creates the
+// Setup writes the configuration and sources list and creates the
 // directories apt expects.
-func (a aptConfig) setup(ctx context.Context, sources string) error {
+func (a Apt) Setup(ctx context.Context, sources string) error {
 	for _, d := range []string{"apt.conf.d", "state", "lists/partial", "cache/archives/partial"} {
-		if err := os.MkdirAll(filepath.Join(a.dir, d), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(a.Dir, d), 0o755); err != nil {
 			return err
 		}
 	}
-	if err := writeFileAtomic(a.confPath(), []byte(a.conf(hostAptProxy(ctx)))); err != nil {
+	if err := atomicfile.WriteFile(a.confPath(), []byte(a.conf(hostAptProxy(ctx))), 0o644); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(a.dir, "sources.list"), []byte(sources))
+	return atomicfile.WriteFile(filepath.Join(a.Dir, "sources.list"), []byte(sources), 0o644)
 }
 
 // run runs an apt program with the private configuration and returns
 // stdout. On failure the error carries apt's stderr lines.
-func (a aptConfig) run(ctx context.Context, dir, prog string, args ...string) ([]byte, error) {
-	if err := needTool(prog); err != nil {
+func (a Apt) run(ctx context.Context, dir, prog string, args ...string) ([]byte, error) {
+	if err := proc.NeedTool(prog); err != nil {
 		return nil, err
 	}
 	cmd := proc.Command(ctx, prog, args...)
@@ -186,7 +187,7 @@ func (a aptConfig) run(ctx context.Context, dir, prog string, args ...string) ([
 	cmd.Stderr = &stderr
 	err := proc.Run(cmd)
 	if err != nil {
-		return stdout.Bytes(), commandError(prog+" "+strings.Join(args, " "), err, stdout.String()+stderr.String())
+		return stdout.Bytes(), CommandFailed(prog+" "+strings.Join(args, " "), err, stdout.String()+stderr.String())
 	}
 	// apt-get update exits 0 when some index files could not be fetched.
 	if bad := failedFetchLines(stderr.String()); len(bad) > 0 {
@@ -195,39 +196,32 @@ func (a aptConfig) run(ctx context.Context, dir, prog string, args ...string) ([
 	return stdout.Bytes(), nil
 }
 
-// update runs apt-get update on the private lists.
-func (a aptConfig) update(ctx context.Context) error {
-	_, err := a.run(ctx, a.dir, "apt-get", "-q", "update")
+// Update runs apt-get update on the private lists.
+func (a Apt) Update(ctx context.Context) error {
+	_, err := a.run(ctx, a.Dir, "apt-get", "-q", "update")
 	return err
 }
 
-// failedFetchLines returns apt's "Failed to fetch" and "index files failed"
-// lines: signs that the mirror could not be reached.
-func failedFetchLines(stderr string) []string {
-	var out []string
-	for _, line := range strings.Split(stderr, "\n") {
-		if strings.Contains(line, "Failed to fetch") || strings.Contains(line, "index files failed to download") ||
-			strings.Contains(line, "Could not resolve") || strings.Contains(line, "Temporary failure resolving") ||
-			strings.Contains(line, "Unable to connect") || strings.Contains(line, "Could not connect") {
-			out = append(out, strings.TrimSpace(line))
-		}
-	}
-	return out
+// Download fetches the packages ("name=version") into dir with
+// apt-get download.
+func (a Apt) Download(ctx context.Context, dir string, pkgs ...string) error {
+	_, err := a.run(ctx, dir, "apt-get", append([]string{"-q", "download"}, pkgs...)...)
+	return err
 }
 
-// A pkgInfo is the part of an apt-cache show stanza kmodtest uses.
-type pkgInfo struct {
-	// Package is the name to download: "name:arch" where the host's
+// A Package is the part of an apt-cache show stanza kmodtest uses.
+type Package struct {
+	// Name is the name to download: "name:arch" where the host's
 	// architecture was asked for by name.
-	Package string
+	Name    string
 	Version string
 	Depends []string // package names only, alternatives flattened
 	Size    int64
 }
 
-// show returns every version apt knows of pkg.
-func (a aptConfig) show(ctx context.Context, pkg string) ([]pkgInfo, error) {
-	out, err := a.run(ctx, a.dir, "apt-cache", "show", pkg)
+// Show returns every version apt knows of pkg.
+func (a Apt) Show(ctx context.Context, pkg string) ([]Package, error) {
+	out, err := a.run(ctx, a.Dir, "apt-cache", "show", pkg)
 	if err != nil {
 		return nil, err
 	}
@@ -239,9 +233,9 @@ func (a aptConfig) show(ctx context.Context, pkg string) ([]pkgInfo, error) {
 }
 
 // parseShow parses apt-cache show output (RFC 822 stanzas).
-func parseShow(text string) []pkgInfo {
-	var infos []pkgInfo
-	var cur *pkgInfo
+func parseShow(text string) []Package {
+	var infos []Package
+	var cur *Package
 	sc := bufio.NewScanner(strings.NewReader(text))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -259,7 +253,7 @@ func parseShow(text string) []pkgInfo {
 		}
 		v = strings.TrimSpace(v)
 		if k == "Package" {
-			infos = append(infos, pkgInfo{Package: v})
+			infos = append(infos, Package{Name: v})
 			cur = &infos[len(infos)-1]
 			continue
 		}
@@ -290,111 +284,3 @@ func depNames(field string) []string {
 	}
 	return names
 }
-
-// newest returns the info with the highest Debian version.
-func newest(infos []pkgInfo) pkgInfo {
-	best := infos[0]
-	for _, in := range infos[1:] {
-		if CompareVersions(in.Version, best.Version) > 0 {
-			best = in
-		}
-	}
-	return best
-}
-
-// CompareVersions compares two Debian package versions the way dpkg does:
-// it returns -1, 0 or 1.
-func CompareVersions(a, b string) int {
-	ea, ua, ra := splitVersion(a)
-	eb, ub, rb := splitVersion(b)
-	if ea != eb {
-		if ea < eb {
-			return -1
-		}
-		return 1
-	}
-	if c := compareFragment(ua, ub); c != 0 {
-		return c
-	}
-	return compareFragment(ra, rb)
-}
-
-func splitVersion(v string) (epoch int, upstream, revision string) {
-	if e, rest, ok := strings.Cut(v, ":"); ok {
-		epoch, _ = strconv.Atoi(e)
-		v = rest
-	}
-	if i := strings.LastIndex(v, "-"); i >= 0 {
-		return epoch, v[:i], v[i+1:]
-	}
-	return epoch, v, ""
-}
-
-// order is dpkg's character weight: ~ sorts before everything, even the
-// end of the string; letters before other characters.
-func order(c byte) int {
-	switch {
-	case c >= '0' && c <= '9':
-		return 0
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
-		return int(c)
-	case c == '~':
-		return -1
-	default:
-		return int(c) + 256
-	}
-}
-
-func compareFragment(a, b string) int {
-	for a != "" || b != "" {
-		// Non-digit prefix.
-		for (a != "" && !isDigit(a[0])) || (b != "" && !isDigit(b[0])) {
-			var ca, cb int
-			if a != "" && !isDigit(a[0]) {
-				ca = order(a[0])
-			}
-			if b != "" && !isDigit(b[0]) {
-				cb = order(b[0])
-			}
-			if ca != cb {
-				if ca < cb {
-					return -1
-				}
-				return 1
-			}
-			if a != "" && !isDigit(a[0]) {
-				a = a[1:]
-			}
-			if b != "" && !isDigit(b[0]) {
-				b = b[1:]
-			}
-		}
-		// Digit run.
-		na, nb := 0, 0
-		for a != "" && a[0] == '0' {
-			a = a[1:]
-		}
-		for b != "" && b[0] == '0' {
-			b = b[1:]
-		}
-		for na < len(a) && isDigit(a[na]) {
-			na++
-		}
-		for nb < len(b) && isDigit(b[nb]) {
-			nb++
-		}
-		if na != nb {
-			if na < nb {
-				return -1
-			}
-			return 1
-		}
-		if c := strings.Compare(a[:na], b[:nb]); c != 0 {
-			return c
-		}
-		a, b = a[na:], b[nb:]
-	}
-	return 0
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -1,4 +1,4 @@
-package kernels
+package kbuild
 
 import (
 	"bytes"
@@ -27,8 +27,8 @@ const replayMarker = ".kmodtest-replay-ok"
 
 // replay rebuilds the module in work after the changed files were
 // copied in, when it can; ok is false when make must do it.
-func (c *Cache) replay(ctx context.Context, f *Fetched, work string, changed []string) (kos []string, out string, ok bool, err error) {
-	if f.root != "" || len(changed) == 0 {
+func replay(ctx context.Context, t Target, work string, changed []string) (kos []string, out string, ok bool, err error) {
+	if t.Root != "" || len(changed) == 0 {
 		return nil, "", false, nil
 	}
 	if _, err := os.Stat(filepath.Join(work, replayMarker)); err != nil {
@@ -87,7 +87,7 @@ func (c *Cache) replay(ctx context.Context, f *Fetched, work string, changed []s
 		// Kbuild runs its commands with set -e: a compiler error must
 		// not go on to objtool with the old object.
 		c := proc.Command(ctx, "sh", "-c", "set -e; "+cmd)
-		c.Dir = f.KDIR
+		c.Dir = t.KDIR
 		c.Env = append(os.Environ(), "LC_ALL=C")
 		c.Stdout, c.Stderr = &buf, &buf
 		return proc.Run(c)
@@ -97,7 +97,7 @@ func (c *Cache) replay(ctx context.Context, f *Fetched, work string, changed []s
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return nil, out, true, ctx.Err()
 		}
-		return nil, out, true, &BuildError{Kernel: f.Kernel.Name, Cmd: cmd, Output: compilerLines(out)}
+		return nil, out, true, &BuildError{Kernel: t.Name, Cmd: cmd, Output: compilerLines(out)}
 	}
 	for i, cmd := range compile {
 		_ = os.Remove(objects[i])

@@ -1,4 +1,4 @@
-package kernels
+package debian
 
 import (
 	"bufio"
@@ -6,14 +6,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kmodtest/kmodtest/internal/cachefs"
-	"github.com/kmodtest/kmodtest/internal/proc"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/kmodtest/kmodtest/internal/cachefs"
+	"github.com/kmodtest/kmodtest/internal/proc"
 )
 
 // Default archive URIs, used when neither the environment nor the host's
@@ -159,7 +160,7 @@ var errSuiteMissing = errors.New("suite not on this mirror (404)")
 type MirrorChooser struct {
 	// EtcApt is the host's apt directory (default /etc/apt).
 	EtcApt string
-	// Keyring is the keyring to verify with (default DebianKeyring).
+	// Keyring is the keyring to verify with (default Keyring).
 	Keyring string
 	// Client fetches InRelease files (default: a client with a timeout).
 	Client *http.Client
@@ -246,7 +247,7 @@ func (mc *MirrorChooser) keyring() string {
 	if mc.Keyring != "" {
 		return mc.Keyring
 	}
-	return DebianKeyring
+	return Keyring
 }
 
 // A SuiteMovedError says that suites are no longer on the Debian mirrors
@@ -313,7 +314,7 @@ func (mc *MirrorChooser) verifySuite(ctx context.Context, uri, suite string) err
 // verifyInRelease checks a clear-signed InRelease with gpgv and returns
 // the signed text.
 func verifyInRelease(ctx context.Context, keyring string, data []byte) ([]byte, error) {
-	if err := needTool("gpgv"); err != nil {
+	if err := proc.NeedTool("gpgv"); err != nil {
 		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "kmodtest-inrelease-")
@@ -340,7 +341,7 @@ func verifyInRelease(ctx context.Context, keyring string, data []byte) ([]byte, 
 		return nil, ctx.Err()
 	}
 	if !goodSignature(status.String()) {
-		detail := strings.Join(tailLines(msg.String(), 2), "; ")
+		detail := strings.Join(proc.TailLines(msg.String(), 2), "; ")
 		if detail == "" && runErr != nil {
 			detail = runErr.Error()
 		}

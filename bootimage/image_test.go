@@ -1,4 +1,4 @@
-package kernels
+package bootimage
 
 import (
 	"encoding/binary"
@@ -87,72 +87,5 @@ func TestCheckTree(t *testing.T) {
 	}
 	if _, err := CheckTree(image, fakeTree(t, "6.1.0-56-amd64", "#\nCONFIG_SMP=y\nCONFIG_PREEMPT_VOLUNTARY=y\n")); err == nil || !strings.Contains(err.Error(), "differ in preempt") {
 		t.Errorf("tree without preemption: got %v", err)
-	}
-}
-
-// TestReadImageCachedKernels reads the real images of the kernel cache,
-// when there are any.
-func TestReadImageCachedKernels(t *testing.T) {
-	dir, err := DefaultCacheDir()
-	if err != nil {
-		t.Skip(err)
-	}
-	elfs, _ := filepath.Glob(filepath.Join(dir, "vmlinux", "*.elf"))
-	images, _ := filepath.Glob(filepath.Join(dir, "kernels", "*", "tree", "boot", "vmlinuz-*"))
-	if len(elfs)+len(images) == 0 {
-		t.Skip("no cached kernel: run go test ./vmtests first")
-	}
-	for _, p := range append(elfs, images...) {
-		if strings.Contains(p, "arm64") || strings.Contains(p, "/.tmp-") {
-			continue // ReadImage knows x86 images only; .tmp- entries are half-written
-		}
-		img, err := ReadImage(p)
-		if err != nil {
-			t.Errorf("%v", err)
-			continue
-		}
-		if !strings.Contains(img.Banner, " SMP") {
-			t.Errorf("%s: banner %q lacks SMP", p, img.Banner)
-		}
-		t.Logf("%s: %s %s", filepath.Base(p), img.Kind, img.Release)
-	}
-}
-
-// TestCheckTreeCachedKernels: every cached x86 kernel passes the check
-// with its own headers and fails it with another kernel's.
-func TestCheckTreeCachedKernels(t *testing.T) {
-	dir, err := DefaultCacheDir()
-	if err != nil {
-		t.Skip(err)
-	}
-	manifests, _ := filepath.Glob(filepath.Join(dir, "kernels", "*", "manifest.json"))
-	var images, kdirs, releases []string
-	for _, m := range manifests {
-		entry := filepath.Dir(m)
-		if strings.Contains(entry, "arm64") || strings.HasPrefix(filepath.Base(entry), ".") {
-			continue
-		}
-		km, err := readKernelManifest(entry)
-		if err != nil {
-			continue
-		}
-		images = append(images, filepath.Join(entry, km.Vmlinuz))
-		kdirs = append(kdirs, filepath.Join(entry, km.KDIR))
-		releases = append(releases, km.Release)
-	}
-	if len(images) == 0 {
-		t.Skip("no cached kernel: run go test ./vmtests first")
-	}
-	for i := range images {
-		if _, err := CheckTree(images[i], kdirs[i]); err != nil {
-			t.Errorf("own headers rejected: %v", err)
-		}
-		// Two builds of one release (a source kernel built again with
-		// another fragment) cannot be told apart by the check.
-		if j := (i + 1) % len(images); j != i && releases[i] != releases[j] {
-			if _, err := CheckTree(images[i], kdirs[j]); err == nil {
-				t.Errorf("%s accepted with %s", images[i], kdirs[j])
-			}
-		}
 	}
 }

@@ -1,6 +1,7 @@
-package kernels
+package debian
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,8 +75,8 @@ func TestCompareVersions(t *testing.T) {
 			t.Errorf("CompareVersions(%q, %q) = %d, want %d", tt.b, tt.a, got, -tt.want)
 		}
 	}
-	infos := []pkgInfo{{Version: "6.1.176-1"}, {Version: "6.1.192-2"}, {Version: "6.1.180-1"}}
-	if got := newest(infos).Version; got != "6.1.192-2" {
+	infos := []Package{{Version: "6.1.176-1"}, {Version: "6.1.192-2"}, {Version: "6.1.180-1"}}
+	if got := Newest(infos).Version; got != "6.1.192-2" {
 		t.Errorf("newest = %s", got)
 	}
 }
@@ -85,12 +86,12 @@ func TestFailedFetchLines(t *testing.T) {
 	if got := failedFetchLines(stderr); len(got) != 2 {
 		t.Fatalf("want 2 lines, got %q", got)
 	}
-	err := commandError("apt-get update", os.ErrInvalid, stderr)
+	err := CommandFailed("apt-get update", os.ErrInvalid, stderr)
 	var ne *NetworkError
-	if !asNetwork(err, &ne) {
+	if !errors.As(err, &ne) {
 		t.Fatalf("want *NetworkError, got %T", err)
 	}
-	if want := "is the Debian mirror reachable? set KMODTEST_MIRROR"; !contains(err.Error(), want) {
+	if want := "is the Debian mirror reachable? set KMODTEST_MIRROR"; !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %q lacks %q", err, want)
 	}
 }
@@ -108,12 +109,12 @@ func TestAptConfigKeepsHostHooksOut(t *testing.T) {
 	if err != nil {
 		t.Fatalf("apt-config dump: %v", err)
 	}
-	a := aptConfig{dir: t.TempDir()}
-	if err := a.setup(t.Context(), "deb http://deb.debian.org/debian bookworm main\n"); err != nil {
+	a := Apt{Dir: t.TempDir()}
+	if err := a.Setup(t.Context(), "deb http://deb.debian.org/debian bookworm main\n"); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(a.dir, "apt.conf.d", "50planted"), []byte("Kmodtest::Planted \"yes\";\n"), 0o644)
-	out, err := a.run(t.Context(), a.dir, "apt-config", "dump")
+	os.WriteFile(filepath.Join(a.Dir, "apt.conf.d", "50planted"), []byte("Kmodtest::Planted \"yes\";\n"), 0o644)
+	out, err := a.run(t.Context(), a.Dir, "apt-config", "dump")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,8 +128,8 @@ func TestAptConfigKeepsHostHooksOut(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		`Dir::Etc::parts "` + filepath.Join(a.dir, "apt.conf.d") + `";`,
-		`Dir::State::lists "` + filepath.Join(a.dir, "lists") + `";`,
+		`Dir::Etc::parts "` + filepath.Join(a.Dir, "apt.conf.d") + `";`,
+		`Dir::State::lists "` + filepath.Join(a.Dir, "lists") + `";`,
 		`Acquire::Check-Valid-Until "false";`,
 	} {
 		if !strings.Contains(dump, want) {
@@ -148,11 +149,11 @@ func TestAptConfigForeignArch(t *testing.T) {
 		t.Skip("apt-config not installed")
 	}
 	foreign := map[arch.Arch]arch.Arch{arch.AMD64: arch.ARM64, arch.ARM64: arch.AMD64}[arch.Host()]
-	a := aptConfig{dir: t.TempDir(), arch: foreign}
-	if err := a.setup(t.Context(), "deb http://deb.debian.org/debian bookworm main\n"); err != nil {
+	a := Apt{Dir: t.TempDir(), Arch: foreign}
+	if err := a.Setup(t.Context(), "deb http://deb.debian.org/debian bookworm main\n"); err != nil {
 		t.Fatal(err)
 	}
-	out, err := a.run(t.Context(), a.dir, "apt-config", "dump")
+	out, err := a.run(t.Context(), a.Dir, "apt-config", "dump")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,401 @@
+package kbuild
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kmodtest/kmodtest/internal/cachefs"
+	"github.com/kmodtest/kmodtest/internal/proc"
+)
+
+// A ModuleBuild is a built out-of-tree module.
+type ModuleBuild struct {
+	// Ko is the module file inside the cache (the first, by name, when
+	// the build makes several; Kos lists them all).
+	Ko  string
+	Kos []string
+	// Warnings are the compiler's and modpost's warning lines.
+	Warnings []string
+	Duration time.Duration
+	Cached   bool
+	// GcovDir holds the .gcno files and the sources they describe when
+	// the module was built with gcov profiling (GCOV_PROFILE=y), else "".
+	GcovDir string
+}
+
+// A BuildError is a module that failed to compile.
+type BuildError struct {
+	Kernel string
+	Cmd    string
+	// Output holds the compiler's lines: errors, warnings, notes and
+	// their context (or the tail of the output if none are recognised).
+	Output []string
+}
+
+func (e *BuildError) Error() string {
+	return fmt.Sprintf("build module for kernel %s failed: %s\n  %s", e.Kernel, e.Cmd, strings.Join(e.Output, "\n  "))
+}
+
+// skipArtifact reports build products that must not count as source (a
+// developer may have run make in srcDir).
+func skipArtifact(name string) bool {
+	for _, suf := range []string{".o", ".ko", ".mod", ".mod.c", ".cmd", ".symvers", ".order", ".tmp", ".d"} {
+		if strings.HasSuffix(name, suf) {
+			return true
+		}
+	}
+	return name == ".tmp_versions" || name == ".git"
+}
+
+// SourceFiles lists the regular files of a module source directory,
+// relative and sorted, leaving out build products: what a build copies
+// and what kmodtest watch watches.
+func SourceFiles(srcDir string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(srcDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != srcDir && skipArtifact(d.Name()) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Type().IsRegular() {
+			rel, err := filepath.Rel(srcDir, p)
+			if err != nil {
+				return err
+			}
+			files = append(files, rel)
+		}
+		return nil
+	})
+	slices.Sort(files)
+	return files, err
+}
+
+// KeepGcov moves the .gcno files of a profiled build, with the (patched)
+// sources they describe, into entry/gcov, and returns "gcov"; a build
+// without them gives "".
+func KeepGcov(work, entry string, sources []string) (string, error) {
+	notes, _ := filepath.Glob(filepath.Join(work, "*.gcno"))
+	if len(notes) == 0 {
+		return "", nil
+	}
+	dir := filepath.Join(entry, "gcov")
+	if err := CopyFiles(work, dir, sources); err != nil {
+		return "", err
+	}
+	for _, n := range notes {
+		if err := os.Rename(n, filepath.Join(dir, filepath.Base(n))); err != nil {
+			return "", err
+		}
+	}
+	return "gcov", nil
+}
+
+// Make runs the module build in work and returns the .ko files, sorted,
+// the make command line and its output with paths relative to the source.
+func Make(ctx context.Context, t Target, work string) (kos []string, cmdline, out string, err error) {
+	cmdline, out, err = runMake(ctx, t, work)
+	// Show paths relative to the module source, as the user knows it.
+	out = strings.ReplaceAll(out, work+"/", "")
+	out = strings.ReplaceAll(out, rootSrcDir+"/", "")
+	if err != nil {
+		var ce *proc.CommandError
+		if errors.As(err, &ce) {
+			return nil, cmdline, out, &BuildError{Kernel: t.Name, Cmd: cmdline, Output: compilerLines(out)}
+		}
+		return nil, cmdline, out, err
+	}
+	kos, _ = filepath.Glob(filepath.Join(work, "*.ko"))
+	if len(kos) == 0 {
+		return nil, cmdline, out, &BuildError{Kernel: t.Name, Cmd: cmdline, Output: append([]string{"make succeeded but produced no .ko"}, proc.TailLines(out, 20)...)}
+	}
+	slices.Sort(kos)
+	return kos, cmdline, out, nil
+}
+
+// BuildIn builds the module in srcDir for t inside work, a build
+// directory the caller keeps between builds (kmodtest watch): only files
+// whose content changed are copied over, so Kbuild recompiles just what
+// they affect, or a replay of Kbuild's recorded commands does (see
+// replay). Nothing is cached; the .ko stays in work.
+func BuildIn(ctx context.Context, t Target, srcDir, work string) (*ModuleBuild, error) {
+	start := time.Now()
+	files, err := SourceFiles(srcDir)
+	if err != nil {
+		return nil, fmt.Errorf("read source: %w", err)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no source files in %s", srcDir)
+	}
+	changed, err := syncFiles(srcDir, work, files)
+	if err != nil {
+		return nil, fmt.Errorf("copy source to build dir: %w", err)
+	}
+	kos, out, replayed, err := replay(ctx, t, work, changed)
+	if !replayed {
+		// The marker goes before make and comes back after a success:
+		// a make that stopped half way may leave .cmd files behind.
+		_ = os.Remove(filepath.Join(work, replayMarker))
+		kos, _, out, err = Make(ctx, t, work)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(work, replayMarker), nil, 0o644)
+		}
+	}
+	if err != nil {
+		var be *BuildError
+		if errors.As(err, &be) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("build module %s for kernel %s: %w", srcDir, t.Name, cachefs.CheckDiskFull(work, err))
+	}
+	return &ModuleBuild{Ko: kos[0], Kos: kos, Warnings: WarningLines(out), Duration: time.Since(start)}, nil
+}
+
+// syncFiles copies the listed files from src to dst where dst lacks them
+// or holds other content, and returns those; unchanged files keep their
+// time stamps.
+func syncFiles(src, dst string, files []string) ([]string, error) {
+	var changed []string
+	for _, rel := range files {
+		a, err := os.ReadFile(filepath.Join(src, rel))
+		if err != nil {
+			return nil, err
+		}
+		b, err := os.ReadFile(filepath.Join(dst, rel))
+		if err != nil || !bytes.Equal(a, b) {
+			changed = append(changed, rel)
+		}
+	}
+	return changed, CopyFiles(src, dst, changed)
+}
+
+// CopyFiles copies the listed files from src to dst.
+func CopyFiles(src, dst string, files []string) error {
+	for _, rel := range files {
+		from := filepath.Join(src, rel)
+		to := filepath.Join(dst, rel)
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			return err
+		}
+		in, err := os.Open(from)
+		if err != nil {
+			return err
+		}
+		fi, err := in.Stat()
+		if err != nil {
+			in.Close()
+			return err
+		}
+		out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fi.Mode().Perm()|0o200)
+		if err != nil {
+			in.Close()
+			return err
+		}
+		_, err = io.Copy(out, in)
+		in.Close()
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// kernelCC returns the compiler named in the headers' .kernelvariables
+// ("gcc-12", "x86_64-linux-gnu-gcc-16"), or "gcc" if it names none.
+func kernelCC(kdir string) string {
+	data, err := os.ReadFile(filepath.Join(kdir, ".kernelvariables"))
+	if err != nil {
+		return "gcc"
+	}
+	cross := ""
+	cc := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		k = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(k), "override "))
+		v = strings.TrimSpace(v)
+		switch k {
+		case "CROSS_COMPILE":
+			if !strings.Contains(v, "$") {
+				cross = v
+			}
+		case "CC":
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				cc = f[len(f)-1]
+			}
+		}
+	}
+	if cc == "" {
+		return "gcc"
+	}
+	return strings.ReplaceAll(cc, "$(CROSS_COMPILE)", cross)
+}
+
+// makeCC returns the CC= override among the make variables, or "".
+func makeCC(makeVars []string) string {
+	for _, v := range makeVars {
+		if cc, ok := strings.CutPrefix(v, "CC="); ok {
+			return cc
+		}
+	}
+	return ""
+}
+
+// ToolchainID names the compiler a build uses, for the module cache key:
+// the host compiler's version line, or the build root entry.
+func ToolchainID(ctx context.Context, t Target) (string, error) {
+	if t.Root != "" {
+		return "root " + filepath.Base(t.Root), nil
+	}
+	cc := makeCC(t.MakeVars)
+	if cc == "" {
+		cc = CrossCompile(t.Arch) + kernelCC(t.KDIR)
+	}
+	if err := proc.NeedTool(cc); err != nil {
+		return "", fmt.Errorf("kernel %s is built on the host with %s: %w", t.Name, cc, err)
+	}
+	out, err := proc.Output(proc.Command(ctx, cc, "--version"))
+	if err != nil {
+		return "", fmt.Errorf("%s --version: %w", cc, err)
+	}
+	first, _, _ := strings.Cut(string(out), "\n")
+	return "host " + first, nil
+}
+
+// needsPahole reports whether module builds for kdir generate BTF, which
+// runs pahole on the build machine.
+func needsPahole(kdir string) bool {
+	if _, err := os.Stat(filepath.Join(kdir, "vmlinux")); err != nil {
+		return false
+	}
+	data, err := os.ReadFile(filepath.Join(kdir, ".config"))
+	return err == nil && bytes.Contains(data, []byte("\nCONFIG_DEBUG_INFO_BTF_MODULES=y"))
+}
+
+// runMake builds the module in work: on the host, or inside the build root
+// in a private mount namespace (unshare -m; unshare -r -m when not root)
+// with /proc mounted, since objtool reads it, and the kernel tree and
+// source bind-mounted at fixed places.
+func runMake(ctx context.Context, t Target, work string) (cmdline, output string, err error) {
+	if err := proc.NeedTool("make"); err != nil {
+		return "", "", err
+	}
+	var cmd *exec.Cmd
+	if t.Root == "" {
+		if needsPahole(t.KDIR) {
+			if err := proc.NeedTool("pahole"); err != nil {
+				return "", "", fmt.Errorf("kernel %s generates BTF for modules: %w", t.Name, err)
+			}
+		}
+		args := append([]string{"-C", t.KDIR, "M=" + work, "W=1"}, archMakeVars(t.Arch)...)
+		args = append(args, t.MakeVars...)
+		args = append(args, "modules")
+		cmd = proc.Command(ctx, "make", args...)
+		cmd.Env = append(os.Environ(), "LC_ALL=C")
+		cmdline = "make " + strings.Join(args, " ")
+	} else {
+		if err := proc.NeedTool("unshare"); err != nil {
+			return "", "", err
+		}
+		root := filepath.Join(t.Root, "root")
+		kdir := rootKernelDir + "/usr/src/linux-headers-" + t.Release
+		margs := append([]string{"-C", kdir, "M=" + rootSrcDir, "W=1"}, archMakeVars(t.Arch)...)
+		margs = append(margs, t.MakeVars...)
+		margs = append(margs, "modules")
+		cmdline = "chroot " + root + " make " + strings.Join(margs, " ")
+		script := `set -e
+root=$1; tree=$2; src=$3; shift 3
+devbound=
+[ -c "$root/dev/null" ] || { mount --rbind /dev "$root/dev"; devbound=1; }
+mount -t proc proc "$root/proc" 2>/dev/null || mount --rbind /proc "$root/proc"
+mount --bind "$tree" "$root` + rootKernelDir + `"
+mount --bind "$src" "$root` + rootSrcDir + `"
+status=0
+chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/ LC_ALL=C make "$@" || status=$?
+# Take the mounts down again: with --propagation unchanged (see
+# buildPropagation) a shared parent mount would otherwise keep copies.
+umount -R "$root` + rootSrcDir + `" "$root` + rootKernelDir + `" "$root/proc" 2>/dev/null || true
+[ -z "$devbound" ] || umount -R "$root/dev" 2>/dev/null || true
+exit $status`
+		uargs := []string{"-m", "--propagation", buildPropagation()}
+		if os.Geteuid() != 0 {
+			uargs = append([]string{"-r"}, uargs...)
+		}
+		uargs = append(uargs, "sh", "-c", script, "sh", root, t.Tree, work)
+		uargs = append(uargs, margs...)
+		cmd = proc.Command(ctx, "unshare", uargs...)
+		// mount and chroot live in /usr/sbin, which a normal user's
+		// PATH often lacks.
+		cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/sbin:/sbin")
+	}
+	var buf bytes.Buffer
+	cmd.Stdout = &buf
+	cmd.Stderr = &buf
+	if err := proc.Run(cmd); err != nil {
+		out := buf.String()
+		if strings.Contains(out, "No space left on device") {
+			return cmdline, out, cachefs.CheckDiskFull(work, fmt.Errorf("%s: %s", cmdline, strings.Join(proc.TailLines(out, 5), "; ")))
+		}
+		return cmdline, out, &proc.CommandError{Cmd: cmdline, Err: err, Output: proc.TailLines(out, 25)}
+	}
+	return cmdline, buf.String(), nil
+}
+
+// diagRE matches a compiler, linker or modpost diagnostic line.
+var diagRE = regexp.MustCompile(`(: (fatal error|error|warning|note): )|^(ERROR|WARNING): modpost: |: In function |^In file included from |^\s+from |: undefined reference`)
+
+// contextRE matches gcc's source context lines ("   12 | code", "      |  ^~~").
+var contextRE = regexp.MustCompile(`^\s*[0-9]*\s+\|`)
+
+// compilerLines picks the diagnostics and their context out of make's
+// output; make's own "***" lines are kept too. Without any, it returns the
+// output's tail so the failure is never silent.
+func compilerLines(out string) []string {
+	var lines []string
+	diags := 0
+	for _, l := range strings.Split(out, "\n") {
+		l = strings.TrimRight(l, " \r")
+		if diagRE.MatchString(l) {
+			diags++
+			lines = append(lines, l)
+		} else if contextRE.MatchString(l) || strings.Contains(l, "***") {
+			lines = append(lines, l)
+		}
+	}
+	if diags == 0 {
+		return proc.TailLines(out, 25)
+	}
+	return lines
+}
+
+// WarningLines returns the compiler's and modpost's warning lines.
+func WarningLines(out string) []string {
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, ": warning: ") || strings.HasPrefix(l, "WARNING: modpost: ") {
+			lines = append(lines, strings.TrimRight(l, " \r"))
+		}
+	}
+	return lines
+}
