@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/kmodtest/kmodtest/internal/arch"
+	"github.com/kmodtest/kmodtest/internal/testenv"
 )
 
 func TestSourcesList(t *testing.T) {
@@ -102,9 +103,7 @@ func TestFailedFetchLines(t *testing.T) {
 // machine) must not appear in apt-config dump, while a setting planted in
 // the private parts directory must.
 func TestAptConfigKeepsHostHooksOut(t *testing.T) {
-	if _, err := exec.LookPath("apt-config"); err != nil {
-		t.Skip("apt-config not installed")
-	}
+	testenv.NeedTool(t, "apt-config")
 	hostDump, err := exec.Command("apt-config", "dump").Output()
 	if err != nil {
 		t.Fatalf("apt-config dump: %v", err)
@@ -145,9 +144,7 @@ func TestAptConfigKeepsHostHooksOut(t *testing.T) {
 // architecture, resolves that one and still knows the host's (for the
 // kbuild tools).
 func TestAptConfigForeignArch(t *testing.T) {
-	if _, err := exec.LookPath("apt-config"); err != nil {
-		t.Skip("apt-config not installed")
-	}
+	testenv.NeedTool(t, "apt-config")
 	foreign := map[arch.Arch]arch.Arch{arch.AMD64: arch.ARM64, arch.ARM64: arch.AMD64}[arch.Host()]
 	a := Apt{Dir: t.TempDir(), Arch: foreign}
 	if err := a.Setup(t.Context(), "deb http://deb.debian.org/debian bookworm main\n"); err != nil {

@@ -2,11 +2,12 @@ package harness
 
 import (
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/kmodtest/kmodtest/internal/testenv"
 )
 
 // documentedFlags returns the flags vmtests/doc.go lists.
@@ -28,14 +29,7 @@ func documentedFlags(t *testing.T) []string {
 // output and whether it passed.
 func goTestVmtests(t *testing.T, args ...string) (string, bool) {
 	t.Helper()
-	cmd := exec.Command("go", append([]string{"test", "./vmtests", "-count=1"}, args...)...)
-	cmd.Dir = ".."
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "KMODTEST_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "KMODTEST_SKIP_VM=1")
+	cmd := testenv.GoTest(t, testenv.RepoRoot(t), []string{testenv.SkipVMEnv + "=1"}, append([]string{"./vmtests", "-count=1"}, args...)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err == nil
 }
@@ -45,9 +39,6 @@ func goTestVmtests(t *testing.T, args ...string) (string, bool) {
 // naming the flag. A flag that go test kept for itself (as it does with
 // -artifacts since Go 1.25) or dropped would pass instead.
 func TestEveryDocumentedFlagReachesTheHarness(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs go test")
-	}
 	documented := documentedFlags(t)
 	var settings []string
 	for _, s := range Settings {

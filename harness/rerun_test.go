@@ -4,13 +4,13 @@ import (
 	"flag"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/kmodtest/kmodtest/internal/testenv"
 	"github.com/kmodtest/kmodtest/kernels"
 	"github.com/kmodtest/kmodtest/vm"
 )
@@ -172,29 +172,15 @@ func TestRerunLineDefaultsAndCustomKernel(t *testing.T) {
 // directory: it must change to the repository and pass the variables of
 // its line on to go test (an `exec NAME=value go` would not).
 func TestRerunScriptRuns(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs go test")
-	}
 	t.Setenv("KMODTEST_MATRIX", "")
 	s := testSession(t, Options{Steps: StepsFull})
-	repo, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Repo = repo
+	s.Repo = testenv.RepoRoot(t)
 	s.Cache.Dir = t.TempDir()
 	script := filepath.Join(t.TempDir(), "rerun.sh")
 	if err := os.WriteFile(script, []byte(s.RerunScript(s.RerunLine("TestModule/6.1", "reply"))), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(script)
-	cmd.Dir = t.TempDir()
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "KMODTEST_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "KMODTEST_SKIP_VM=1")
+	cmd := testenv.Command(t, t.TempDir(), []string{testenv.SkipVMEnv + "=1"}, script)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), `options ["-kernels" "6.1" "-steps" "full" "-accel" "tcg"] select 6.1:`) {
 		t.Errorf("rerun.sh: %v\n%s", err, out)
@@ -219,21 +205,11 @@ func TestShellQuote(t *testing.T) {
 // in dry mode: go test must accept it and select the kernel and the full
 // steps the failing run had.
 func TestRerunLineRunsInAShell(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs go test")
-	}
 	t.Setenv("KMODTEST_MATRIX", "")
 	s := testSession(t, Options{Kernels: "6.1,6.12", Steps: StepsFull, ArtifactsDir: t.TempDir() + "/it's"})
 	s.Cache.Dir = t.TempDir()
 	line := s.RerunLine("TestModule/6.1", "text-limits")
-	cmd := exec.Command("sh", "-c", line)
-	cmd.Dir = ".."
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "KMODTEST_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "KMODTEST_SKIP_VM=1")
+	cmd := testenv.Command(t, testenv.RepoRoot(t), []string{testenv.SkipVMEnv + "=1"}, "sh", "-c", line)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s: %v\n%s", line, err, out)

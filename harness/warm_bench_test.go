@@ -1,9 +1,10 @@
 package harness
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/kmodtest/kmodtest/internal/testenv"
 )
 
 // BenchmarkBootVsRestore measures one run of the core steps on 6.1 by a
@@ -12,9 +13,7 @@ import (
 //
 //	go test ./harness -run '^$' -bench BootVsRestore -benchtime 5x
 func BenchmarkBootVsRestore(b *testing.B) {
-	if os.Getenv("KMODTEST_SKIP_VM") == "1" {
-		b.Skip("KMODTEST_SKIP_VM=1")
-	}
+	testenv.NeedVMs(b)
 	ctx := b.Context()
 	s, err := NewSession(ctx, Options{Kernels: "6.1", ArtifactsDir: b.TempDir()}, "..", b.Logf)
 	if err != nil {

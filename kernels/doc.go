@@ -70,5 +70,6 @@
 //   - KMODTEST_CACHE: the cache directory (default $XDG_CACHE_HOME/kmodtest,
 //     else ~/.cache/kmodtest).
 //   - the mirror variables of package debian (KMODTEST_MIRROR, …).
-//   - KMODTEST_INTEGRATION=1: run the tests that download kernels.
+//   - KMODTEST_TOOL_TESTS=1: also run the test that downloads kernels
+//     (see internal/testenv).
 package kernels

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmodtest/kmodtest/internal/testenv"
 	"github.com/kmodtest/kmodtest/kbuild"
 )
 
@@ -48,12 +49,11 @@ func writeModule(t *testing.T, name, source string) string {
 }
 
 // TestIntegrationFetchAndBuild downloads every kernel of the matrix (or
-// those in KMODTEST_KERNELS) into the real cache and builds a module for
-// each, in parallel as the VM tests do.
+// those in KMODTEST_KERNELS) into the cache the VM tests use (see
+// DefaultCacheDir) and builds a module for each, in parallel as the VM
+// tests do. It is one of the tests testenv.NeedVMs turns on.
 func TestIntegrationFetchAndBuild(t *testing.T) {
-	if testing.Short() || os.Getenv("KMODTEST_INTEGRATION") != "1" {
-		t.Skip("downloads kernels from the Debian archive: set KMODTEST_INTEGRATION=1 (and drop -short)")
-	}
+	testenv.NeedVMs(t)
 	matrix, err := LoadMatrix()
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kmodtest/kmodtest/harness"
 	"github.com/kmodtest/kmodtest/internal/proc"
+	"github.com/kmodtest/kmodtest/internal/testenv"
 )
 
 // env is the run all VM tests of this process share, set up by TestMain.
@@ -47,7 +48,7 @@ func run(m *testing.M, opts harness.Options) int {
 	// go test forwards no SIGTERM: when the go command dies, so does
 	// this binary, and with it its children.
 	proc.DieWithParent(syscall.SIGTERM)
-	if os.Getenv("KMODTEST_SKIP_VM") == "1" {
+	if testenv.VMsOff() {
 		// A dry run: bad options still fail, as they would in a real one.
 		targets, err := opts.Check()
 		if err != nil {

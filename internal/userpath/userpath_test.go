@@ -3,10 +3,11 @@ package userpath
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kmodtest/kmodtest/internal/testenv"
 )
 
 // TestResolveUnderGoTest runs `go test` on this package from the
@@ -21,16 +22,8 @@ func TestResolveUnderGoTest(t *testing.T) {
 		fmt.Printf("RESOLVED=%s\n", got)
 		return
 	}
-	if testing.Short() {
-		t.Skip("runs go test")
-	}
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("go", "test", "-count=1", "-v", "-run", "^TestResolveUnderGoTest$", "./internal/userpath")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "KMODTEST_USERPATH_PRINT=1")
+	root := testenv.RepoRoot(t)
+	cmd := testenv.GoTest(t, root, []string{"KMODTEST_USERPATH_PRINT=1"}, "-count=1", "-v", "-run", "^TestResolveUnderGoTest$", "./internal/userpath")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("go test: %v\n%s", err, out)

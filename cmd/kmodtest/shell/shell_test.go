@@ -13,11 +13,8 @@ import (
 
 	"github.com/creack/pty"
 	"github.com/kmodtest/kmodtest/harness"
+	"github.com/kmodtest/kmodtest/internal/testenv"
 )
-
-// toolTests gates the tests that boot VMs to drive kmodtest's interactive
-// commands: make test sets it; go test ./... alone stays quick.
-const toolTests = "KMODTEST_TOOL_TESTS"
 
 // terminal is the user's side of a pseudo-terminal: what the guest
 // printed, and a way to type.
@@ -85,14 +82,8 @@ func (t *terminal) exit(tb testing.TB, at int, done <-chan error) {
 
 // startShell runs kmodtest shell for 6.1 on a pseudo-terminal.
 func startShell(t *testing.T, gdb bool, onGDB func(string)) (*terminal, <-chan error) {
-	if os.Getenv(toolTests) != "1" || os.Getenv("KMODTEST_SKIP_VM") == "1" {
-		t.Skipf("boots VMs: set %s=1 (make test does)", toolTests)
-	}
-	repo, err := filepath.Abs("../../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := harness.NewSession(t.Context(), harness.Options{Kernels: "6.1", ArtifactsDir: t.TempDir()}, repo, t.Logf)
+	testenv.NeedVMs(t)
+	s, err := harness.NewSession(t.Context(), harness.Options{Kernels: "6.1", ArtifactsDir: t.TempDir()}, testenv.RepoRoot(t), t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,9 +123,8 @@ func TestShell(t *testing.T) {
 // TestShellGDB breaks in the module's message handler from gdb, sends a
 // greeting from the guest's shell, and reads the greeting's text in gdb.
 func TestShellGDB(t *testing.T) {
-	if _, err := exec.LookPath("gdb"); err != nil {
-		t.Skip("gdb is not installed (apt-get install gdb)")
-	}
+	testenv.NeedVMs(t)
+	testenv.NeedTool(t, "gdb")
 	gdbFile := make(chan string, 1)
 	term, done := startShell(t, true, func(f string) { gdbFile <- f })
 	var file string

@@ -13,11 +13,8 @@ import (
 
 	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/harness"
+	"github.com/kmodtest/kmodtest/internal/testenv"
 )
-
-// toolTests gates the tests that boot VMs to drive kmodtest's interactive
-// commands: make test sets it; go test ./... alone stays quick.
-const toolTests = "KMODTEST_TOOL_TESTS"
 
 // TestWatch edits a scratch copy of the module and sees the verdict go
 // from pass to fail (a fixture's bug), to a build error, and back to pass.
@@ -96,19 +93,14 @@ func TestWatch(t *testing.T) {
 // and that source's content.
 func scratchModule(t *testing.T) (repo, src, file string, good []byte) {
 	t.Helper()
-	if os.Getenv(toolTests) != "1" || os.Getenv("KMODTEST_SKIP_VM") == "1" {
-		t.Skipf("boots VMs: set %s=1 (make test does)", toolTests)
-	}
-	repo, err := filepath.Abs("../../..")
-	if err != nil {
-		t.Fatal(err)
-	}
+	testenv.NeedVMs(t)
+	repo = testenv.RepoRoot(t)
 	src = filepath.Join(t.TempDir(), "kmod")
 	if out, err := exec.Command("cp", "-r", filepath.Join(repo, "kmod"), src).CombinedOutput(); err != nil {
 		t.Fatalf("copy kmod: %v: %s", err, out)
 	}
 	file = filepath.Join(src, "NetlinkGreetingsLKM.c")
-	good, err = os.ReadFile(file)
+	good, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
