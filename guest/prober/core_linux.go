@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/kmodtest/kmodtest/greet"
@@ -185,20 +186,20 @@ func stepOriginalClient(ctx context.Context, p *prober) (string, error) {
 		Seq:   seq,
 		PID:   uint32(unix.Getpid()),
 	}, greet.EncodeOriginalGreeting(greetingText))
-	if err := s.c.Send(msg); err != nil {
+	if err := s.Conn.Send(msg); err != nil {
 		return "", err
 	}
-	got, err := s.waitAck(seq, answerTimeout)
+	got, err := s.WaitAck(seq, answerTimeout)
 	want := []string{"reply seq 1", "ack seq 1 error 0"}
 	if err != nil {
 		return "", fmt.Errorf("original client (flags NLM_F_ACK only, nlmsg_pid %d, %d-byte payload): want %v, got %v: %v",
 			unix.Getpid(), greet.OriginalPayloadLen, want, got, err)
 	}
-	if !equal(want, got) {
+	if !slices.Equal(want, got) {
 		return "", fmt.Errorf("original client (flags NLM_F_ACK only, nlmsg_pid %d, %d-byte payload): want %v, got %v",
 			unix.Getpid(), greet.OriginalPayloadLen, want, got)
 	}
-	return fmt.Sprintf("port %d, pid %d", s.c.PID(), unix.Getpid()), nil
+	return fmt.Sprintf("port %d, pid %d", s.Conn.PID(), unix.Getpid()), nil
 }
 
 func stepRmmod(ctx context.Context, p *prober) (string, error) {
@@ -245,16 +246,4 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -7,18 +7,19 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strings"
 
 	"github.com/kmodtest/kmodtest/greet"
 	"github.com/kmodtest/kmodtest/greet/rawnl"
+	"github.com/kmodtest/kmodtest/guest/kernelio"
+	"github.com/kmodtest/kmodtest/guest/rawgreet"
 	"golang.org/x/sys/unix"
 )
 
 // Where kernels with CONFIG_DYNAMIC_DEBUG take their commands: /proc
-// since 5.x, debugfs always.
+// since 5.x, kernelio.Debugfs always.
 const (
 	dynamicDebugProc    = "/proc/dynamic_debug/control"
-	dynamicDebugDebugfs = debugfs + "/dynamic_debug/control"
+	dynamicDebugDebugfs = kernelio.Debugfs + "/dynamic_debug/control"
 )
 
 // debugFlood is how many greetings the reply-failed check sends to a
@@ -35,7 +36,7 @@ func stepDebugLog(ctx context.Context, p *prober) (string, error) {
 	}
 	control := dynamicDebugProc
 	if _, err := os.Stat(control); err != nil {
-		_ = mountDebugfs()
+		_ = kernelio.MountDebugfs()
 		control = dynamicDebugDebugfs
 	}
 	if _, err := os.Stat(control); err != nil {
@@ -45,38 +46,38 @@ func stepDebugLog(ctx context.Context, p *prober) (string, error) {
 		return "", fmt.Errorf("turn on the module's debug lines in %s: %w", control, err)
 	}
 	defer os.WriteFile(control, []byte("module "+greet.ModuleName+" -p"), 0)
-	if n, err := enabledDebugSites(control); err != nil || n == 0 {
+	if n, err := kernelio.EnabledDebugSites(control); err != nil || n == 0 {
 		return "", fmt.Errorf("%s lists no enabled debug line of %s after +p (%v): the module was built without pr_debug call sites?", control, greet.ModuleName, err)
 	}
 
-	tail, err := openKmsgTail()
+	tail, err := kernelio.OpenKmsgTail()
 	if err != nil {
 		return "", err
 	}
-	defer tail.close()
+	defer tail.Close()
 	s, err := p.rawSession()
 	if err != nil {
 		return "", err
 	}
 	defer s.Close()
-	port := s.c.PID()
+	port := s.Conn.PID()
 
 	// A greeting, answered.
 	payload := greet.EncodeGreeting("debug me")
-	seq, msg := s.message(greet.TypeGreet, reqAck, payload)
-	if _, err := s.exchange(msg); err != nil {
+	seq, msg := s.Message(greet.TypeGreet, rawgreet.ReqAck, payload)
+	if _, err := s.Exchange(msg); err != nil {
 		return "", fmt.Errorf("greeting seq %d: %w", seq, err)
 	}
 	// A header that claims more than the datagram holds.
-	bad := append(rawnl.AppendHeader(nil, rawnl.Header{Len: 100, Type: greet.TypeGreet, Flags: reqAck, Seq: s.next()}), bytes.Repeat([]byte{'a'}, 8)...)
-	if _, err := s.exchange(bad); err != nil {
+	bad := append(rawnl.AppendHeader(nil, rawnl.Header{Len: 100, Type: greet.TypeGreet, Flags: rawgreet.ReqAck, Seq: s.Next()}), bytes.Repeat([]byte{'a'}, 8)...)
+	if _, err := s.Exchange(bad); err != nil {
 		return "", fmt.Errorf("malformed datagram: %w", err)
 	}
 	want := []string{
-		fmt.Sprintf(greet.LogDebugMessage, greet.TypeGreet, rawnl.HeaderLen+len(payload), reqAck, seq, port),
+		fmt.Sprintf(greet.LogDebugMessage, greet.TypeGreet, rawnl.HeaderLen+len(payload), rawgreet.ReqAck, seq, port),
 		fmt.Sprintf(greet.LogDebugMalformed, 100, len(bad)),
 	}
-	lines, err := moduleLines(tail)
+	lines, err := kernelio.ModuleLines(tail)
 	if err != nil {
 		return "", err
 	}
@@ -96,7 +97,7 @@ func stepDebugLog(ctx context.Context, p *prober) (string, error) {
 		return "", err
 	}
 	for i := range debugFlood {
-		m := rawnl.NewMessage(rawnl.Header{Type: greet.TypeGreet, Flags: reqAck, Seq: uint32(i + 1)}, greet.EncodeGreeting("full"))
+		m := rawnl.NewMessage(rawnl.Header{Type: greet.TypeGreet, Flags: rawgreet.ReqAck, Seq: uint32(i + 1)}, greet.EncodeGreeting("full"))
 		if err := full.SendFlags(m, unix.MSG_DONTWAIT); err != nil && !errors.Is(err, unix.ENOBUFS) && !errors.Is(err, unix.EAGAIN) {
 			return "", fmt.Errorf("flood greeting %d: %w", i+1, err)
 		}
@@ -111,20 +112,4 @@ func stepDebugLog(ctx context.Context, p *prober) (string, error) {
 		return "", fmt.Errorf("%d greetings to a socket with a %d-byte buffer that never reads: want lines %q, got none", debugFlood, neverReadBuffer, failed+"N")
 	}
 	return fmt.Sprintf("message and malformed-header lines exact; %d of %d replies to a full socket logged as failed", n, debugFlood), nil
-}
-
-// enabledDebugSites counts the module's call sites that control shows
-// enabled ("=p").
-func enabledDebugSites(control string) (int, error) {
-	data, err := os.ReadFile(control)
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", control, err)
-	}
-	n := 0
-	for _, l := range strings.Split(string(data), "\n") {
-		if strings.Contains(l, "["+greet.ModuleName+"]") && strings.Contains(l, " =p") {
-			n++
-		}
-	}
-	return n, nil
 }

@@ -7,27 +7,15 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kmodtest/kmodtest/greet"
 	"github.com/kmodtest/kmodtest/greet/rawnl"
+	"github.com/kmodtest/kmodtest/guest/kernelio"
+	"github.com/kmodtest/kmodtest/guest/rawgreet"
 	"golang.org/x/sys/unix"
 )
-
-// failNth is the per-thread fault injection knob (CONFIG_FAULT_INJECTION):
-// writing N makes the N-th fault point the thread passes fail; it reads
-// back 0 once the fault was injected.
-const failNth = "/proc/thread-self/fail-nth"
-
-// failslab's knobs: GFP_KERNEL allocations are only failed with
-// ignore-gfp-wait off, and verbose 0 keeps the injections from printing
-// a stack trace each (which would read as a kernel report).
-var failslabSettings = map[string]string{
-	debugfs + "/failslab/ignore-gfp-wait": "N",
-	debugfs + "/failslab/verbose":         "0",
-}
 
 // maxFaultPoints bounds the sweep of one kind of greeting.
 const maxFaultPoints = 400
@@ -37,34 +25,34 @@ type faultKind struct {
 	name string
 	// build returns the datagram and, per message, the complete answer
 	// the protocol promises (describe's form).
-	build func(s *rawSession) (datagram []byte, full map[uint32][]string)
+	build func(s *rawgreet.Session) (datagram []byte, full map[uint32][]string)
 }
 
 var faultKinds = []faultKind{
-	{"greeting with ack", func(s *rawSession) ([]byte, map[uint32][]string) {
-		seq, m := s.message(greet.TypeGreet, rawnl.FlagRequest|rawnl.FlagAck, greet.EncodeGreeting(greetingText))
-		return m, map[uint32][]string{seq: replyAck(seq)}
+	{"greeting with ack", func(s *rawgreet.Session) ([]byte, map[uint32][]string) {
+		seq, m := s.Message(greet.TypeGreet, rawnl.FlagRequest|rawnl.FlagAck, greet.EncodeGreeting(greetingText))
+		return m, map[uint32][]string{seq: rawgreet.ReplyAck(seq)}
 	}},
-	{"greeting without ack", func(s *rawSession) ([]byte, map[uint32][]string) {
-		seq, m := s.message(greet.TypeGreet, rawnl.FlagRequest, greet.EncodeGreeting(greetingText))
+	{"greeting without ack", func(s *rawgreet.Session) ([]byte, map[uint32][]string) {
+		seq, m := s.Message(greet.TypeGreet, rawnl.FlagRequest, greet.EncodeGreeting(greetingText))
 		return m, map[uint32][]string{seq: nil}
 	}},
-	{"empty greeting", func(s *rawSession) ([]byte, map[uint32][]string) {
-		seq, m := s.message(greet.TypeGreet, rawnl.FlagRequest, []byte{0})
-		return m, map[uint32][]string{seq: errAck(seq, "EINVAL")}
+	{"empty greeting", func(s *rawgreet.Session) ([]byte, map[uint32][]string) {
+		seq, m := s.Message(greet.TypeGreet, rawnl.FlagRequest, []byte{0})
+		return m, map[uint32][]string{seq: rawgreet.ErrAck(seq, "EINVAL")}
 	}},
-	{"unknown type with ack", func(s *rawSession) ([]byte, map[uint32][]string) {
-		seq, m := s.message(greet.TypeGreet+1, rawnl.FlagRequest|rawnl.FlagAck, greet.EncodeGreeting(greetingText))
-		return m, map[uint32][]string{seq: errAck(seq, "EOPNOTSUPP")}
+	{"unknown type with ack", func(s *rawgreet.Session) ([]byte, map[uint32][]string) {
+		seq, m := s.Message(greet.TypeGreet+1, rawnl.FlagRequest|rawnl.FlagAck, greet.EncodeGreeting(greetingText))
+		return m, map[uint32][]string{seq: rawgreet.ErrAck(seq, "EOPNOTSUPP")}
 	}},
-	{"control message with ack", func(s *rawSession) ([]byte, map[uint32][]string) {
-		seq, m := s.message(rawnl.TypeNoop, rawnl.FlagRequest|rawnl.FlagAck, nil)
-		return m, map[uint32][]string{seq: ackOnly(seq)}
+	{"control message with ack", func(s *rawgreet.Session) ([]byte, map[uint32][]string) {
+		seq, m := s.Message(rawnl.TypeNoop, rawnl.FlagRequest|rawnl.FlagAck, nil)
+		return m, map[uint32][]string{seq: rawgreet.AckOnly(seq)}
 	}},
-	{"two greetings with ack in one datagram", func(s *rawSession) ([]byte, map[uint32][]string) {
-		seq1, m1 := s.message(greet.TypeGreet, rawnl.FlagRequest|rawnl.FlagAck, greet.EncodeGreeting(greetingText))
-		seq2, m2 := s.message(greet.TypeGreet, rawnl.FlagRequest|rawnl.FlagAck, greet.EncodeGreeting(greetingText))
-		return append(m1, m2...), map[uint32][]string{seq1: replyAck(seq1), seq2: replyAck(seq2)}
+	{"two greetings with ack in one datagram", func(s *rawgreet.Session) ([]byte, map[uint32][]string) {
+		seq1, m1 := s.Message(greet.TypeGreet, rawnl.FlagRequest|rawnl.FlagAck, greet.EncodeGreeting(greetingText))
+		seq2, m2 := s.Message(greet.TypeGreet, rawnl.FlagRequest|rawnl.FlagAck, greet.EncodeGreeting(greetingText))
+		return append(m1, m2...), map[uint32][]string{seq1: rawgreet.ReplyAck(seq1), seq2: rawgreet.ReplyAck(seq2)}
 	}},
 }
 
@@ -90,59 +78,7 @@ func allowedOutcome(full, got []string) (string, error) {
 		strings.HasPrefix(got[0], "ack ") && !strings.HasSuffix(got[0], " error 0"):
 		return "error ack", nil
 	}
-	return "", fmt.Errorf("want %s or a part of it, or an error ack in place of a reply; got %s", list(full), list(got))
-}
-
-// failNthFile is the calling thread's fail-nth, opened once so that no
-// open() runs between setting it and the send.
-type failNthFile struct{ fd int }
-
-func openFailNth() (*failNthFile, error) {
-	fd, err := unix.Open(failNth, unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	return &failNthFile{fd: fd}, nil
-}
-
-func (f *failNthFile) set(n int) error {
-	_, err := unix.Pwrite(f.fd, []byte(strconv.Itoa(n)), 0)
-	return err
-}
-
-func (f *failNthFile) get() (int, error) {
-	var buf [32]byte
-	n, err := unix.Pread(f.fd, buf[:], 0)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(strings.TrimSpace(string(buf[:n])))
-}
-
-func (f *failNthFile) Close() error { return unix.Close(f.fd) }
-
-// setFailslab applies failslabSettings and returns a function that
-// restores the old values. Without the files (no FAULT_INJECTION_DEBUG_FS)
-// only allocations that cannot sleep are failed, which note says.
-func setFailslab() (restore func(), note string) {
-	old := map[string][]byte{}
-	for path, v := range failslabSettings {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			note = "no " + path + ": GFP_KERNEL allocations are not failed"
-			continue
-		}
-		if err := os.WriteFile(path, []byte(v), 0); err != nil {
-			note = fmt.Sprintf("write %s: %v", path, err)
-			continue
-		}
-		old[path] = data
-	}
-	return func() {
-		for path, data := range old {
-			_ = os.WriteFile(path, data, 0)
-		}
-	}, note
+	return "", fmt.Errorf("want %s or a part of it, or an error ack in place of a reply; got %s", rawgreet.List(full), rawgreet.List(got))
 }
 
 // An injection is the answers to one datagram sent with fail-nth N.
@@ -156,38 +92,38 @@ type injection struct {
 // injectOnce sends datagram with the n-th fault point of the send failed.
 // It reports injected=false when the send passed fewer than n fault
 // points: the sweep of this kind is complete.
-func injectOnce(s *rawSession, fn *failNthFile, n int, datagram []byte) (in injection, injected bool, err error) {
-	if err := fn.set(n); err != nil {
-		return in, false, fmt.Errorf("write %d to %s: %w", n, failNth, err)
+func injectOnce(s *rawgreet.Session, fn *kernelio.FailNthFile, n int, datagram []byte) (in injection, injected bool, err error) {
+	if err := fn.Set(n); err != nil {
+		return in, false, fmt.Errorf("write %d to %s: %w", n, kernelio.FailNth, err)
 	}
-	in.sendErr = s.c.Send(datagram)
-	left, err := fn.get()
+	in.sendErr = s.Conn.Send(datagram)
+	left, err := fn.Get()
 	if err != nil {
-		return in, false, fmt.Errorf("read %s: %w", failNth, err)
+		return in, false, fmt.Errorf("read %s: %w", kernelio.FailNth, err)
 	}
 	if left != 0 {
-		if err := fn.set(0); err != nil {
-			return in, false, fmt.Errorf("reset %s: %w", failNth, err)
+		if err := fn.Set(0); err != nil {
+			return in, false, fmt.Errorf("reset %s: %w", kernelio.FailNth, err)
 		}
 		return in, false, nil
 	}
-	in.answers, in.enobufs, err = s.untilSentinel()
+	in.answers, in.enobufs, err = untilSentinel(s)
 	return in, true, err
 }
 
 // untilSentinel greets with NLM_F_ACK and returns everything that arrived
 // before the greeting's answers, by sequence number. A pending ENOBUFS
 // (an answer the kernel could not allocate) is noted, not an error.
-func (s *rawSession) untilSentinel() (map[uint32][]string, bool, error) {
-	seq, sentinel := s.message(greet.TypeGreet, rawnl.FlagRequest|rawnl.FlagAck, greet.EncodeGreeting("sentinel"))
-	if err := s.c.Send(sentinel); err != nil {
+func untilSentinel(s *rawgreet.Session) (map[uint32][]string, bool, error) {
+	seq, sentinel := s.Message(greet.TypeGreet, rawnl.FlagRequest|rawnl.FlagAck, greet.EncodeGreeting("sentinel"))
+	if err := s.Conn.Send(sentinel); err != nil {
 		return nil, false, fmt.Errorf("sentinel greeting: %w", err)
 	}
 	got := map[uint32][]string{}
 	enobufs := false
 	end := time.Now().Add(answerTimeout)
 	for {
-		msgs, err := s.c.ReceiveMessages(time.Until(end))
+		msgs, err := s.Conn.ReceiveMessages(time.Until(end))
 		switch {
 		case errors.Is(err, unix.ENOBUFS):
 			enobufs = true
@@ -198,7 +134,7 @@ func (s *rawSession) untilSentinel() (map[uint32][]string, bool, error) {
 			return got, enobufs, err
 		}
 		for _, m := range msgs {
-			d := describeRaw(m, s.c.PID())
+			d := rawgreet.Describe(m, s.Conn.PID())
 			if m.Header.Seq == seq {
 				if m.Header.Type == rawnl.TypeError {
 					if !slices.Equal(got[seq], []string{fmt.Sprintf("reply seq %d", seq)}) || d != fmt.Sprintf("ack seq %d error 0", seq) {
@@ -221,25 +157,25 @@ type faultTally struct {
 }
 
 func stepAllocFailures(ctx context.Context, p *prober) (string, error) {
-	if _, err := os.Stat(failNth); err != nil {
-		return "", skipf("this kernel has no %s (CONFIG_FAULT_INJECTION off): allocation failures cannot be injected", failNth)
+	if _, err := os.Stat(kernelio.FailNth); err != nil {
+		return "", skipf("this kernel has no %s (CONFIG_FAULT_INJECTION off): allocation failures cannot be injected", kernelio.FailNth)
 	}
 	if err := p.requireModule(); err != nil {
 		return "", err
 	}
-	_ = mountDebugfs()
-	restore, note := setFailslab()
+	_ = kernelio.MountDebugfs()
+	restore, note := kernelio.SetFailslab()
 	defer restore()
 
 	// fail-nth belongs to the thread: the whole sweep stays on one.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	fn, err := openFailNth()
+	fn, err := kernelio.OpenFailNth()
 	if err != nil {
-		return "", fmt.Errorf("open %s: %w", failNth, err)
+		return "", fmt.Errorf("open %s: %w", kernelio.FailNth, err)
 	}
 	defer fn.Close()
-	defer fn.set(0)
+	defer fn.Set(0)
 
 	t := faultTally{outcomes: map[string]int{}}
 	var fails []string

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +12,8 @@ import (
 
 	"github.com/kmodtest/kmodtest/greet"
 	"github.com/kmodtest/kmodtest/greet/rawnl"
+	"github.com/kmodtest/kmodtest/guest/kernelio"
+	"github.com/kmodtest/kmodtest/guest/rawgreet"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -121,7 +120,7 @@ func (t *tally) add(m rawnl.Message, port uint32) (firstAck bool) {
 	switch m.Header.Type {
 	case greet.TypeGreet:
 		t.replies[seq]++
-		if d := describeRaw(m, port); d != fmt.Sprintf("reply seq %d", seq) {
+		if d := rawgreet.Describe(m, port); d != fmt.Sprintf("reply seq %d", seq) {
 			t.bad.add(errors.New(d))
 		}
 		if t.acks[seq] > 0 {
@@ -130,14 +129,14 @@ func (t *tally) add(m rawnl.Message, port uint32) (firstAck bool) {
 	case rawnl.TypeError:
 		t.acks[seq]++
 		if errno, ok := m.Errno(); !ok || errno != 0 {
-			t.bad.add(errors.New(describeRaw(m, port)))
+			t.bad.add(errors.New(rawgreet.Describe(m, port)))
 		}
 		if t.replies[seq] == 0 {
 			t.bad.add(fmt.Errorf("ack seq %d before its reply", seq))
 		}
 		return t.acks[seq] == 1
 	default:
-		t.bad.add(fmt.Errorf("unexpected %s", describeRaw(m, port)))
+		t.bad.add(fmt.Errorf("unexpected %s", rawgreet.Describe(m, port)))
 	}
 	return false
 }
@@ -215,7 +214,7 @@ func stepSharedSocket(ctx context.Context, p *prober) (string, error) {
 		return "", err
 	}
 	defer s.Close()
-	port := s.c.PID()
+	port := s.Conn.PID()
 	t := newTally()
 	total := sharedGoroutines * sharedGreetings
 	window := make(chan struct{}, sharedWindow)
@@ -226,7 +225,7 @@ func stepSharedSocket(ctx context.Context, p *prober) (string, error) {
 	goSafe(readerDone, func() error {
 		acked := 0
 		for acked < total {
-			msgs, err := s.c.ReceiveMessages(answerTimeout)
+			msgs, err := s.Conn.ReceiveMessages(answerTimeout)
 			if errors.Is(err, rawnl.ErrTimeout) {
 				return fmt.Errorf("reader: nothing for %s after %d of %d acks", answerTimeout, acked, total)
 			}
@@ -266,9 +265,9 @@ func stepSharedSocket(ctx context.Context, p *prober) (string, error) {
 					return
 				}
 				seq := uint32((g+1)*100000 + i + 1)
-				msg := rawnl.NewMessage(rawnl.Header{Type: greet.TypeGreet, Flags: reqAck, Seq: seq},
+				msg := rawnl.NewMessage(rawnl.Header{Type: greet.TypeGreet, Flags: rawgreet.ReqAck, Seq: seq},
 					greet.EncodeGreeting(fmt.Sprintf("goroutine %d greeting %d", g, i)))
-				if err := s.c.Send(msg); err != nil {
+				if err := s.Conn.Send(msg); err != nil {
 					sendErrs.add(fmt.Errorf("goroutine %d seq %d: %w", g, seq, err))
 					<-window
 					continue
@@ -288,7 +287,7 @@ func stepSharedSocket(ctx context.Context, p *prober) (string, error) {
 	close(stop)
 	wg.Wait()
 	// Late answers: doubles after the last ack, or the rest after a failure.
-	more, _ := s.c.Collect(extraWait, time.Second)
+	more, _ := s.Conn.Collect(extraWait, time.Second)
 	for _, m := range more {
 		t.add(m, port)
 	}
@@ -328,7 +327,7 @@ func stepNeverReads(ctx context.Context, p *prober) (string, error) {
 	sendErrs := map[string]int{}
 	var unexpected error
 	for i := range neverReadGreetings {
-		msg := rawnl.NewMessage(rawnl.Header{Type: greet.TypeGreet, Flags: reqAck, Seq: uint32(i + 1)},
+		msg := rawnl.NewMessage(rawnl.Header{Type: greet.TypeGreet, Flags: rawgreet.ReqAck, Seq: uint32(i + 1)},
 			greet.EncodeGreeting("I never read"))
 		err := c.SendFlags(msg, unix.MSG_DONTWAIT)
 		switch {
@@ -372,48 +371,18 @@ func errnoFrom(err error) unix.Errno {
 	return e
 }
 
-// readSUnreclaim returns SUnreclaim from /proc/meminfo in kB.
-func readSUnreclaim() (int64, error) {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0, fmt.Errorf("read meminfo: %w", err)
-	}
-	return parseMeminfo(b, "SUnreclaim")
-}
-
-// parseMeminfo returns the value of key in kB.
-func parseMeminfo(b []byte, key string) (int64, error) {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || k != key {
-			continue
-		}
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			break
-		}
-		n, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("meminfo %s: %w", key, err)
-		}
-		return n, nil
-	}
-	return 0, fmt.Errorf("meminfo: no %s line", key)
-}
-
 // pipeline sends n greetings with text on s, keeping window greetings
 // outstanding, and checks every answer.
-func pipeline(ctx context.Context, s *rawSession, n, window int, text string) error {
+func pipeline(ctx context.Context, s *rawgreet.Session, n, window int, text string) error {
 	t := newTally()
-	port := s.c.PID()
+	port := s.Conn.PID()
 	payload := greet.EncodeGreeting(text)
 	var sent []uint32
 	outstanding, acked := 0, 0
 	for acked < n {
 		for outstanding < window && len(sent) < n {
-			seq, msg := s.message(greet.TypeGreet, reqAck, payload)
-			if err := s.c.Send(msg); err != nil {
+			seq, msg := s.Message(greet.TypeGreet, rawgreet.ReqAck, payload)
+			if err := s.Conn.Send(msg); err != nil {
 				return fmt.Errorf("greeting %d: %w", len(sent)+1, err)
 			}
 			sent = append(sent, seq)
@@ -422,7 +391,7 @@ func pipeline(ctx context.Context, s *rawSession, n, window int, text string) er
 		if ctx.Err() != nil {
 			return fmt.Errorf("stopped after %d of %d greetings: %w", acked, n, ctx.Err())
 		}
-		msgs, err := s.c.ReceiveMessages(answerTimeout)
+		msgs, err := s.Conn.ReceiveMessages(answerTimeout)
 		if errors.Is(err, rawnl.ErrTimeout) {
 			return fmt.Errorf("no answer within %s after %d of %d greetings were acked; %v", answerTimeout, acked, n, t.check(sent))
 		}
@@ -449,7 +418,7 @@ func stepLeak(ctx context.Context, p *prober) (string, error) {
 	if err := pipeline(ctx, s, leakWarmup, leakWindow, text); err != nil {
 		return "", fmt.Errorf("warm-up of %d greetings: %w", leakWarmup, err)
 	}
-	before, err := readSUnreclaim()
+	before, err := kernelio.ReadSUnreclaim()
 	if err != nil {
 		return "", err
 	}
@@ -458,7 +427,7 @@ func stepLeak(ctx context.Context, p *prober) (string, error) {
 		return "", fmt.Errorf("%d greetings of %d bytes: %w", leakGreetings, greet.MaxText, err)
 	}
 	d := time.Since(start)
-	after, err := readSUnreclaim()
+	after, err := kernelio.ReadSUnreclaim()
 	if err != nil {
 		return "", err
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kmodtest/kmodtest/greet"
+	"github.com/kmodtest/kmodtest/guest/kernelio"
 	"github.com/mdlayher/netlink"
 )
 
@@ -28,11 +29,11 @@ const logFlood = 40
 // exact text (the first 64 bytes, escaped as %*pE does) and its rate
 // limit (at most a burst of lines for a flood of greetings).
 func stepGreetingLog(ctx context.Context, p *prober) (string, error) {
-	tail, err := openKmsgTail()
+	tail, err := kernelio.OpenKmsgTail()
 	if err != nil {
 		return "", err
 	}
-	defer tail.close()
+	defer tail.Close()
 
 	c, err := p.dial()
 	if err != nil {
@@ -108,8 +109,8 @@ func stepGreetingLog(ctx context.Context, p *prober) (string, error) {
 
 // logLines returns the text after prefix of the module's lines that tail
 // has not returned yet.
-func logLines(tail *kmsgTail, prefix string) ([]string, error) {
-	lines, err := moduleLines(tail)
+func logLines(tail *kernelio.KmsgTail, prefix string) ([]string, error) {
+	lines, err := kernelio.ModuleLines(tail)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/kmodtest/kmodtest/guest/kernelio"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,7 +45,7 @@ func run() error {
 	port := resultPortPath
 	if cfg.ResultPort != "" {
 		port = cfg.ResultPort
-		if err := preparePort(cfg.PortModules, port); err != nil {
+		if err := kernelio.PreparePort(cfg.PortModules, port); err != nil {
 			fmt.Fprintf(os.Stderr, "kmodtest: %v\n", err)
 		}
 	}
@@ -68,7 +69,7 @@ func run() error {
 	for i, name := range cfg.Steps {
 		p.runStep(rep, name, i == 0)
 	}
-	rep.done(kernelRelease(), readTaintOr0(), time.Since(start))
+	rep.done(kernelRelease(), kernelio.ReadTaintOr0(), time.Since(start))
 	return cfgErr
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kmodtest/kmodtest/contract"
+	"github.com/kmodtest/kmodtest/guest/kernelio"
 )
 
 // A step is how the prober runs one named check; what the host knows of
@@ -100,14 +101,14 @@ func (p *prober) runStep(rep *reporter, name string, first bool) string {
 	if first {
 		kernel = kernelRelease()
 	}
-	taintBefore, taintErr := readTaint()
+	taintBefore, taintErr := kernelio.ReadTaint()
 	rep.begin(name, kernel, taintBefore)
 
 	var notes []string
 	if taintErr != nil {
 		notes = append(notes, taintErr.Error())
 	}
-	cursor, err := markKmsg(name)
+	cursor, err := kernelio.MarkKmsg(contract.KmsgMarker + name)
 	if err != nil {
 		notes = append(notes, err.Error())
 	}
@@ -129,9 +130,9 @@ func (p *prober) runStep(rep *reporter, name string, first bool) string {
 		if s.quiet {
 			restore = quietConsole()
 		}
-		scan := s.leakScan && kmemleakOn()
+		scan := s.leakScan && kernelio.KmemleakOn()
 		if scan {
-			if err := kmemleakClear(); err != nil {
+			if err := kernelio.KmemleakClear(); err != nil {
 				notes = append(notes, err.Error())
 				scan = false
 			}
@@ -149,12 +150,12 @@ func (p *prober) runStep(rep *reporter, name string, first bool) string {
 	var kmsg []string
 	if cursor != nil {
 		var kerr error
-		kmsg, kerr = cursor.drain()
+		kmsg, kerr = cursor.Drain()
 		if kerr != nil {
 			notes = append(notes, kerr.Error())
 		}
 	}
-	taintAfter, err := readTaint()
+	taintAfter, err := kernelio.ReadTaint()
 	if err != nil {
 		notes = append(notes, err.Error())
 	}
@@ -192,12 +193,12 @@ func (p *prober) leakVerdict(status, detail string) (string, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	start := time.Now()
-	leaks, err := kmemleakCheck(ctx, p.cfg.ModuleName)
+	leaks, err := kernelio.KmemleakCheck(ctx, p.cfg.ModuleName)
 	switch {
 	case err != nil:
 		return contract.StatusFail, join(detail, err.Error())
 	case len(leaks) > 0:
-		return contract.StatusFail, join(detail, leakError(leaks).Error())
+		return contract.StatusFail, join(detail, kernelio.LeakError(leaks).Error())
 	case status == contract.StatusPass:
 		return status, join(detail, fmt.Sprintf("kmemleak: no leak of the module (scan %d ms)", time.Since(start).Milliseconds()))
 	}

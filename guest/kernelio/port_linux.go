@@ -1,4 +1,4 @@
-package main
+package kernelio
 
 import (
 	"errors"
@@ -15,9 +15,9 @@ import (
 // which the driver handles in a workqueue.
 const portWait = 5 * time.Second
 
-// preparePort loads the result port's driver modules, in order, and waits
+// PreparePort loads the result port's driver modules, in order, and waits
 // until port opens. A module already in the kernel is fine.
-func preparePort(modules []string, port string) error {
+func PreparePort(modules []string, port string) error {
 	start := time.Now()
 	for _, path := range modules {
 		if err := loadModuleFile(path); err != nil && !errors.Is(err, unix.EEXIST) {

@@ -1,4 +1,4 @@
-package main
+package kernelio
 
 import (
 	"fmt"
@@ -9,8 +9,8 @@ import (
 
 const taintPath = "/proc/sys/kernel/tainted"
 
-// readTaint returns the kernel's taint mask.
-func readTaint() (uint64, error) {
+// ReadTaint returns the kernel's taint mask.
+func ReadTaint() (uint64, error) {
 	b, err := os.ReadFile(taintPath)
 	if err != nil {
 		return 0, fmt.Errorf("read taint: %w", err)
@@ -22,7 +22,7 @@ func readTaint() (uint64, error) {
 	return v, nil
 }
 
-func readTaintOr0() uint64 {
-	v, _ := readTaint()
+func ReadTaintOr0() uint64 {
+	v, _ := ReadTaint()
 	return v
 }

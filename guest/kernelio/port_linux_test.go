@@ -1,4 +1,4 @@
-package main
+package kernelio
 
 import (
 	"os"
@@ -12,10 +12,10 @@ func TestPreparePort(t *testing.T) {
 	if err := os.WriteFile(port, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := preparePort(nil, port); err != nil {
+	if err := PreparePort(nil, port); err != nil {
 		t.Errorf("a port that opens, no drivers: %v", err)
 	}
-	err := preparePort([]string{filepath.Join(t.TempDir(), "virtio_mmio.ko")}, port)
+	err := PreparePort([]string{filepath.Join(t.TempDir(), "virtio_mmio.ko")}, port)
 	if err == nil || !strings.Contains(err.Error(), "load result port driver") {
 		t.Errorf("a missing driver module: want an error naming the driver, got %v", err)
 	}

@@ -1,16 +1,15 @@
-package main
+package kernelio
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/kmodtest/kmodtest/contract"
-	"github.com/kmodtest/kmodtest/greet"
 	"io"
 	"os"
 	"strconv"
 	"strings"
 
+	"github.com/kmodtest/kmodtest/greet"
 	"golang.org/x/sys/unix"
 )
 
@@ -93,14 +92,14 @@ func (l *kmsgLog) result() []string {
 	return out
 }
 
-// A kmsgTail reads the kernel log records written after it was opened.
-type kmsgTail struct {
+// A KmsgTail reads the kernel log records written after it was opened.
+type KmsgTail struct {
 	fd  int
 	buf []byte
 }
 
-// openKmsgTail opens /dev/kmsg at its end.
-func openKmsgTail() (*kmsgTail, error) {
+// OpenKmsgTail opens /dev/kmsg at its end.
+func OpenKmsgTail() (*KmsgTail, error) {
 	fd, err := unix.Open(kmsgPath, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", kmsgPath, err)
@@ -109,13 +108,13 @@ func openKmsgTail() (*kmsgTail, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("seek to the end of %s: %w", kmsgPath, err)
 	}
-	return &kmsgTail{fd: fd, buf: make([]byte, 16<<10)}, nil
+	return &KmsgTail{fd: fd, buf: make([]byte, 16<<10)}, nil
 }
 
-// read returns the records available now, and how many times records
+// Read returns the records available now, and how many times records
 // were overwritten before they could be read. A record that does not
 // parse is returned whole as a debug-level text.
-func (t *kmsgTail) read() (recs []kmsgRecord, lost int, err error) {
+func (t *KmsgTail) Read() (recs []kmsgRecord, lost int, err error) {
 	for {
 		n, err := unix.Read(t.fd, t.buf)
 		switch {
@@ -139,22 +138,22 @@ func (t *kmsgTail) read() (recs []kmsgRecord, lost int, err error) {
 	}
 }
 
-func (t *kmsgTail) close() { unix.Close(t.fd) }
+func (t *KmsgTail) Close() { unix.Close(t.fd) }
 
-// A kmsgCursor reads the kernel log from a mark on.
-type kmsgCursor struct {
-	*kmsgTail
+// A KmsgCursor reads the kernel log from a mark on.
+type KmsgCursor struct {
+	*KmsgTail
 	marker string
 }
 
-// markKmsg opens /dev/kmsg at its end and writes a marker line for step,
-// so that the records the step causes can be read afterwards.
-func markKmsg(step string) (*kmsgCursor, error) {
-	t, err := openKmsgTail()
+// MarkKmsg opens /dev/kmsg at its end and writes the marker line, so
+// that the records written after it (a step's) can be read afterwards.
+func MarkKmsg(marker string) (*KmsgCursor, error) {
+	t, err := OpenKmsgTail()
 	if err != nil {
 		return nil, err
 	}
-	k := &kmsgCursor{kmsgTail: t, marker: contract.KmsgMarker + step}
+	k := &KmsgCursor{KmsgTail: t, marker: marker}
 	w, err := os.OpenFile(kmsgPath, os.O_WRONLY, 0)
 	if err == nil {
 		_, err = w.WriteString("<6>" + k.marker + "\n")
@@ -166,10 +165,10 @@ func markKmsg(step string) (*kmsgCursor, error) {
 	return k, nil
 }
 
-// drain reads every record available now and closes the cursor.
-func (k *kmsgCursor) drain() ([]string, error) {
-	defer k.close()
-	recs, lost, err := k.read()
+// Drain reads every record available now and closes the cursor.
+func (k *KmsgCursor) Drain() ([]string, error) {
+	defer k.Close()
+	recs, lost, err := k.Read()
 	log := kmsgLog{lost: lost}
 	skippedMarker := false
 	for _, r := range recs {
@@ -182,10 +181,10 @@ func (k *kmsgCursor) drain() ([]string, error) {
 	return log.result(), err
 }
 
-// moduleLines returns the module's kernel log lines that tail has not
+// ModuleLines returns the module's kernel log lines that tail has not
 // returned yet, unescaped.
-func moduleLines(tail *kmsgTail) ([]string, error) {
-	recs, _, err := tail.read()
+func ModuleLines(tail *KmsgTail) ([]string, error) {
+	recs, _, err := tail.Read()
 	if err != nil {
 		return nil, err
 	}

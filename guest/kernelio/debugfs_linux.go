@@ -1,0 +1,151 @@
+package kernelio
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Debugfs is where the kernel's debug interfaces (kmemleak, failslab,
+// gcov) live. Only the debug kernel of the matrix has them.
+const Debugfs = "/sys/kernel/debug"
+
+// MountDebugfs mounts Debugfs once; it is a no-op when already mounted
+// and fails on kernels without CONFIG_DEBUG_FS.
+func MountDebugfs() error {
+	if _, err := os.Stat(filepath.Join(Debugfs, "kmemleak")); err == nil {
+		return nil
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(Debugfs, &st); err == nil && st.Type == unix.DEBUGFS_MAGIC {
+		return nil
+	}
+	if err := os.MkdirAll(Debugfs, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("Debugfs", Debugfs, "Debugfs", 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+		return fmt.Errorf("mount Debugfs: %w", err)
+	}
+	return nil
+}
+
+const kmemleakPath = Debugfs + "/kmemleak"
+
+// kmemleakMinAge is how old an object must be before kmemleak reports it
+// (MSECS_MIN_AGE in mm/kmemleak.c), plus a margin.
+const kmemleakMinAge = 5500 * time.Millisecond
+
+// KmemleakOn reports whether this kernel has a working kmemleak.
+func KmemleakOn() bool {
+	if MountDebugfs() != nil {
+		return false
+	}
+	_, err := os.Stat(kmemleakPath)
+	return err == nil
+}
+
+// KmemleakClear forgets the leaks found so far (boot-time suspects), so
+// that a later report holds only what the step left.
+func KmemleakClear() error {
+	if err := os.WriteFile(kmemleakPath, []byte("clear"), 0); err != nil {
+		return fmt.Errorf("kmemleak clear: %w", err)
+	}
+	return nil
+}
+
+// KmemleakCheck waits until the step's objects are old enough to be
+// reported, scans twice (a pointer left in a register or on a stack can
+// hide a leak from one scan) and returns the suspected leaks whose
+// backtrace runs through module, or through code no longer loaded
+// (an unloaded instance of the module: the only module the guest loads).
+func KmemleakCheck(ctx context.Context, module string) ([]string, error) {
+	wait := time.NewTimer(kmemleakMinAge)
+	defer wait.Stop()
+	select {
+	case <-wait.C:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	for range 2 {
+		if err := os.WriteFile(kmemleakPath, []byte("scan"), 0); err != nil {
+			return nil, fmt.Errorf("kmemleak scan: %w", err)
+		}
+	}
+	data, err := os.ReadFile(kmemleakPath)
+	if err != nil {
+		return nil, fmt.Errorf("read kmemleak report: %w", err)
+	}
+	return moduleLeaks(string(data), module), nil
+}
+
+// unloadedCode matches a backtrace frame kmemleak could not symbolize in
+// the module area: code of a module that has been unloaded since.
+var unloadedCode = regexp.MustCompile(`\] 0xffffffff[a-f][0-9a-f]{7}\s*$`)
+
+// moduleLeaks splits a kmemleak report into its objects and returns
+// those that the module allocated.
+func moduleLeaks(report, module string) []string {
+	var out []string
+	for _, obj := range strings.Split(report, "unreferenced object ")[1:] {
+		obj = "unreferenced object " + strings.TrimRight(obj, "\n")
+		mine := strings.Contains(obj, "["+module+"]")
+		for _, line := range strings.Split(obj, "\n") {
+			if unloadedCode.MatchString(line) {
+				mine = true
+			}
+		}
+		if mine {
+			out = append(out, obj)
+		}
+	}
+	return out
+}
+
+// LeakError describes the module's leaks, quoting the first one whole.
+func LeakError(leaks []string) error {
+	first := strings.Split(leaks[0], "\n")
+	if len(first) > 24 {
+		first = append(first[:24], "...")
+	}
+	return fmt.Errorf("kmemleak: %d unreferenced object(s) allocated by the module, the first:\n%s",
+		len(leaks), strings.Join(first, "\n"))
+}
+
+// GcovDir is where the kernel publishes gcov data (CONFIG_GCOV_KERNEL).
+const GcovDir = Debugfs + "/gcov"
+
+// GcovData returns the module's .gcda files by their path under the gcov
+// directory (which mirrors the module's build directory on the host).
+// They stay readable after rmmod (gcov_persist=1, the default).
+func GcovData(module string) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	err := filepath.WalkDir(GcovDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type()&fs.ModeSymlink != 0 || d.IsDir() || !strings.HasSuffix(path, ".gcda") {
+			return nil
+		}
+		// Kbuild names objects after sources: module.o, module.mod.o.
+		base := strings.TrimSuffix(filepath.Base(path), ".gcda")
+		if base != module && !strings.HasPrefix(base, module+".") {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files[strings.TrimPrefix(path, GcovDir)] = bytes.Clone(data)
+		return nil
+	})
+	return files, err
+}
