@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kmodtest/kmodtest/internal/testenv"
 )
 
 func TestGcovTool(t *testing.T) {
@@ -57,9 +59,7 @@ func TestGenerate(t *testing.T) {
 // module is built with gcov profiling, in a new directory.
 func buildProgram(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath("gcc-12"); err != nil {
-		t.Skip("gcc-12 not installed")
-	}
+	testenv.NeedTool(t, "gcc-12")
 	dir := t.TempDir()
 	src := "int f(int x)\n{\n\tif (x > 1)\n\t\treturn 2;\n\treturn 3;\n}\n\nint main(int c, char **v)\n{\n\treturn f(c) == 3 ? 0 : 1;\n}\n"
 	if err := os.WriteFile(filepath.Join(dir, "m.c"), []byte(src), 0o644); err != nil {

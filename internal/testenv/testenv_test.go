@@ -100,3 +100,11 @@ func (r *recorder) Fatal(args ...any) {
 	r.msg = fmt.Sprint(args...)
 	runtime.Goexit()
 }
+
+func TestNeedRoot(t *testing.T) {
+	var msg string
+	skipped := runSkips(func(tb testing.TB) { NeedRoot(tb) }, &msg)
+	if root := os.Geteuid() == 0; skipped == root {
+		t.Errorf("NeedRoot as uid %d: skipped=%v (%q)", os.Geteuid(), skipped, msg)
+	}
+}
