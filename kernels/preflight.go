@@ -162,7 +162,7 @@ func (c *Cache) plannedRoots(ctx context.Context, selected []Kernel) (map[*Build
 	return roots, cold
 }
 
-// needSbinTool is needTool for programs in /usr/sbin or /sbin, which
+// needSbinTool is proc.NeedTool for programs in /usr/sbin or /sbin, which
 // builds find there whatever the user's PATH.
 func needSbinTool(tool string) error {
 	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
