@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kmodtest/kmodtest/contract"
+	"github.com/kmodtest/kmodtest/internal/testenv"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 
@@ -142,7 +142,7 @@ func slowBuild(log string) func(ctx context.Context, out string) error {
 
 // TestBaseHelperProcess is the second builder of TestBaseBuiltOnceByTwoProcesses.
 func TestBaseHelperProcess(t *testing.T) {
-	if os.Getenv("KMODTEST_BASE_HELPER") != "1" {
+	if !testenv.IsHelper("TestBaseHelperProcess") {
 		t.Skip("helper of TestBaseBuiltOnceByTwoProcesses")
 	}
 	b := &Builder{RepoDir: os.Getenv("KMODTEST_BASE_REPO"), CacheDir: os.Getenv("KMODTEST_BASE_CACHE"),
@@ -165,8 +165,7 @@ func TestBaseBuiltOnceByTwoProcesses(t *testing.T) {
 	os.MkdirAll(dead, 0o755)
 	os.WriteFile(filepath.Join(dead, "base.cpio"), []byte("half"), 0o644)
 
-	helper := exec.Command(os.Args[0], "-test.run=^TestBaseHelperProcess$", "-test.v")
-	helper.Env = append(os.Environ(), "KMODTEST_BASE_HELPER=1", "KMODTEST_BASE_REPO="+repo,
+	helper := testenv.Helper("TestBaseHelperProcess", "KMODTEST_BASE_REPO="+repo,
 		"KMODTEST_BASE_CACHE="+cache, "KMODTEST_BASE_LOG="+log)
 	var out bytes.Buffer
 	helper.Stdout, helper.Stderr = &out, &out

@@ -5,12 +5,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kmodtest/kmodtest/internal/testenv"
 )
 
 // alive reports whether pid is a live process (not a zombie).
@@ -68,7 +69,7 @@ func TestCancelKillsTheGroup(t *testing.T) {
 // TestChildDiesWithUs: a process killed with SIGKILL (no clean-up runs)
 // takes its children along.
 func TestChildDiesWithUs(t *testing.T) {
-	if os.Getenv("KMODTEST_PROC_HELPER") == "1" {
+	if testenv.IsHelper("TestChildDiesWithUs") {
 		cmd := Command(context.Background(), "sleep", "300")
 		done, err := Start(cmd)
 		if err != nil {
@@ -79,8 +80,7 @@ func TestChildDiesWithUs(t *testing.T) {
 		<-done
 		os.Exit(0)
 	}
-	helper := exec.Command(os.Args[0], "-test.run=^TestChildDiesWithUs$")
-	helper.Env = append(os.Environ(), "KMODTEST_PROC_HELPER=1")
+	helper := testenv.Helper("TestChildDiesWithUs")
 	out, err := helper.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

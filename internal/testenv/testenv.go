@@ -15,6 +15,9 @@
 //   - -short skips the tests that run a child go test (a few seconds
 //     each).
 //
+// A test that needs a second process of its own (a second builder, a
+// process to kill) runs the test binary again with [Helper].
+//
 // The switches are read when a test asks, never at init.
 package testenv
 
@@ -127,4 +130,21 @@ func CleanEnv(extra ...string) []string {
 		}
 	}
 	return append(env, extra...)
+}
+
+// helperEnv names the test a test binary runs as a helper process.
+const helperEnv = "KMODTEST_TEST_HELPER"
+
+// IsHelper reports whether this test binary was started by Helper to run
+// the test named name as a helper process (a second builder, a process
+// to kill): that test then does the helper's part and returns.
+func IsHelper(name string) bool { return os.Getenv(helperEnv) == name }
+
+// Helper returns a command that runs this test binary again, running
+// only the test named name, as a helper process (IsHelper(name) is true
+// in it), with env ("NAME=value") added to its environment.
+func Helper(name string, env ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$")
+	cmd.Env = append(append(os.Environ(), helperEnv+"="+name), env...)
+	return cmd
 }

@@ -108,3 +108,14 @@ func TestNeedRoot(t *testing.T) {
 		t.Errorf("NeedRoot as uid %d: skipped=%v (%q)", os.Geteuid(), skipped, msg)
 	}
 }
+
+func TestHelperRunsOneTest(t *testing.T) {
+	if IsHelper("TestHelperRunsOneTest") {
+		fmt.Println("HELPER")
+		return
+	}
+	out, err := Helper("TestHelperRunsOneTest").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "HELPER\n") {
+		t.Errorf("helper process: %v\n%s", err, out)
+	}
+}
