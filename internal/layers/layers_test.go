@@ -19,7 +19,7 @@ var layers = []struct {
 	packages []string
 }{
 	{"leaf utilities", []string{"internal/arch", "internal/atomicfile", "internal/cachefs", "internal/proc", "internal/userpath", "internal/testenv"}},
-	{"contract and protocol", []string{"probe", "contract", "greet/rawnl", "greet"}},
+	{"contract and protocol", []string{"contract", "greet/rawnl", "greet"}},
 	{"guest libraries", []string{"guest/kernelio", "guest/rawgreet"}},
 	{"archive, images, Kbuild", []string{"debian", "bootimage", "kbuild"}},
 	{"kernels, VMs, verdicts", []string{"kernels", "vm", "verdict", "initramfs", "coverage"}},
