@@ -9,12 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/initramfs"
+	"github.com/kmodtest/kmodtest/kernels"
 	"github.com/kmodtest/kmodtest/verdict"
 	"github.com/kmodtest/kmodtest/vm"
 )
@@ -24,9 +24,10 @@ import (
 // module and the steps (see vm.Save). Each run is a new QEMU started from
 // the same saved state, so no run sees what an earlier module did.
 //
-// Snapshots are cached under <cache>/snapshots, one per target, keyed by
-// the QEMU version, the machine options, the kernel image and the
-// initramfs: any change there makes a new one.
+// Snapshots are cache entries (kernels.Cache.SnapshotEntry), one per
+// target, keyed by the QEMU version, the accelerator and, under KVM, the
+// host CPU, the machine options, the kernel image and the initramfs: any
+// change there makes a new one.
 
 // A Snapshot is a target's saved, waiting guest.
 type Snapshot struct {
@@ -41,29 +42,20 @@ type Snapshot struct {
 	Saved time.Duration
 }
 
-// snapshotKeep is how many snapshots of one target stay cached: the
-// current one and one more (two checkouts of the guest sources).
-const snapshotKeep = 2
-
 // PrepareSnapshot returns the snapshot of tg booted from image with the
-// base initramfs, making it if it is not cached.
-func PrepareSnapshot(ctx context.Context, cacheDir string, tg Target, image, base string, accel vm.Accel, logf func(string, ...any)) (*Snapshot, error) {
-	dir := filepath.Join(cacheDir, "snapshots")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create snapshot cache: %w", err)
-	}
-	// A staging name the cache's pruning knows (.tmp-*, removed when
-	// a day old: left by a process that was killed).
-	stage, err := os.MkdirTemp(dir, ".tmp-"+tg.Name()+"-*")
+// base initramfs, making it if the cache does not hold it (a cache entry
+// like any other: see kernels.Cache.SnapshotEntry).
+func PrepareSnapshot(ctx context.Context, cache *kernels.Cache, tg Target, image, base string, accel vm.Accel, logf func(string, ...any)) (*Snapshot, error) {
+	// The initramfs is composed first, since its content is part of the
+	// key; the entry keeps a copy, which every restore names again.
+	tmp, err := os.MkdirTemp("", "kmodtest-snapshot-*")
 	if err != nil {
-		return nil, fmt.Errorf("create snapshot cache: %w", err)
+		return nil, fmt.Errorf("compose snapshot initramfs: %w", err)
 	}
-	defer os.RemoveAll(stage)
-	// The initramfs is written into the staging dir and hashed; it is
-	// kept only when the snapshot is new.
+	defer os.RemoveAll(tmp)
 	cfg := GuestConfig(tg)
 	cfg.JobPort = contract.JobPort
-	initrd := filepath.Join(stage, "initramfs.cpio")
+	initrd := filepath.Join(tmp, kernels.SnapshotInitramfs)
 	if err := initramfs.Compose(initrd, base, cfg, nil); err != nil {
 		return nil, fmt.Errorf("compose snapshot initramfs: %w", err)
 	}
@@ -73,63 +65,68 @@ func PrepareSnapshot(ctx context.Context, cacheDir string, tg Target, image, bas
 	if err != nil {
 		return nil, err
 	}
-	final := filepath.Join(dir, tg.Name()+"-"+key)
-	if s, err := loadSnapshot(tg, v, final); err == nil {
-		return s, nil
-	}
-
 	start := time.Now()
-	logf("snapshot %s: booting once to save a guest waiting for its module…", tg.Name())
-	boot := v
-	boot.Dir = stage
-	// Every run inherits the boot's console: a boot that printed a
-	// kernel report (a soft lockup of a guest starved by a busy host,
-	// say) would fail every run's kernel-log step. Such a boot is done
-	// again once; a kernel that reports at every boot keeps its report,
-	// as go test would show it.
-	for attempt := 1; ; attempt++ {
-		if err := vm.Save(ctx, boot, filepath.Join(stage, "state")); err != nil {
-			return nil, fmt.Errorf("snapshot %s: %w", tg.Name(), err)
-		}
-		console, err := os.ReadFile(filepath.Join(stage, "console.log"))
-		if err != nil {
-			return nil, fmt.Errorf("snapshot %s: %w", tg.Name(), err)
-		}
-		reports := verdict.KernelReports(strings.Split(string(console), "\n"))
-		if len(reports) == 0 || attempt == 2 {
-			break
-		}
-		logf("snapshot %s: the kernel reported an error while booting (%s): booting again", tg.Name(), strings.TrimSpace(reports[0]))
+	entry := cache.SnapshotEntry(tg.Kernel.Name, tg.Name(), key, func(ctx context.Context, state string) error {
+		logf("snapshot %s: booting once to save a guest waiting for its module…", tg.Name())
+		return saveGuest(ctx, tg, v, state, logf)
+	})
+	state, cached, err := entry.Get(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", tg.Name(), err)
 	}
-	if err := os.Rename(stage, final); err != nil {
-		if _, serr := os.Stat(filepath.Join(final, "state")); serr == nil {
-			// Another process saved the same snapshot first.
-			return loadSnapshot(tg, v, final)
-		}
-		return nil, fmt.Errorf("store snapshot: %w", err)
-	}
-	pruneSnapshots(dir, tg.Name(), snapshotKeep)
-	s, err := loadSnapshot(tg, v, final)
+	s, err := loadSnapshot(tg, v, filepath.Dir(state))
 	if err != nil {
 		return nil, err
 	}
-	s.Saved = time.Since(start)
-	var size int64
-	if fi, err := os.Stat(s.State); err == nil {
-		size = fi.Size()
+	if !cached {
+		s.Saved = time.Since(start)
+		var size int64
+		if fi, err := os.Stat(s.State); err == nil {
+			size = fi.Size()
+		}
+		logf("snapshot %s: saved in %.1fs (%d MB, %s)", tg.Name(), s.Saved.Seconds(), size>>20, filepath.Dir(state))
 	}
-	logf("snapshot %s: saved in %.1fs (%d MB, %s)", tg.Name(), s.Saved.Seconds(), size>>20, final)
 	return s, nil
+}
+
+// saveGuest boots v with its initramfs copied beside state and saves the
+// guest waiting for its job into state; the boot's console lands there
+// too. Every run inherits the boot's console: a boot that printed a
+// kernel report (a soft lockup of a guest starved by a busy host, say)
+// would fail every run's boot verdict. Such a boot is done again once; a
+// kernel that reports at every boot keeps its report, as go test would
+// show it.
+func saveGuest(ctx context.Context, tg Target, v vm.Config, state string, logf func(string, ...any)) error {
+	dir := filepath.Dir(state)
+	initrd := filepath.Join(dir, kernels.SnapshotInitramfs)
+	if err := copyFile(v.Initramfs, initrd); err != nil {
+		return err
+	}
+	v.Initramfs, v.Dir = initrd, dir
+	for attempt := 1; ; attempt++ {
+		if err := vm.Save(ctx, v, state); err != nil {
+			return err
+		}
+		console, err := os.ReadFile(filepath.Join(dir, kernels.SnapshotConsole))
+		if err != nil {
+			return err
+		}
+		reports := verdict.KernelReports(strings.Split(string(console), "\n"))
+		if len(reports) == 0 || attempt == 2 {
+			return nil
+		}
+		logf("snapshot %s: the kernel reported an error while booting (%s): booting again", tg.Name(), strings.TrimSpace(reports[0]))
+	}
 }
 
 // loadSnapshot returns the snapshot in dir. A restore names the same
 // initramfs file the boot did (after the rename that made it final).
 func loadSnapshot(tg Target, v vm.Config, dir string) (*Snapshot, error) {
-	state := filepath.Join(dir, "state")
+	state := filepath.Join(dir, kernels.SnapshotState)
 	if _, err := os.Stat(state); err != nil {
 		return nil, err
 	}
-	console, err := os.ReadFile(filepath.Join(dir, "console.log"))
+	console, err := os.ReadFile(filepath.Join(dir, kernels.SnapshotConsole))
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", dir, err)
 	}
@@ -137,10 +134,7 @@ func loadSnapshot(tg Target, v vm.Config, dir string) (*Snapshot, error) {
 	if n := len(lines); n > 0 && lines[n-1] == "" {
 		lines = lines[:n-1]
 	}
-	// Touch it, so that pruning keeps the snapshots in use.
-	now := time.Now()
-	_ = os.Chtimes(dir, now, now)
-	v.Initramfs = filepath.Join(dir, "initramfs.cpio")
+	v.Initramfs = filepath.Join(dir, kernels.SnapshotInitramfs)
 	return &Snapshot{Target: tg, VM: v, State: state, Console: lines}, nil
 }
 
@@ -170,29 +164,6 @@ func snapshotKey(ctx context.Context, v vm.Config) (string, error) {
 		return "", fmt.Errorf("hash initramfs: %w", err)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
-}
-
-// pruneSnapshots removes all but the newest keep snapshots of a target.
-func pruneSnapshots(dir, name string, keep int) {
-	paths, _ := filepath.Glob(filepath.Join(dir, name+"-*"))
-	type aged struct {
-		path string
-		mod  time.Time
-	}
-	var all []aged
-	for _, p := range paths {
-		// "6.1-…" must not match "6.12-…" or "6.1-hardened-…": keys have no dashes.
-		if strings.Contains(strings.TrimPrefix(filepath.Base(p), name+"-"), "-") {
-			continue
-		}
-		if fi, err := os.Stat(p); err == nil {
-			all = append(all, aged{p, fi.ModTime()})
-		}
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].mod.After(all[j].mod) })
-	for i := keep; i < len(all); i++ {
-		os.RemoveAll(all[i].path)
-	}
 }
 
 // A WarmRun is a restored guest waiting for its module.

@@ -28,7 +28,7 @@ func BenchmarkBootVsRestore(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	snap, err := PrepareSnapshot(ctx, s.Cache.Dir, tg, p.Image, base.Path, s.Accel, b.Logf)
+	snap, err := PrepareSnapshot(ctx, s.Cache, tg, p.Image, base.Path, s.Accel, b.Logf)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,46 +3,13 @@ package harness
 import (
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/kernels"
 	"github.com/kmodtest/kmodtest/vm"
 )
-
-// TestPruneSnapshots: the newest snapshots of a target stay, older ones
-// go, and other targets whose names start alike are left alone.
-func TestPruneSnapshots(t *testing.T) {
-	dir := t.TempDir()
-	now := time.Now()
-	for i, name := range []string{"6.1-0000aaaa", "6.1-0000bbbb", "6.1-0000cccc", "6.12-0000dddd", "6.1-hardened-0000eeee"} {
-		p := filepath.Join(dir, name)
-		if err := os.Mkdir(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		// aaaa is the oldest, the others newer in turn.
-		at := now.Add(time.Duration(i-10) * time.Minute)
-		if err := os.Chtimes(p, at, at); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pruneSnapshots(dir, "6.1", 2)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var left []string
-	for _, e := range entries {
-		left = append(left, e.Name())
-	}
-	want := []string{"6.1-0000bbbb", "6.1-0000cccc", "6.1-hardened-0000eeee", "6.12-0000dddd"}
-	if !slices.Equal(left, want) {
-		t.Errorf("left %q, want %q", left, want)
-	}
-}
 
 // TestLoadSnapshot: a cached snapshot is its state, the console of its
 // boot (which every restored run is judged with) and the initramfs in its

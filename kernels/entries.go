@@ -32,6 +32,7 @@ var lockPrefix = map[string]string{
 	"roots":     "root",
 	"vmlinux":   "vmlinux",
 	"initramfs": "initramfs",
+	"snapshots": "snapshot",
 }
 
 // entryLock returns the lock file of entry name in subdirectory sub.
@@ -101,17 +102,7 @@ func (c *Cache) selected(sub, name string, matrix, only []Kernel) bool {
 			if keyOf(k.Name, 24).MatchString(name) {
 				return true
 			}
-		case "snapshots":
-			// <target>-<key>: the kernel's name, maybe a boot profile.
-			for _, p := range append([]string{""}, k.Profiles...) {
-				if p != "" {
-					p = "-" + p
-				}
-				if keyOf(k.Name+p, 16).MatchString(name) {
-					return true
-				}
-			}
-		case "vmlinux", "dbg":
+		case "vmlinux", "dbg", "snapshots":
 			var m cachefs.FileManifest
 			if cachefs.LoadManifest(filepath.Join(c.Dir, sub, name), &m) == nil && m.Owner == k.Name {
 				return true
@@ -234,6 +225,9 @@ func (c *Cache) Status(ctx context.Context, k Kernel) Status {
 // must not be taken for an old one.
 const (
 	keepModules = 8
+	// keepSnapshots: the saved guest of the current guest sources and
+	// one more (two checkouts, or a branch and main).
+	keepSnapshots = 2
 	maxUnused   = 30 * 24 * time.Hour
 	recentUse   = 24 * time.Hour
 	staleStaged = 24 * time.Hour
@@ -249,7 +243,8 @@ func (c *Cache) PrunePlan(now time.Time) ([]Removal, error) {
 		name string
 		used time.Time
 	}
-	modules := map[string][]module{}
+	modules := map[string][]module{}   // kernel -> its module builds
+	snapshots := map[string][]module{} // target -> its saved guests
 	plan, err := c.plan(func(sub string, e fs.DirEntry, remove func()) {
 		name := e.Name()
 		switch {
@@ -269,7 +264,12 @@ func (c *Cache) PrunePlan(now time.Time) ([]Removal, error) {
 		}
 		used, err := cachefs.LastUsed(filepath.Join(c.Dir, sub, name))
 		if err != nil {
-			return // no manifest: not finished, or not ours to judge
+			// No manifest: not finished, or not ours to judge; but saved
+			// guests of before snapshots had manifests go after a day.
+			if fi, ferr := e.Info(); sub == "snapshots" && ferr == nil && now.Sub(fi.ModTime()) > staleStaged {
+				remove()
+			}
+			return
 		}
 		if now.Sub(used) > maxUnused {
 			remove()
@@ -278,15 +278,24 @@ func (c *Cache) PrunePlan(now time.Time) ([]Removal, error) {
 		if i := strings.LastIndex(name, "-"); sub == "modules" && i > 0 {
 			modules[name[:i]] = append(modules[name[:i]], module{name, used})
 		}
+		if i := strings.LastIndex(name, "-"); sub == "snapshots" && i > 0 {
+			snapshots[name[:i]] = append(snapshots[name[:i]], module{name, used})
+		}
 	})
 	if err != nil {
 		return nil, err
 	}
-	for _, ms := range modules {
-		slices.SortFunc(ms, func(a, b module) int { return b.used.Compare(a.used) })
-		for i := keepModules; i < len(ms); i++ {
-			if now.Sub(ms[i].used) > recentUse {
-				plan = append(plan, c.removal("modules", ms[i].name))
+	for sub, groups := range map[string]map[string][]module{"modules": modules, "snapshots": snapshots} {
+		keep := keepModules
+		if sub == "snapshots" {
+			keep = keepSnapshots
+		}
+		for _, ms := range groups {
+			slices.SortFunc(ms, func(a, b module) int { return b.used.Compare(a.used) })
+			for i := keep; i < len(ms); i++ {
+				if now.Sub(ms[i].used) > recentUse {
+					plan = append(plan, c.removal(sub, ms[i].name))
+				}
 			}
 		}
 	}
@@ -314,3 +323,33 @@ func (c *Cache) prune() {
 		c.logf("cache: prune: %v", err)
 	}
 }
+
+// SnapshotEntry returns the cache entry of a saved guest of target (a
+// kernel of the matrix with a boot profile) whose inputs hash to key:
+// the guest's state, the console of the boot that made it and its
+// initramfs, which a restore must name again. build boots and saves the
+// guest (state is the path of the state file; the other two go beside
+// it). Like every entry it is built once under its lock, staged and
+// renamed, verified on use, pruned (the newest keepSnapshots of a target
+// stay) and cleaned with its kernel.
+func (c *Cache) SnapshotEntry(kernel, target, key string, build func(ctx context.Context, state string) error) *cachefs.FileEntry {
+	name := target + "-" + key
+	return &cachefs.FileEntry{
+		Root:  c.Dir,
+		Dir:   filepath.Join(c.Dir, "snapshots", name),
+		Name:  SnapshotState,
+		Also:  []string{SnapshotConsole, SnapshotInitramfs},
+		Lock:  c.entryLock("snapshots", name),
+		Owner: kernel,
+		Kind:  "saved guest of " + target,
+		Logf:  c.Logf,
+		Build: build,
+	}
+}
+
+// The files of a snapshot entry.
+const (
+	SnapshotState     = "state"
+	SnapshotConsole   = "console.log"
+	SnapshotInitramfs = "initramfs.cpio"
+)

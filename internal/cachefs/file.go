@@ -23,8 +23,10 @@ type FileManifest struct {
 type FileEntry struct {
 	// Root is the cache directory; Dir, the entry, lies inside it.
 	Root, Dir string
-	// Name is the file's name inside Dir.
+	// Name is the file's name inside Dir; Also names other files Build
+	// writes beside it, recorded and verified with it.
 	Name string
+	Also []string
 	// Lock is the entry's lock file.
 	Lock string
 	// Owner goes into the manifest.
@@ -64,11 +66,14 @@ func (e *FileEntry) Get(ctx context.Context) (path string, cached bool, err erro
 	if err := e.Build(ctx, filepath.Join(st.Dir, e.Name)); err != nil {
 		return "", false, err
 	}
-	sum, err := SumFile(st.Dir, e.Name)
-	if err != nil {
-		return "", false, fmt.Errorf("%s: %w", e.Kind, err)
+	m := FileManifest{Owner: e.Owner, Created: time.Now().UTC()}
+	for _, name := range append([]string{e.Name}, e.Also...) {
+		sum, err := SumFile(st.Dir, name)
+		if err != nil {
+			return "", false, fmt.Errorf("%s: %w", e.Kind, err)
+		}
+		m.Files = append(m.Files, sum)
 	}
-	m := FileManifest{Owner: e.Owner, Files: []FileSum{sum}, Created: time.Now().UTC()}
 	if err := st.Commit(m); err != nil {
 		return "", false, fmt.Errorf("store %s: %w", e.Kind, err)
 	}

@@ -248,7 +248,7 @@ func prepare(ctx context.Context, o Options, tmp string) ([]*target, error) {
 				errs[i] = err
 				return
 			}
-			t.snap, errs[i] = harness.PrepareSnapshot(ctx, s.Cache.Dir, tg, image, base.Path, s.Accel, s.Logf)
+			t.snap, errs[i] = harness.PrepareSnapshot(ctx, s.Cache, tg, image, base.Path, s.Accel, s.Logf)
 		}()
 	}
 	wg.Wait()
