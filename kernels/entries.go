@@ -228,9 +228,9 @@ const (
 	// keepSnapshots: the saved guest of the current guest sources and
 	// one more (two checkouts, or a branch and main).
 	keepSnapshots = 2
-	maxUnused   = 30 * 24 * time.Hour
-	recentUse   = 24 * time.Hour
-	staleStaged = 24 * time.Hour
+	maxUnused     = 30 * 24 * time.Hour
+	recentUse     = 24 * time.Hour
+	staleStaged   = 24 * time.Hour
 )
 
 // PrunePlan lists the entries that pruning removes at time now: module
