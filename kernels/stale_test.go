@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,24 +31,9 @@ func localRepo(t *testing.T, release, version string) string {
 // are older than a day says so and how to move; a fresh stamp keeps the
 // next warm fetch from asking again.
 func TestStaleKernelReported(t *testing.T) {
-	if err := proc.NeedTool("apt-get"); err != nil {
-		t.Skip(err)
-	}
-	fakeCompiler(t, "gcc", fakeCCText)
-	repo := localRepo(t, "1.0-2-amd64", "1.0-2")
-	k := Kernel{Name: "1.0", Suite: "local", Apt: []string{"deb [trusted=yes] file:" + repo + " ./"},
-		ImageMeta: "linux-image-amd64", HeadersMeta: "linux-headers-amd64", Image: "linux-image-{release}",
-		Vmlinuz: "boot/vmlinuz-{release}", Toolchain: HostToolchain, Profiles: []string{"default"}}
-	dir := t.TempDir()
-	entry := filepath.Join(dir, "kernels", kernelKey(k))
-	fakeKernelEntry(t, entry)
-	var mu sync.Mutex
-	var logs []string
-	c := &Cache{Dir: dir, Logf: func(f string, a ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		logs = append(logs, fmt.Sprintf(f, a...))
-	}}
+	k, dir, entry := cachedOlderKernel(t)
+	c, logs := logCache(t)
+	c.Dir = dir
 
 	// A day-old check: compared, reported, not replaced.
 	os.MkdirAll(c.aptDir(entry), 0o755)
@@ -64,17 +48,16 @@ func TestStaleKernelReported(t *testing.T) {
 	if f.Release != "1.0-amd64" || !f.Timings.Cached {
 		t.Fatalf("without Update the cached kernel must serve: %+v", f)
 	}
-	joined := strings.Join(logs, "\n")
+	joined := logs()
 	if want := "1.0: cached 1.0-amd64, Debian now has 1.0-2-amd64: to move to it: " + UpdateHint; !strings.Contains(joined, want) {
 		t.Fatalf("log lacks %q:\n%s", want, joined)
 	}
 
 	// Checked just now: the next warm fetch runs no apt.
-	logs = nil
 	if _, err := c.Fetch(t.Context(), k); err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range logs {
+	for _, l := range strings.Split(logs(), "\n") {
 		if strings.Contains(l, "apt-get update") || strings.Contains(l, "Debian now has") {
 			t.Fatalf("a fresh check was repeated: %s", l)
 		}
@@ -103,24 +86,10 @@ func TestNewerString(t *testing.T) {
 // that cannot be downloaded (the archive is gone, a package went
 // missing) leaves the cached kernel serving, with a warning.
 func TestUpdateKeepsCachedWhenDownloadFails(t *testing.T) {
-	if err := proc.NeedTool("apt-get"); err != nil {
-		t.Skip(err)
-	}
-	fakeCompiler(t, "gcc", fakeCCText)
 	// The repository lists a newer kernel whose package file is missing.
-	repo := localRepo(t, "1.0-2-amd64", "1.0-2")
-	k := Kernel{Name: "1.0", Suite: "local", Apt: []string{"deb [trusted=yes] file:" + repo + " ./"},
-		ImageMeta: "linux-image-amd64", HeadersMeta: "linux-headers-amd64", Image: "linux-image-{release}",
-		Vmlinuz: "boot/vmlinuz-{release}", Toolchain: HostToolchain, Profiles: []string{"default"}}
-	dir := t.TempDir()
-	fakeKernelEntry(t, filepath.Join(dir, "kernels", kernelKey(k)))
-	var mu sync.Mutex
-	var logs []string
-	c := &Cache{Dir: dir, Update: true, Logf: func(f string, a ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		logs = append(logs, fmt.Sprintf(f, a...))
-	}}
+	k, dir, _ := cachedOlderKernel(t)
+	c, logs := logCache(t)
+	c.Dir, c.Update = dir, true
 	f, err := c.Fetch(t.Context(), k)
 	if err != nil {
 		t.Fatalf("an update that cannot download failed the fetch: %v", err)
@@ -128,7 +97,26 @@ func TestUpdateKeepsCachedWhenDownloadFails(t *testing.T) {
 	if f.Release != "1.0-amd64" {
 		t.Errorf("release %s, want the cached 1.0-amd64", f.Release)
 	}
-	if joined := strings.Join(logs, "\n"); !strings.Contains(joined, "WARNING: could not fetch the newer kernel, keeping the cached 1.0-amd64") {
+	if joined := logs(); !strings.Contains(joined, "WARNING: could not fetch the newer kernel, keeping the cached 1.0-amd64") {
 		t.Errorf("no warning that the cached kernel was kept:\n%s", joined)
 	}
+}
+
+// cachedOlderKernel returns a kernel whose local repository (run by the
+// real apt) has 1.0-2-amd64 (1.0-2), without its package file, and a
+// cache directory whose entry for it holds 1.0-amd64 (1.0-1).
+func cachedOlderKernel(t *testing.T) (k Kernel, dir, entry string) {
+	t.Helper()
+	if err := proc.NeedTool("apt-get"); err != nil {
+		t.Skip(err)
+	}
+	fakeCompiler(t, "gcc", fakeCCText)
+	repo := localRepo(t, "1.0-2-amd64", "1.0-2")
+	k = Kernel{Name: "1.0", Suite: "local", Apt: []string{"deb [trusted=yes] file:" + repo + " ./"},
+		ImageMeta: "linux-image-amd64", HeadersMeta: "linux-headers-amd64", Image: "linux-image-{release}",
+		Vmlinuz: "boot/vmlinuz-{release}", Toolchain: HostToolchain, Profiles: []string{"default"}}
+	dir = t.TempDir()
+	entry = filepath.Join(dir, "kernels", kernelKey(k))
+	fakeKernelEntry(t, entry)
+	return k, dir, entry
 }
