@@ -34,7 +34,8 @@ const (
 	alarmSilence = 30 * time.Second
 	// sanitizerSlowdown stretches both bounds for a kernel the harness
 	// builds (6.12-debug): KASAN, lockdep and kmemleak's scans (up to a
-	// minute after a step) make its full run take 150 s instead of 20.
+	// minute after a step) make its full run several times slower
+	// (docs/performance.md).
 	sanitizerSlowdown = 3
 )
 

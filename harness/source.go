@@ -9,8 +9,8 @@ import (
 )
 
 // DebugKernelEnv opts in to building the matrix's source kernels (the
-// 6.12-debug sanitizer kernel), which takes about 20 minutes on 2 cores
-// the first time. make test and CI set it.
+// 6.12-debug sanitizer kernel), which takes minutes on 2 cores the
+// first time (docs/performance.md). make test and CI set it.
 const DebugKernelEnv = "KMODTEST_DEBUG_KERNEL"
 
 // SelectBuilt drops the source kernels of selected that are not cached
@@ -34,7 +34,7 @@ func SelectBuilt(ctx context.Context, cache *kernels.Cache, selected []kernels.K
 			kept = append(kept, k)
 			continue
 		}
-		notes = append(notes, fmt.Sprintf("kernel %s is not built yet: skipped; build and run it with -debug-kernel or %s=1 (about 20 minutes the first time on 2 cores, cached afterwards)",
+		notes = append(notes, fmt.Sprintf("kernel %s is not built yet: skipped; build and run it with -debug-kernel or %s=1 (minutes of compiling the first time, cached afterwards)",
 			k.Name, DebugKernelEnv))
 	}
 	return kept, notes, nil

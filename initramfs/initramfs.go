@@ -3,7 +3,7 @@
 // by the content of the guest sources, and a small per-run archive with the
 // module and the prober's configuration. Linux unpacks concatenated cpio
 // archives in order, so the two are simply joined; that way a kernel or a
-// module change never pays for the ~20 s Go build of the base image.
+// module change never pays for the Go build of the base image.
 package initramfs
 
 import (

@@ -57,7 +57,7 @@ func BuildKernel(ctx context.Context, b KernelBuild, logf func(string, ...any)) 
 	}
 	jobs := fmt.Sprintf("-j%d", runtime.NumCPU())
 	buildStart := time.Now()
-	logf("build %s: make %s bzImage modules with %s (a cold build takes about 20 minutes on 2 cores)", b.Name, jobs, b.CC)
+	logf("build %s: make %s bzImage modules with %s (minutes on 2 cores; docs/performance.md says how many)", b.Name, jobs, b.CC)
 	if err := mk("compile", true, jobs, "bzImage", "modules"); err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ type Entry struct {
 }
 
 // Timeouts of a shard, as the per-kernel jobs had them: the debug
-// kernel's first run builds it (about 20 minutes).
+// kernel's first run builds it (docs/performance.md).
 const (
 	timeout           = "35m"
 	jobTimeout        = 50
