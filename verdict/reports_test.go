@@ -100,7 +100,7 @@ func TestAdvisoriesAreNotReports(t *testing.T) {
 }
 
 // TestRealBootConsoles: Debian's kernels booted under QEMU's Intel and
-// AMD models print advisories with WARNING: in them (5 of 25 boots), and
+// AMD models print advisories with WARNING: in them (12 of 25 boots), and
 // no report: the boot and the kernel log pass.
 func TestRealBootConsoles(t *testing.T) {
 	files, err := filepath.Glob("testdata/boot/*.txt.gz")
