@@ -26,6 +26,9 @@ import (
 type Job struct {
 	Steps     []string `json:"steps"`
 	ModuleSHA string   `json:"module_sha256"`
+	// GcovSnapshots is Config.GcovSnapshots for this job's module: a
+	// saved guest serves modules built with and without gcov.
+	GcovSnapshots bool `json:"gcov_snapshots,omitempty"`
 }
 
 const jobMagic = "KMODTEST-JOB"
@@ -34,10 +37,12 @@ const jobMagic = "KMODTEST-JOB"
 // real module, low enough that a corrupt header cannot exhaust memory.
 const maxJobModule = 64 << 20
 
-// WriteJob writes steps and the module to w in the job format.
-func WriteJob(w io.Writer, steps []string, module []byte) error {
+// WriteJob writes job and the module to w in the job format; it sets
+// the job's ModuleSHA.
+func WriteJob(w io.Writer, job Job, module []byte) error {
 	sum := sha256.Sum256(module)
-	js, err := json.Marshal(Job{Steps: steps, ModuleSHA: hex.EncodeToString(sum[:])})
+	job.ModuleSHA = hex.EncodeToString(sum[:])
+	js, err := json.Marshal(job)
 	if err != nil {
 		return fmt.Errorf("encode job: %w", err)
 	}

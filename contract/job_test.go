@@ -14,7 +14,7 @@ func TestJobRoundTrip(t *testing.T) {
 	module := bytes.Repeat([]byte{0x7f, 'E', 'L', 'F', 0, '\n'}, 1000)
 	var buf bytes.Buffer
 	buf.WriteString("\x00noise\n")
-	if err := WriteJob(&buf, CoreSteps, module); err != nil {
+	if err := WriteJob(&buf, Job{Steps: CoreSteps}, module); err != nil {
 		t.Fatal(err)
 	}
 	job, got, err := ReadJob(&buf)
@@ -31,7 +31,7 @@ func TestJobRoundTrip(t *testing.T) {
 
 func TestReadJobErrors(t *testing.T) {
 	var good bytes.Buffer
-	if err := WriteJob(&good, []string{StepInsmod}, []byte("module")); err != nil {
+	if err := WriteJob(&good, Job{Steps: []string{StepInsmod}}, []byte("module")); err != nil {
 		t.Fatal(err)
 	}
 	// Flip a bit of the gzip trailer's CRC: the data still inflates.

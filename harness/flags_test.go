@@ -58,6 +58,7 @@ func TestEveryDocumentedFlagReachesTheHarness(t *testing.T) {
 		"artifacts-dir": {"-artifacts-dir", "/etc/passwd"},
 		"update":        {"-update=maybe"},
 		"debug-kernel":  {"-debug-kernel=maybe"},
+		"boot":          {"-boot=maybe"},
 	}
 	for _, flag := range documented {
 		t.Run(flag, func(t *testing.T) {

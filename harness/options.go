@@ -41,6 +41,8 @@ type Options struct {
 	// Update compares every cached kernel with what Debian now
 	// publishes and moves to a newer one (kernels.Cache.Update).
 	Update bool
+	// Boot boots every guest instead of restoring a saved one.
+	Boot bool
 	// DebugKernel builds the matrix's sanitizer kernel when it is not
 	// cached yet (once; docs/performance.md has how long it takes);
 	// without it an unbuilt one is skipped with a line saying how to
@@ -87,6 +89,8 @@ var Settings = []Setting{
 		value: func(o *Options) any { return &o.ArtifactsDir }},
 	{Flag: "update", Env: "KMODTEST_UPDATE", Bool: true, Usage: "move cached kernels to the newest Debian publishes (without it they are compared at most daily, and a newer one is only reported)",
 		value: func(o *Options) any { return &o.Update }},
+	{Flag: "boot", Env: "KMODTEST_BOOT", Bool: true, Usage: "boot every guest instead of restoring the one saved for its kernel, initramfs, QEMU, machine and accelerator (arm64 guests always boot)",
+		value: func(o *Options) any { return &o.Boot }},
 	{Flag: "debug-kernel", Env: DebugKernelEnv, Bool: true, Usage: "build the sanitizer kernel 6.12-debug if it is not cached yet (a long one-time build, see docs/performance.md); without it an unbuilt one is skipped",
 		value: func(o *Options) any { return &o.DebugKernel }},
 }

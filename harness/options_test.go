@@ -103,7 +103,7 @@ func TestSettingsCoverOptions(t *testing.T) {
 	o.Register(fs, func(string) string { return "" })
 	n := 0
 	fs.VisitAll(func(*flag.Flag) { n++ })
-	if want := 10; n != want || len(Settings) != want {
+	if want := 11; n != want || len(Settings) != want {
 		t.Fatalf("%d flags from %d settings, want %d: update Settings, vmtests/doc.go and this test together", n, len(Settings), want)
 	}
 }

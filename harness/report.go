@@ -40,6 +40,9 @@ type Row struct {
 	Target Target
 	// KernelCached and ModuleCached say what came from the cache.
 	KernelCached, ModuleCached bool
+	// Guest says how the guest started: GuestBooted, GuestRestored, or
+	// GuestSaved (booted once and saved, then restored).
+	Guest string
 }
 
 // A Report collects rows from concurrent boots and prints the timing

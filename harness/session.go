@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -55,6 +56,9 @@ type Session struct {
 	preps  map[string]*Prep
 
 	report Report
+
+	savedMu sync.Mutex
+	saved   map[string]*savedGuest
 
 	// ctx is the run's context, from NewSession: when it is done (Ctrl-C,
 	// SIGTERM), every preparation and boot stops, whatever context its
@@ -489,11 +493,19 @@ func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
 
 		GcovSnapshots: p.Module.GcovDir != "",
 	}
-	s.Logf("boot %s: starting (%s, %d steps)", r.Name, b.Accel, len(steps))
-	res, err := b.Run(ctx)
+	var res *Result
+	if s.restorable(j) {
+		res, r.Guest, err = s.restore(ctx, b)
+	}
+	if res == nil && err == nil {
+		s.Logf("boot %s: starting (%s, %d steps)", r.Name, b.Accel, len(steps))
+		res, err = b.Run(ctx)
+		r.Guest = GuestBooted
+	}
 	if err != nil {
 		return nil, err
 	}
+	r.Cached += " guest:" + r.Guest
 	if j.Rerun != nil {
 		script := s.RerunScript(j.Rerun(""))
 		if err := os.WriteFile(filepath.Join(j.Dir, "rerun.sh"), []byte(script), 0o755); err != nil {
@@ -621,4 +633,83 @@ func (s *Session) Finish(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "report: %s\n", path)
 	return s.report.writeTimings(s.Artifacts)
+}
+
+// How a run's guest started (Row.Guest).
+const (
+	GuestBooted   = "booted"
+	GuestRestored = "restored"
+	GuestSaved    = "saved"
+)
+
+// restorable reports whether j's guest may be restored from a saved one:
+// not with -boot, not on arm64 (its board has no spare port for the job),
+// and not with modules loaded at boot (a saved guest has booted already).
+func (s *Session) restorable(j Job) bool {
+	return !s.Options.Boot && j.Target.Kernel.Arch.OrDefault() == arch.AMD64 && len(j.BootModules) == 0
+}
+
+// restore runs b on a restored copy of its target's saved guest, saving
+// one first if the cache has none: the boot it skips (its console
+// included, judged with every run) happened once, when it was saved.
+// It returns a nil Result, and logs why, when no guest can be saved for
+// b: b then boots.
+func (s *Session) restore(ctx context.Context, b Boot) (*Result, string, error) {
+	snap, saved, err := s.snapshot(ctx, b)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, "", ctx.Err()
+		}
+		s.Logf("restore %s: no saved guest (%v): booting instead", b.Target.Name(), err)
+		return nil, "", nil
+	}
+	s.Logf("restore %s: starting (%s, %d steps)", b.Target.Name(), b.Accel, len(b.Steps))
+	wr, err := snap.Start(ctx, b.Dir, b.Silence)
+	if err != nil {
+		return nil, "", err
+	}
+	res, err := wr.Finish(ctx, b.Ko, contract.Job{Steps: b.Steps, GcovSnapshots: b.GcovSnapshots})
+	if err != nil {
+		return nil, "", err
+	}
+	how := GuestRestored
+	if saved {
+		how = GuestSaved
+	}
+	return res, how, nil
+}
+
+// A savedGuest is one target's saved guest, found or made once per
+// session: the cache verifies it (a sha256 of its state) on that use.
+type savedGuest struct {
+	once  sync.Once
+	snap  *Snapshot
+	saved bool
+	err   error
+}
+
+// snapshot returns the saved guest of b's target, making it if the cache
+// has none; saved says this session made it.
+func (s *Session) snapshot(ctx context.Context, b Boot) (snap *Snapshot, saved bool, err error) {
+	v := VMConfig(b.Target, b.Accel, 0)
+	key := fmt.Sprintf("%s %s %s %d %d", b.Target.Name(), b.Image, v.CPUModel(), v.SMP, v.MemoryMB)
+	s.savedMu.Lock()
+	g, ok := s.saved[key]
+	if !ok {
+		g = &savedGuest{}
+		s.saved[key] = g
+	}
+	s.savedMu.Unlock()
+	g.once.Do(func() {
+		g.snap, g.err = PrepareSnapshot(ctx, s.Cache, b.Target, b.Image, b.Base, b.Accel, s.Logf)
+		g.saved = g.err == nil && g.snap.Saved > 0
+	})
+	if g.err != nil && ctx.Err() == nil && errors.Is(g.err, context.Canceled) {
+		// The job that made it was cancelled, not this one: try again.
+		s.savedMu.Lock()
+		delete(s.saved, key)
+		s.savedMu.Unlock()
+		return s.snapshot(ctx, b)
+	}
+	return g.snap, g.saved, g.err
 }

@@ -50,6 +50,8 @@ type TargetTiming struct {
 	// Built is false when the kernel or module did not build: the row
 	// has no boot.
 	Built bool `json:"built"`
+	// Guest says how the guest started: booted, restored or saved.
+	Guest string `json:"guest,omitempty"`
 }
 
 // Timings returns the report's rows as timings.json holds them, sorted
@@ -68,6 +70,7 @@ func (r *Report) Timings() Timings {
 			KernelCached: row.KernelCached,
 			ModuleCached: row.ModuleCached,
 			Built:        row.Steps[StepBuild] == contract.StatusPass,
+			Guest:        row.Guest,
 		}
 		fields := []*float64{&tt.Fetch, &tt.BuildRoot, &tt.Module, &tt.Initramfs, &tt.Boot, &tt.Probe}
 		for i, d := range row.Timings {

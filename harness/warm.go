@@ -199,9 +199,10 @@ func (s *Snapshot) Start(ctx context.Context, dir string, silence time.Duration)
 // Discard ends the guest unused (the module did not build).
 func (r *WarmRun) Discard() { r.guest.Kill() }
 
-// Finish hands the guest ko and steps, waits for the end and judges the
-// run exactly as Boot.Run does. The .ko is copied into the artifacts.
-func (r *WarmRun) Finish(ctx context.Context, ko string, steps []string) (*Result, error) {
+// Finish hands the guest ko and the job (its steps), waits for the end
+// and judges the run exactly as Boot.Run does. The .ko is copied into
+// the artifacts.
+func (r *WarmRun) Finish(ctx context.Context, ko string, job contract.Job) (*Result, error) {
 	if err := copyFile(ko, filepath.Join(r.dir, filepath.Base(ko))); err != nil {
 		r.guest.Kill()
 		return nil, err
@@ -212,7 +213,7 @@ func (r *WarmRun) Finish(ctx context.Context, ko string, steps []string) (*Resul
 		return nil, err
 	}
 	sendStart := time.Now()
-	if err := r.guest.Send(ctx, steps, module); err != nil {
+	if err := r.guest.Send(ctx, job, module); err != nil {
 		r.guest.Kill()
 		return nil, fmt.Errorf("%s: %w", r.snap.Target.Name(), err)
 	}
@@ -225,7 +226,7 @@ func (r *WarmRun) Finish(ctx context.Context, ko string, steps []string) (*Resul
 	}
 	// The boot happened once, before the snapshot: judge it with this run.
 	run.Console = append(append([]string(nil), r.snap.Console...), run.Console...)
-	return &Result{Output: run, Boot: time.Since(sendStart), Report: Judge(run, steps)}, nil
+	return &Result{Output: run, Boot: time.Since(sendStart), Report: Judge(run, job.Steps)}, nil
 }
 
 // loadableModule returns the module without its debug sections: the

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"github.com/kmodtest/kmodtest/contract"
 	"path/filepath"
 	"testing"
 
@@ -54,7 +55,7 @@ func BenchmarkBootVsRestore(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			res, err := wr.Finish(ctx, p.Module.Ko, s.Steps)
+			res, err := wr.Finish(ctx, p.Module.Ko, contract.Job{Steps: s.Steps})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -196,9 +196,9 @@ func (g *Guest) running(ctx context.Context) error {
 	}
 }
 
-// Send hands the waiting prober its steps and the module, once the
-// restored guest runs.
-func (g *Guest) Send(ctx context.Context, steps []string, module []byte) error {
+// Send hands the waiting prober its job (the steps) and the module, once
+// the restored guest runs.
+func (g *Guest) Send(ctx context.Context, job contract.Job, module []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	go func() {
@@ -221,7 +221,7 @@ func (g *Guest) Send(ctx context.Context, steps []string, module []byte) error {
 	// The connection stays open until the guest ends: QEMU drops what
 	// the guest has not read yet when the other end hangs up.
 	errc := make(chan error, 1)
-	go func() { errc <- contract.WriteJob(g.jobConn, steps, module) }()
+	go func() { errc <- contract.WriteJob(g.jobConn, job, module) }()
 	select {
 	case err := <-errc:
 		return err

@@ -34,6 +34,7 @@ func waitForJob(rep *reporter, cfg *contract.Config) error {
 	if len(job.Steps) > 0 {
 		cfg.Steps = job.Steps
 	}
+	cfg.GcovSnapshots = cfg.GcovSnapshots || job.GcovSnapshots
 	return nil
 }
 

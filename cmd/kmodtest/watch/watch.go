@@ -317,7 +317,7 @@ func runTarget(ctx context.Context, o Options, t *target, bld *build) Result {
 		return res
 	}
 	res.Warnings = b.Warnings
-	out, err := wr.Finish(ctx, b.Ko, s.Steps)
+	out, err := wr.Finish(ctx, b.Ko, contract.Job{Steps: s.Steps, GcovSnapshots: b.GcovDir != ""})
 	if err != nil {
 		res.BuildErr = err
 		return res
