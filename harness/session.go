@@ -99,6 +99,7 @@ func NewSession(ctx context.Context, o Options, repo string, logf func(format st
 		preps:   map[string]*Prep{},
 		ctx:     ctx,
 		bases:   map[arch.Arch]*baseBuild{},
+		saved:   map[string]*savedGuest{},
 	}
 	var preflight []kernels.Kernel // nil for the user's own kernel
 	if custom == nil {
