@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmodtest/kmodtest/internal/arch"
 	"github.com/kmodtest/kmodtest/internal/cachefs"
 	"github.com/kmodtest/kmodtest/internal/proc"
 )
@@ -106,13 +107,50 @@ func KeepGcov(work, entry string, sources []string) (string, error) {
 	return "gcov", nil
 }
 
-// Make runs the module build in work and returns the .ko files, sorted,
-// the make command line and its output with paths relative to the source.
+// A Spec says how to build a module project other than kmod/: its own
+// make command, where its copy lies in the work directory and which
+// modules it must make. The zero Spec is make -C KDIR M=work modules,
+// every .ko it makes.
+type Spec struct {
+	// Make is the project's build command, run with bash in Dir, or ""
+	// for make -C KDIR M=Dir modules. As under DKMS, a leading "make"
+	// gets KERNELRELEASE=<release> (and here the kernel's make
+	// variables), and the variables of a dkms.conf MAKE are set:
+	// kernelver, kernel_source_dir, dkms_tree (the work directory),
+	// source_tree and arch, with the paths of where the build runs (the
+	// host or the build root).
+	Make string
+	// Dir is the project's copy, relative to the work directory; "" for
+	// the work directory itself.
+	Dir string
+	// Modules are the .ko files the build must make, relative to Dir;
+	// nil takes every .ko under Dir.
+	Modules []string
+	// W1 adds W=1 (the kernel's extra warnings) to the default command.
+	W1 bool
+}
+
+// Equal reports whether s and o describe the same build.
+func (s Spec) Equal(o Spec) bool {
+	return s.Make == o.Make && s.Dir == o.Dir && s.W1 == o.W1 && slices.Equal(s.Modules, o.Modules) && (s.Modules == nil) == (o.Modules == nil)
+}
+
+// Make runs the module build of kmod/ in work (make -C KDIR M=work W=1
+// modules) and returns the .ko files, sorted, the make command line and
+// its output with paths relative to the source.
 func Make(ctx context.Context, t Target, work string) (kos []string, cmdline, out string, err error) {
-	cmdline, out, err = runMake(ctx, t, work)
+	return MakeSpec(ctx, t, work, Spec{W1: true})
+}
+
+// MakeSpec runs the build s describes in work and returns the .ko
+// files, the command line and its output with paths relative to the
+// source. A module s names that the build did not make is a BuildError.
+func MakeSpec(ctx context.Context, t Target, work string, s Spec) (kos []string, cmdline, out string, err error) {
+	cmdline, out, err = runMake(ctx, t, work, s)
 	// Show paths relative to the module source, as the user knows it.
-	out = strings.ReplaceAll(out, work+"/", "")
-	out = strings.ReplaceAll(out, rootSrcDir+"/", "")
+	src := filepath.Join(work, s.Dir)
+	out = strings.ReplaceAll(out, src+"/", "")
+	out = strings.ReplaceAll(out, filepath.Join(rootSrcDir, s.Dir)+"/", "")
 	if err != nil {
 		var ce *proc.CommandError
 		if errors.As(err, &ce) {
@@ -120,12 +158,42 @@ func Make(ctx context.Context, t Target, work string) (kos []string, cmdline, ou
 		}
 		return nil, cmdline, out, err
 	}
-	kos, _ = filepath.Glob(filepath.Join(work, "*.ko"))
+	if s.Modules != nil {
+		for _, m := range s.Modules {
+			ko := filepath.Join(src, m)
+			if _, err := os.Stat(ko); err != nil {
+				return nil, cmdline, out, &BuildError{Kernel: t.Name, Cmd: cmdline, Output: append([]string{
+					fmt.Sprintf("the build made no %s: make succeeded, but the module the project names is not there (check BUILT_MODULE_NAME and BUILT_MODULE_LOCATION, or the manifest's modules)", m)},
+					proc.TailLines(out, 10)...)}
+			}
+			kos = append(kos, ko)
+		}
+		return kos, cmdline, out, nil
+	}
+	kos, err = findKos(src)
+	if err != nil {
+		return nil, cmdline, out, err
+	}
 	if len(kos) == 0 {
 		return nil, cmdline, out, &BuildError{Kernel: t.Name, Cmd: cmdline, Output: append([]string{"make succeeded but produced no .ko"}, proc.TailLines(out, 20)...)}
 	}
-	slices.Sort(kos)
 	return kos, cmdline, out, nil
+}
+
+// findKos lists the .ko files under dir, sorted.
+func findKos(dir string) ([]string, error) {
+	var kos []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() && strings.HasSuffix(p, ".ko") {
+			kos = append(kos, p)
+		}
+		return nil
+	})
+	slices.Sort(kos)
+	return kos, err
 }
 
 // BuildIn builds the module in srcDir for t inside work, a build
@@ -293,13 +361,22 @@ func needsPahole(kdir string) bool {
 	return err == nil && bytes.Contains(data, []byte("\nCONFIG_DEBUG_INFO_BTF_MODULES=y"))
 }
 
-// runMake builds the module in work: on the host, or inside the build root
-// in a private mount namespace (unshare -m; unshare -r -m when not root)
-// with /proc mounted, since objtool reads it, and the kernel tree and
-// source bind-mounted at fixed places.
-func runMake(ctx context.Context, t Target, work string) (cmdline, output string, err error) {
+// runMake builds the module in work as s says: on the host, or inside
+// the build root in a private mount namespace (unshare -m; unshare -r -m
+// when not root) with /proc mounted, since objtool reads it, and the
+// kernel tree and work directory bind-mounted at fixed places.
+func runMake(ctx context.Context, t Target, work string, s Spec) (cmdline, output string, err error) {
 	if err := proc.NeedTool("make"); err != nil {
 		return "", "", err
+	}
+	kdir, srcRoot := t.KDIR, work
+	if t.Root != "" {
+		kdir, srcRoot = rootKernelDir+"/usr/src/linux-headers-"+t.Release, rootSrcDir
+	}
+	argv, env := makeCommand(t, s, kdir, srcRoot)
+	cmdline = strings.Join(argv, " ")
+	if s.Make != "" {
+		cmdline = argv[len(argv)-1]
 	}
 	var cmd *exec.Cmd
 	if t.Root == "" {
@@ -308,22 +385,15 @@ func runMake(ctx context.Context, t Target, work string) (cmdline, output string
 				return "", "", fmt.Errorf("kernel %s generates BTF for modules: %w", t.Name, err)
 			}
 		}
-		args := append([]string{"-C", t.KDIR, "M=" + work, "W=1"}, archMakeVars(t.Arch)...)
-		args = append(args, t.MakeVars...)
-		args = append(args, "modules")
-		cmd = proc.Command(ctx, "make", args...)
+		cmd = proc.Command(ctx, argv[0], argv[1:]...)
 		cmd.Env = append(os.Environ(), "LC_ALL=C")
-		cmdline = "make " + strings.Join(args, " ")
+		cmd.Env = append(cmd.Env, env...)
 	} else {
 		if err := proc.NeedTool("unshare"); err != nil {
 			return "", "", err
 		}
 		root := filepath.Join(t.Root, "root")
-		kdir := rootKernelDir + "/usr/src/linux-headers-" + t.Release
-		margs := append([]string{"-C", kdir, "M=" + rootSrcDir, "W=1"}, archMakeVars(t.Arch)...)
-		margs = append(margs, t.MakeVars...)
-		margs = append(margs, "modules")
-		cmdline = "chroot " + root + " make " + strings.Join(margs, " ")
+		cmdline = "chroot " + root + " " + cmdline
 		script := `set -e
 root=$1; tree=$2; src=$3; shift 3
 devbound=
@@ -332,7 +402,7 @@ mount -t proc proc "$root/proc" 2>/dev/null || mount --rbind /proc "$root/proc"
 mount --bind "$tree" "$root` + rootKernelDir + `"
 mount --bind "$src" "$root` + rootSrcDir + `"
 status=0
-chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/ LC_ALL=C make "$@" || status=$?
+chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/ LC_ALL=C "$@" || status=$?
 # Take the mounts down again: with --propagation unchanged (see
 # buildPropagation) a shared parent mount would otherwise keep copies.
 umount -R "$root` + rootSrcDir + `" "$root` + rootKernelDir + `" "$root/proc" 2>/dev/null || true
@@ -343,7 +413,8 @@ exit $status`
 			uargs = append([]string{"-r"}, uargs...)
 		}
 		uargs = append(uargs, "sh", "-c", script, "sh", root, t.Tree, work)
-		uargs = append(uargs, margs...)
+		uargs = append(uargs, env...)
+		uargs = append(uargs, argv...)
 		cmd = proc.Command(ctx, "unshare", uargs...)
 		// mount and chroot live in /usr/sbin, which a normal user's
 		// PATH often lacks.
@@ -360,6 +431,50 @@ exit $status`
 		return cmdline, out, &proc.CommandError{Cmd: cmdline, Err: err, Output: proc.TailLines(out, 25)}
 	}
 	return cmdline, buf.String(), nil
+}
+
+// makeCommand returns the command of s for kernel tree kdir and work
+// directory srcRoot as seen where the build runs, and the environment it
+// needs (NAME=VALUE). The default is make -C kdir M=dir modules; a
+// project's command runs with bash in its directory, with DKMS's
+// variables set and, as DKMS does, KERNELRELEASE (and the kernel's make
+// variables) added to a leading make.
+func makeCommand(t Target, s Spec, kdir, srcRoot string) (argv, env []string) {
+	dir := filepath.Join(srcRoot, s.Dir)
+	vars := append(archMakeVars(t.Arch), t.MakeVars...)
+	if s.Make == "" {
+		argv = []string{"make", "-C", kdir, "M=" + dir}
+		if s.W1 {
+			argv = append(argv, "W=1")
+		}
+		argv = append(argv, vars...)
+		return append(argv, "modules"), nil
+	}
+	command := s.Make
+	if rest, ok := strings.CutPrefix(command, "make"); ok && (rest == "" || rest[0] == ' ' || rest[0] == '\t') {
+		command = "make " + strings.Join(append([]string{"KERNELRELEASE=" + t.Release}, vars...), " ") + rest
+	}
+	env = []string{
+		"kernelver=" + t.Release,
+		"kernel_source_dir=" + kdir,
+		"dkms_tree=" + srcRoot,
+		"source_tree=/usr/src",
+		"arch=" + machine(t.Arch),
+	}
+	return []string{"bash", "-c", "cd " + shellQuote(dir) + " && " + command}, env
+}
+
+// shellQuote quotes s for sh.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// machine is uname -m of a kernel of architecture a, DKMS's ${arch}.
+func machine(a arch.Arch) string {
+	if a == arch.ARM64 || (a == "" && arch.Host() == arch.ARM64) {
+		return "aarch64"
+	}
+	return "x86_64"
 }
 
 // diagRE matches a compiler, linker or modpost diagnostic line.

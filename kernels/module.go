@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,10 +32,14 @@ type moduleManifest struct {
 // moduleKey hashes everything a build depends on: the source files (names
 // and contents), the patch, the kernel release and package version, the
 // toolchain and the make variables.
-func moduleKey(f *Fetched, srcDir string, files []string, patch, toolchain string) (string, error) {
+func moduleKey(f *Fetched, srcDir string, files []string, patch, toolchain string, spec kbuild.Spec) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "kernel %s\nrelease %s\nversion %s\ntoolchain %s\nmake %q\nkdir %s\n",
 		f.Kernel.Name, f.Release, f.Version, toolchain, f.Kernel.MakeVars, f.KDIR)
+	if !spec.Equal(kmodSpec) {
+		// Only a project's build says how: kmod/'s keys stay as they were.
+		fmt.Fprintf(h, "spec %q %q %q %v\n", spec.Make, spec.Dir, spec.Modules, spec.W1)
+	}
 	for _, rel := range files {
 		data, err := os.ReadFile(filepath.Join(srcDir, rel))
 		if err != nil {
@@ -61,7 +66,22 @@ func moduleKey(f *Fetched, srcDir string, files []string, patch, toolchain strin
 // source, the patch, the kernel and the toolchain, so only a changed
 // source is rebuilt.
 func (c *Cache) BuildModule(ctx context.Context, f *Fetched, srcDir string, patch string) (*kbuild.ModuleBuild, error) {
-	mb, err := c.buildModule(ctx, f, srcDir, patch)
+	return c.build(ctx, f, srcDir, patch, kmodSpec)
+}
+
+// kmodSpec is how kmod/ is built: make -C KDIR M=DIR W=1 modules.
+var kmodSpec = kbuild.Spec{W1: true}
+
+// BuildProject builds the module project in srcDir for f as spec says
+// (its make command, where its copy goes, the modules it must make), and
+// caches the result as BuildModule does. A build that fails or misses a
+// module is a *kbuild.BuildError with the compiler's lines.
+func (c *Cache) BuildProject(ctx context.Context, f *Fetched, srcDir string, spec kbuild.Spec) (*kbuild.ModuleBuild, error) {
+	return c.build(ctx, f, srcDir, "", spec)
+}
+
+func (c *Cache) build(ctx context.Context, f *Fetched, srcDir, patch string, spec kbuild.Spec) (*kbuild.ModuleBuild, error) {
+	mb, err := c.buildModule(ctx, f, srcDir, patch, spec)
 	if err == nil && !mb.Cached {
 		c.prune()
 	}
@@ -75,7 +95,7 @@ func (c *Cache) BuildModule(ctx context.Context, f *Fetched, srcDir string, patc
 	return mb, nil
 }
 
-func (c *Cache) buildModule(ctx context.Context, f *Fetched, srcDir, patch string) (*kbuild.ModuleBuild, error) {
+func (c *Cache) buildModule(ctx context.Context, f *Fetched, srcDir, patch string, spec kbuild.Spec) (*kbuild.ModuleBuild, error) {
 	if err := c.claim(); err != nil {
 		return nil, err
 	}
@@ -100,7 +120,7 @@ func (c *Cache) buildModule(ctx context.Context, f *Fetched, srcDir, patch strin
 	if err != nil {
 		return nil, err
 	}
-	key, err := moduleKey(f, srcDir, files, patch, toolchain)
+	key, err := moduleKey(f, srcDir, files, patch, toolchain, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -128,25 +148,29 @@ func (c *Cache) buildModule(ctx context.Context, f *Fetched, srcDir, patch strin
 	defer st.Discard()
 	tmp := st.Dir
 	work := filepath.Join(tmp, "src")
-	if err := kbuild.CopyFiles(srcDir, work, files); err != nil {
+	copyDir := filepath.Join(work, spec.Dir)
+	if err := kbuild.CopyFiles(srcDir, copyDir, files); err != nil {
 		return nil, fmt.Errorf("copy source: %w", err)
 	}
 	if patch != "" {
 		if err := proc.NeedTool("patch"); err != nil {
 			return nil, err
 		}
-		out, err := proc.CombinedOutput(proc.Command(ctx, "patch", "-p1", "--batch", "--forward", "-d", work, "-i", patch))
+		out, err := proc.CombinedOutput(proc.Command(ctx, "patch", "-p1", "--batch", "--forward", "-d", copyDir, "-i", patch))
 		if err != nil {
 			return nil, debian.CommandFailed("patch -p1 -i "+patch, err, string(out))
 		}
 	}
-	kos, cmdline, out, err := kbuild.Make(ctx, f.target(), work)
+	kos, cmdline, out, err := kbuild.MakeSpec(ctx, f.target(), work, spec)
 	if err != nil {
 		return nil, err
 	}
 	m := moduleManifest{Kernel: f.Kernel.Name, Release: f.Release, Warnings: kbuild.WarningLines(out), Duration: time.Since(start)}
 	for _, ko := range kos {
 		name := filepath.Base(ko)
+		if slices.Contains(m.Kos, name) {
+			return nil, fmt.Errorf("the build made two modules named %s: module names must be unique (the kernel loads one module per name)", name)
+		}
 		if err := os.Rename(ko, filepath.Join(tmp, name)); err != nil {
 			return nil, err
 		}
@@ -157,7 +181,7 @@ func (c *Cache) buildModule(ctx context.Context, f *Fetched, srcDir, patch strin
 		m.Kos = append(m.Kos, name)
 		m.SHA256 = append(m.SHA256, sum)
 	}
-	if m.Gcov, err = kbuild.KeepGcov(work, tmp, files); err != nil {
+	if m.Gcov, err = kbuild.KeepGcov(copyDir, tmp, files); err != nil {
 		return nil, fmt.Errorf("keep gcov notes: %w", err)
 	}
 	// Keep the build directory's log for debugging, drop the rest.

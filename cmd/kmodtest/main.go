@@ -49,6 +49,7 @@ var commands = []*command{
 	shellCommand,
 	planCommand,
 	mergeCommand,
+	checkCommand,
 }
 
 // cliEnv is what a command may use of its surroundings; tests give it

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/kmodtest/kmodtest/harness"
+	"github.com/kmodtest/kmodtest/kernels"
+	"github.com/kmodtest/kmodtest/project"
+)
+
+var checkCommand = &command{
+	Name:  "check",
+	Args:  "[-kernels 6.1,7.2] [-format text|markdown] DIR",
+	Short: "build a module project on each kernel and check its modules",
+	Long: `check reads the module project in DIR (its dkms.conf, its kmodtest.json,
+or a plain Kbuild directory: docs/projects.md), builds it against each
+kernel with that kernel's own compiler, and checks every module it makes
+from its .modinfo: vermagic names the kernel's release, a license is
+given (and whether it is GPL-compatible), and the modules it depends on
+exist in the kernel. It prints a kernels x modules x steps table and the
+reasons for each failure: a module that does not build shows the
+compiler's lines. A kernel the project excludes (BUILD_EXCLUSIVE_*) is
+skipped. Steps in a guest (load, params, unload, reload, tests) show -
+for now.
+
+Flags:
+
+  -kernels LIST     kernels of the matrix (default: every amd64 kernel
+                    fetched from Debian: 5.10, 6.1, 6.12, 7.2, 7.3)
+  -format FORMAT    text (default) or markdown, a table for a README
+
+Exit status 1 when a step failed.`,
+	Run: runCheck,
+}
+
+// errCheckFailed is the exit status of a check that found failures: the
+// table already says which.
+var errCheckFailed = errors.New("the project failed a step (see the table)")
+
+func runCheck(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet("check")
+	names := fs.String("kernels", "", "")
+	format := fs.String("format", "text", "")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("give one project directory, got %d arguments", fs.NArg())
+	}
+	if *format != "text" && *format != "markdown" {
+		return usagef("-format %q: want text or markdown", *format)
+	}
+	var list []string
+	if *names != "" {
+		list = strings.Split(*names, ",")
+	}
+	ks, err := harness.ProjectKernels(list)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	p, err := project.Load(ctx, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	dir, err := kernels.DefaultCacheDir()
+	if err != nil {
+		return fmt.Errorf("cache directory: %w", err)
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(env.stderr, format+"\n", args...) }
+	rep, err := harness.CheckProject(ctx, harness.ProjectCheck{
+		Cache:   &kernels.Cache{Dir: dir, Logf: logf},
+		Kernels: ks,
+		Logf:    logf,
+	}, p)
+	if err != nil {
+		return err
+	}
+	if *format == "markdown" {
+		fmt.Fprint(env.stdout, rep.Markdown())
+	} else {
+		fmt.Fprint(env.stdout, rep.String())
+	}
+	if rep.Failed() {
+		return errCheckFailed
+	}
+	return nil
+}
