@@ -139,10 +139,8 @@ func checkKernel(ctx context.Context, cache *kernels.Cache, k kernels.Kernel, p 
 		row.Why["build"] = []string{skippedWhy + ": " + plan.Excluded}
 		return []ProjectRow{row}, nil
 	}
-	spec := kbuild.Spec{Make: plan.Make, Dir: plan.Dir, W1: p.ExtraWarnings}
-	for _, m := range plan.Modules {
-		spec.Modules = append(spec.Modules, filepath.Join(m.Location, m.Name+".ko"))
-	}
+	spec := projectSpec(plan)
+	spec.W1 = p.ExtraWarnings
 	logf("check %s: build for %s", p.Name, k.Name)
 	mb, err := cache.BuildProject(ctx, f, p.Dir, spec)
 	var be *kbuild.BuildError
@@ -196,6 +194,19 @@ func checkKernel(ctx context.Context, cache *kernels.Cache, k kernels.Kernel, p 
 		rows = append(rows, row)
 	}
 	return rows, nil
+}
+
+// projectSpec is the build a plan describes; a nil plan is a plain
+// Kbuild directory's (make -C KDIR M=DIR modules, every .ko).
+func projectSpec(plan *project.Plan) kbuild.Spec {
+	if plan == nil {
+		return kbuild.Spec{}
+	}
+	spec := kbuild.Spec{Make: plan.Make, Dir: plan.Dir}
+	for _, m := range plan.Modules {
+		spec.Modules = append(spec.Modules, filepath.Join(m.Location, m.Name+".ko"))
+	}
+	return spec
 }
 
 // modinfoKernel is what the modinfo checks know of f: the modules its

@@ -126,6 +126,11 @@ func jsonError(file string, data []byte, off int64, err error) error {
 	case errors.As(err, &te):
 		return fmt.Errorf("%s: line %d: field %s must be %s, not a JSON %s", file, lineAt(data, te.Offset), te.Field, jsonKind(te.Type.String()), te.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		// The decoder stops after the field's value: find its name.
+		field := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		if i := bytes.LastIndex(data[:min(off, int64(len(data)))], []byte(field)); i >= 0 {
+			off = int64(i)
+		}
 		return fmt.Errorf("%s: line %d: %s: the fields are name, make, modules, warnings_fail, extra_warnings, tests (see docs/projects.md)",
 			file, lineAt(data, off), strings.TrimPrefix(err.Error(), "json: "))
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):

@@ -1,0 +1,200 @@
+package harness
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kmodtest/kmodtest/internal/testenv"
+	"github.com/kmodtest/kmodtest/kernels"
+	"github.com/kmodtest/kmodtest/modinfo"
+	"github.com/kmodtest/kmodtest/project"
+)
+
+// TestProjectReport shows the table, its reasons and the Markdown form.
+func TestProjectReport(t *testing.T) {
+	ok := newRow(kernels.Kernel{Name: "6.1"}, "6.1.0-57-amd64", "vpoll")
+	ok.States["build"], ok.States["modinfo"] = StatePass, StatePass
+	bad := newRow(kernels.Kernel{Name: "6.12"}, "6.12.117+deb13-amd64", allModules)
+	bad.States["build"] = StateFail
+	bad.Why["build"] = []string{"$ make -C KDIR M=DIR", "vpoll.c: In function 'myinit':", "vpoll.c:112:31: error: too many arguments to function 'class_create'"}
+	skip := newRow(kernels.Kernel{Name: "7.3"}, "7.3.4+deb13-amd64", allModules)
+	skip.States["build"] = StateSkip
+	skip.Why["build"] = []string{skippedWhy + ": BUILD_EXCLUSIVE_KERNEL_MAX=7.2 is below 7.3.4+deb13-amd64"}
+	rep := &ProjectReport{Project: "vpoll 0.1", Rows: []ProjectRow{ok, bad, skip}}
+	if !rep.Failed() {
+		t.Error("Failed() = false with a failed build")
+	}
+	text := rep.String()
+	for _, want := range []string{
+		"kernel  release               module  build  modinfo  load  params  unload  reload  tests\n",
+		"6.1     6.1.0-57-amd64        vpoll   ok     ok       -     -       -       -       -\n",
+		"6.12 (all) build: FAIL\n    $ make -C KDIR M=DIR\n",
+		"7.3 (all) build: skip\n    skipped: the project excludes it: BUILD_EXCLUSIVE_KERNEL_MAX=7.2",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("table lacks %q:\n%s", want, text)
+		}
+	}
+	md := rep.Markdown()
+	for _, want := range []string{
+		"| kernel | release | module | build | modinfo | load | params | unload | reload | tests |\n|---|---|---|---|---|---|---|---|---|---|\n",
+		"| 6.12 | `6.12.117+deb13-amd64` | (all) | FAIL [1] | - |",
+		"[1] 6.12, (all), build: vpoll.c:112:31: error: too many arguments to function 'class_create'",
+		"[2] 7.3, (all), build: skipped: the project excludes it",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+// checkFixture builds one of testdata/projects on kernel 6.1 and returns
+// its report.
+func checkFixture(t *testing.T, name string) (*ProjectReport, *kernels.Cache, kernels.Kernel) {
+	t.Helper()
+	testenv.NeedVMs(t)
+	testenv.NeedTool(t, "make", "bash")
+	p, err := project.Load(t.Context(), filepath.Join("testdata", "projects", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := ProjectKernels([]string{"6.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := kernels.DefaultCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := &kernels.Cache{Dir: dir, Logf: t.Logf}
+	rep, err := CheckProject(t.Context(), ProjectCheck{Cache: cache, Kernels: ks, Logf: t.Logf}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s", rep)
+	return rep, cache, ks[0]
+}
+
+// wantCell fails t unless row's step has state and its reasons say why.
+func wantCell(t *testing.T, rep *ProjectReport, step, state, why string) {
+	t.Helper()
+	if len(rep.Rows) != 1 {
+		t.Fatalf("%d rows, want 1", len(rep.Rows))
+	}
+	row := rep.Rows[0]
+	if row.States[step] != state || !strings.Contains(strings.Join(row.Why[step], "\n"), why) {
+		t.Errorf("%s: %s with %q; want %s saying %q", step, row.States[step], row.Why[step], state, why)
+	}
+}
+
+// TestFixtureGood: the reference passes build and modinfo on 6.1, and its
+// module, checked against 5.10's release, is a vermagic mismatch: what a
+// module built against the wrong kernel looks like.
+func TestFixtureGood(t *testing.T) {
+	rep, cache, k := checkFixture(t, "good")
+	wantCell(t, rep, "build", StatePass, "")
+	wantCell(t, rep, "modinfo", StatePass, "")
+	f, err := cache.Fetch(t.Context(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := cache.BuildProject(t.Context(), f, filepath.Join("testdata", "projects", "good"), projectSpec(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := modinfo.Read(mb.Kos[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := modinfo.Check("hello", info, modinfo.Kernel{Release: "5.10.0-32-amd64"}, nil)
+	if len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "is for kernel 6.1.0-57-amd64, not 5.10.0-32-amd64") {
+		t.Errorf("a 6.1 module checked for 5.10: %q", r.Problems)
+	}
+}
+
+// TestFixtureNoLicense: modpost's complaint is shown. 6.1's modpost makes
+// a missing license an error (5.10's only warned, and then modinfo's
+// license check fails the module).
+func TestFixtureNoLicense(t *testing.T) {
+	rep, _, _ := checkFixture(t, "no-license")
+	wantCell(t, rep, "build", StateFail, "ERROR: modpost: missing MODULE_LICENSE() in nolicense.o")
+}
+
+// TestFixtureMissingKo: dkms.conf names a module the build never makes.
+func TestFixtureMissingKo(t *testing.T) {
+	rep, _, _ := checkFixture(t, "missing-ko")
+	wantCell(t, rep, "build", StateFail, "the build made no ghost.ko")
+}
+
+// TestFixtureBadSyntax: the project does not load, and the error names
+// the file, the line and the fix. No kernel is needed.
+func TestFixtureBadSyntax(t *testing.T) {
+	_, err := project.Load(t.Context(), filepath.Join("testdata", "projects", "bad-syntax"))
+	if err == nil {
+		t.Fatal("loaded a dkms.conf with a syntax error")
+	}
+	for _, want := range []string{"bad-syntax/dkms.conf", "line 6", "fix the shell syntax"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
+
+// TestDebianDKMS downloads three of Debian 12's *-dkms packages (modules
+// nobody here wrote) and checks them on 6.1, their own release's kernel,
+// where all build and pass modinfo; v4l2loopback depends on the kernel's
+// videodev.
+func TestDebianDKMS(t *testing.T) {
+	testenv.NeedVMs(t)
+	testenv.NeedTool(t, "apt-get", "dpkg-deb", "make", "bash")
+	tmp := t.TempDir()
+	pkgs := map[string]string{"vpoll-dkms": "vpoll", "v4l2loopback-dkms": "v4l2loopback", "acpi-call-dkms": "acpi_call"}
+	args := []string{"download"}
+	for p := range pkgs {
+		args = append(args, p)
+	}
+	cmd := exec.CommandContext(t.Context(), "apt-get", args...)
+	cmd.Dir = tmp
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Skipf("apt-get download (this host's apt must know bookworm's packages): %v\n%s", err, out)
+	}
+	debs, _ := filepath.Glob(filepath.Join(tmp, "*.deb"))
+	for _, deb := range debs {
+		if out, err := exec.CommandContext(t.Context(), "dpkg-deb", "-x", deb, filepath.Join(tmp, "x")).CombinedOutput(); err != nil {
+			t.Fatalf("dpkg-deb -x %s: %v\n%s", deb, err, out)
+		}
+	}
+	confs, _ := filepath.Glob(filepath.Join(tmp, "x", "usr", "src", "*", project.DKMSFile))
+	if len(confs) != len(pkgs) {
+		t.Fatalf("found %d dkms.conf files, want %d", len(confs), len(pkgs))
+	}
+	dir, err := kernels.DefaultCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := ProjectKernels([]string{"6.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := ProjectCheck{Cache: &kernels.Cache{Dir: dir, Logf: t.Logf}, Kernels: ks, Logf: t.Logf}
+	for _, conf := range confs {
+		p, err := project.Load(t.Context(), filepath.Dir(conf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := CheckProject(t.Context(), check, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s", rep)
+		if rep.Failed() || len(rep.Rows) != 1 || rep.Rows[0].States["modinfo"] != StatePass {
+			t.Errorf("%s on 6.1: want build and modinfo ok:\n%s", p.Name, rep)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "x")); err != nil {
+		t.Fatal(err)
+	}
+}
