@@ -1,5 +1,6 @@
 // Package kbuild runs Kbuild: it builds out-of-tree modules against a
-// kernel's headers ([Make], [BuildIn] with its replay of Kbuild's
+// kernel's headers ([Make]; [MakeSpec] for a module project's own
+// command, directory and modules; [BuildIn] with its replay of Kbuild's
 // recorded commands), decides whether the host's compiler is the
 // kernel's own ([HostFits]), makes Debian build roots with mmdebstrap
 // ([MakeRoot]) and runs builds inside them, and builds a kernel from a

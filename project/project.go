@@ -206,7 +206,9 @@ func (p *Project) ForKernel(ctx context.Context, k Kernel) (*Plan, error) {
 	if p.Conf == nil {
 		return pl, nil
 	}
-	pl.Dir = filepath.Join(p.Name, orDefault(p.Version, "0"), "build")
+	// DKMS's build directory: a MAKE names it as
+	// ${dkms_tree}/${PACKAGE_NAME}/${PACKAGE_VERSION}/build.
+	pl.Dir = filepath.Join(orDefault(p.Conf.PackageName, filepath.Base(p.Dir)), orDefault(p.Conf.PackageVersion, "0"), "build")
 	vars := placeholders()
 	vars["kernelver"], vars["kernel_source_dir"], vars["arch"] = k.Release, k.SourceDir, k.Machine
 	c, err := readConf(ctx, p.Dir, vars)

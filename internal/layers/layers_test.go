@@ -21,7 +21,7 @@ var layers = []struct {
 	{"leaf utilities", []string{"internal/arch", "internal/atomicfile", "internal/cachefs", "internal/proc", "internal/userpath", "internal/testenv"}},
 	{"contract and protocol", []string{"contract", "greet/rawnl", "greet"}},
 	{"guest libraries", []string{"guest/kernelio", "guest/rawgreet"}},
-	{"archive, images, Kbuild", []string{"debian", "bootimage", "kbuild"}},
+	{"archive, images, Kbuild, module projects", []string{"debian", "bootimage", "kbuild", "project", "modinfo"}},
 	{"kernels, VMs, verdicts", []string{"kernels", "vm", "verdict", "initramfs", "coverage"}},
 	{"harness", []string{"harness"}},
 	{"command, its features and guest programs", []string{"cmd/kmodtest/watch", "cmd/kmodtest/shell", "results", "shard", "cmd/kmodtest", "guest/prober"}},
