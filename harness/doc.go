@@ -11,6 +11,12 @@
 // QEMU boot of one kernel with one module, judged step by step; FailureText
 // formats a failed step with its kernel lines, artifacts and rerun line.
 //
+// CheckProject builds any module project (package project: a dkms.conf,
+// a kmodtest.json or a plain Kbuild directory) for each kernel with that
+// kernel's own compiler and checks each module's .modinfo on the host,
+// into a kernels x modules x steps table (`kmodtest check`,
+// docs/projects.md). It needs no Session: nothing is booted yet.
+//
 // It holds no test logic of its own: vmtests/ asserts on the verdicts
 // (see vmtests/doc.go for the flags and variables).
 package harness

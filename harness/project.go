@@ -65,8 +65,9 @@ type ProjectReport struct {
 	Rows    []ProjectRow
 }
 
-// A ProjectRow is one module on one kernel. Module is "(all)" when the
-// kernel was skipped or the build failed before any module was made.
+// A ProjectRow is one module on one kernel. When the kernel was skipped
+// or the build failed, one row stands for every module: Module lists the
+// project's modules, or is "(all)" for a plain Kbuild project.
 type ProjectRow struct {
 	Kernel, Release, Module string
 	// States holds each step's state (StatePass, ...), by step name.
@@ -133,8 +134,12 @@ func checkKernel(ctx context.Context, cache *kernels.Cache, k kernels.Kernel, p 
 	if err != nil {
 		return nil, err
 	}
+	label := allModules
+	if plan.Modules != nil {
+		label = strings.Join(moduleNames(plan.Modules), ",")
+	}
 	if plan.Excluded != "" {
-		row := newRow(k, f.Release, allModules)
+		row := newRow(k, f.Release, label)
 		row.States["build"] = StateSkip
 		row.Why["build"] = []string{skippedWhy + ": " + plan.Excluded}
 		return []ProjectRow{row}, nil
@@ -145,7 +150,7 @@ func checkKernel(ctx context.Context, cache *kernels.Cache, k kernels.Kernel, p 
 	mb, err := cache.BuildProject(ctx, f, p.Dir, spec)
 	var be *kbuild.BuildError
 	if errors.As(err, &be) {
-		row := newRow(k, f.Release, allModules)
+		row := newRow(k, f.Release, label)
 		row.States["build"] = StateFail
 		row.Why["build"] = append([]string{"$ " + be.Cmd}, be.Output...)
 		return []ProjectRow{row}, nil
@@ -188,6 +193,9 @@ func checkKernel(ctx context.Context, cache *kernels.Cache, k kernels.Kernel, p 
 			row.Why["modinfo"] = res.Problems
 		}
 		row.Notes = append(row.Notes, res.Notes...)
+		if len(res.Depends) > 0 {
+			row.Notes = append(row.Notes, "depends: "+strings.Join(res.Depends, ", "))
+		}
 		if kernNote != "" && len(res.Depends) > 0 {
 			row.Notes = append(row.Notes, kernNote)
 		}
@@ -207,6 +215,14 @@ func projectSpec(plan *project.Plan) kbuild.Spec {
 		spec.Modules = append(spec.Modules, filepath.Join(m.Location, m.Name+".ko"))
 	}
 	return spec
+}
+
+func moduleNames(mods []project.Module) []string {
+	var out []string
+	for _, m := range mods {
+		out = append(out, m.Name)
+	}
+	return out
 }
 
 // modinfoKernel is what the modinfo checks know of f: the modules its
@@ -307,10 +323,17 @@ func (r *ProjectReport) Markdown() string {
 }
 
 // firstReason is the line that says most of a failure: the first
-// compiler error if there is one, else the first line after the command.
+// compiler error in the project's own files (whose paths are relative),
+// else the first compiler error, else the first line after the command.
 func firstReason(why []string) string {
+	isError := func(w string) bool { return strings.Contains(w, "error:") || strings.HasPrefix(w, "ERROR:") }
 	for _, w := range why {
-		if strings.Contains(w, "error:") || strings.HasPrefix(w, "ERROR:") {
+		if isError(w) && !strings.HasPrefix(w, "/") {
+			return strings.TrimSpace(w)
+		}
+	}
+	for _, w := range why {
+		if isError(w) {
 			return strings.TrimSpace(w)
 		}
 	}
