@@ -198,3 +198,13 @@ func TestDebianDKMS(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFixtureWarns: a warning fails the build because the project says
+// so (kmodtest.json warnings_fail), and the warning is shown.
+func TestFixtureWarns(t *testing.T) {
+	rep, _, _ := checkFixture(t, "warns")
+	wantCell(t, rep, "build", StateFail, "warns.c:7:34: warning: unused variable")
+	if !strings.Contains(rep.Rows[0].Why["build"][0], "warnings_fail") {
+		t.Errorf("the reason does not name the project's choice: %q", rep.Rows[0].Why["build"])
+	}
+}

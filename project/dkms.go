@@ -59,11 +59,14 @@ func placeholders() map[string]string {
 }
 
 // sourceScript sources dkms.conf ($1) with DKMS's variables in the
-// environment and prints every variable it set as NAME<TAB>INDEX<TAB>VALUE
+// environment and prints every variable it set (not those already set)
+// as NAME<TAB>INDEX<TAB>VALUE
 // records ended by NUL (INDEX is empty for a plain variable).
 const sourceScript = `
 __known=" $(compgen -v | tr '\n' ' ') "
-. "$1" || exit 3
+# As under DKMS, the file's status does not matter, and what it prints is
+# not ours to read.
+. "$1" >/dev/null
 for __v in $(compgen -v); do
 	case "$__known" in *" $__v "*) continue ;; esac
 	case "$__v" in __*|_|PIPESTATUS|BASH_*|FUNCNAME|COMP_*) continue ;; esac
@@ -76,9 +79,6 @@ for __v in $(compgen -v); do
 	else
 		printf '%s\t\t%s\0' "$__v" "${!__v}"
 	fi
-done
-for __v in ` + "kernelver kernel_source_dir dkms_tree source_tree arch" + `; do
-	printf '%s\t\t%s\0' "$__v" "${!__v}"
 done
 `
 

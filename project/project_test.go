@@ -220,3 +220,24 @@ func TestVersionLess(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceAsDKMS: what the file prints and its last status do not
+// matter, as under DKMS; a command that fails with a message is an error
+// naming the line.
+func TestSourceAsDKMS(t *testing.T) {
+	dir := t.TempDir()
+	conf := "echo noise\nPACKAGE_NAME=x\nBUILT_MODULE_NAME[0]=x\ndeclare -A EXTRA=([k]=v)\nfalse\n"
+	os.WriteFile(filepath.Join(dir, DKMSFile), []byte(conf), 0o644)
+	p, err := Load(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name != "x" || p.Conf.Vars["EXTRA[k]"] != "v" {
+		t.Errorf("name %q, vars %q", p.Name, p.Conf.Vars)
+	}
+	os.WriteFile(filepath.Join(dir, DKMSFile), []byte("PACKAGE_NAME=x\nnosuchcommand-kmodtest\n"), 0o644)
+	_, err = Load(t.Context(), dir)
+	if err == nil || !strings.Contains(err.Error(), "line 2: nosuchcommand-kmodtest: command not found") {
+		t.Errorf("error %v, want one naming line 2", err)
+	}
+}
