@@ -208,3 +208,13 @@ func TestFixtureWarns(t *testing.T) {
 		t.Errorf("the reason does not name the project's choice: %q", rep.Rows[0].Why["build"])
 	}
 }
+
+// TestFixtureExcluded: a kernel outside BUILD_EXCLUSIVE_* is skipped, not
+// failed, and nothing is built for it.
+func TestFixtureExcluded(t *testing.T) {
+	rep, _, _ := checkFixture(t, "excluded")
+	wantCell(t, rep, "build", StateSkip, "skipped: the project excludes it: BUILD_EXCLUSIVE_KERNEL_MAX=6.0 is below 6.1.0-57-amd64")
+	if rep.Failed() {
+		t.Error("a skipped kernel counts as failed")
+	}
+}
