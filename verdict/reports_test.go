@@ -210,3 +210,28 @@ func TestBootReportBlamesTheBoot(t *testing.T) {
 		t.Errorf("a report after the module's load: boot failed %v, kernel-log failed %v; want the log's failure only", r.Boot.Failed(), r.Log.Failed())
 	}
 }
+
+// TestHungStepQuotesTheReportBeforeIt: an Oops in one of the prober's
+// threads printed while the previous step ended (the step itself passed:
+// the prober had read its kernel window) takes the prober down in the
+// next step. The hung step names that report and the step it began in.
+func TestHungStepQuotesTheReportBeforeIt(t *testing.T) {
+	console := []string{
+		contract.ConsoleBegin("rmmod"),
+		"[   12.690506] BUG: unable to handle page fault for address: ffffffffc0204180",
+		"[   12.692816] RIP: 0010:try_module_get+0x17/0xa0",
+		"kmodtest: step rmmod: pass (58 ms)",
+		contract.ConsoleBegin("socket-gone"),
+	}
+	run := Input{Events: []contract.Event{begin("rmmod"), end("rmmod", contract.StatusPass), begin("socket-gone")},
+		Console: console, Hung: true, HangReason: "no word from the prober for 30s after the kernel reported an error"}
+	r := Judge(run, []string{"rmmod", "socket-gone"}, nil)
+	s, _ := r.Step("socket-gone")
+	reasons := strings.Join(s.Reasons, "\n")
+	if !strings.Contains(reasons, "hung during the step") || !strings.Contains(reasons, "during rmmod, before the step: [   12.690506] BUG: unable to handle page fault") {
+		t.Errorf("the hung step does not name the report before it:\n%s", reasons)
+	}
+	if !strings.Contains(strings.Join(s.Evidence, "\n"), "try_module_get") {
+		t.Errorf("evidence lacks the report: %q", s.Evidence)
+	}
+}

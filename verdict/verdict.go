@@ -128,7 +128,7 @@ func Judge(run Input, steps []string, expect map[string]string) *Report {
 		return r
 	}
 
-	prev := "" // the step that ran before this one
+	prev, prev2 := "", "" // the steps that ran before this one
 	for _, name := range steps {
 		s := Step{Name: name}
 		e, ended := ends[name]
@@ -195,11 +195,17 @@ func Judge(run Input, steps []string, expect map[string]string) *Report {
 			if reports := KernelReports(sinceMarker(run.Console, name, prev)); len(reports) > 0 {
 				s.Reasons = append(s.Reasons, "the kernel reported an error during the step: "+reports[0])
 				s.Evidence = append(excerpt(run.Console, reports), s.Evidence...)
+			} else if reports := KernelReports(sinceMarker(run.Console, prev, prev2)); prev != "" && len(reports) > 0 && name == lastBegun {
+				// A report printed as the previous step ended (an Oops
+				// in one of the prober's threads) can take the prober
+				// down in this one: name it, and where it began.
+				s.Reasons = append(s.Reasons, fmt.Sprintf("the kernel reported an error during %s, before the step: %s", prev, reports[0]))
+				s.Evidence = append(excerpt(run.Console, reports), s.Evidence...)
 			}
 		}
 		r.Steps = append(r.Steps, s)
 		if begun[name] {
-			prev = name
+			prev, prev2 = name, prev
 		}
 	}
 	return r
