@@ -683,14 +683,13 @@ func (s *Session) restore(ctx context.Context, b Boot) (*Result, string, error) 
 // A savedGuest is one target's saved guest, found or made once per
 // session: the cache verifies it (a sha256 of its state) on that use.
 type savedGuest struct {
-	once  sync.Once
-	snap  *Snapshot
-	saved bool
-	err   error
+	once sync.Once
+	snap *Snapshot
+	err  error
 }
 
 // snapshot returns the saved guest of b's target, making it if the cache
-// has none; saved says this session made it.
+// has none; saved says this call made it.
 func (s *Session) snapshot(ctx context.Context, b Boot) (snap *Snapshot, saved bool, err error) {
 	v := VMConfig(b.Target, b.Accel, 0)
 	key := fmt.Sprintf("%s %s %s %d %d", b.Target.Name(), b.Image, v.CPUModel(), v.SMP, v.MemoryMB)
@@ -703,7 +702,7 @@ func (s *Session) snapshot(ctx context.Context, b Boot) (snap *Snapshot, saved b
 	s.savedMu.Unlock()
 	g.once.Do(func() {
 		g.snap, g.err = PrepareSnapshot(ctx, s.Cache, b.Target, b.Image, b.Base, b.Accel, s.Logf)
-		g.saved = g.err == nil && g.snap.Saved > 0
+		saved = g.err == nil && g.snap.Saved > 0
 	})
 	if g.err != nil && ctx.Err() == nil && errors.Is(g.err, context.Canceled) {
 		// The job that made it was cancelled, not this one: try again.
@@ -712,5 +711,5 @@ func (s *Session) snapshot(ctx context.Context, b Boot) (snap *Snapshot, saved b
 		s.savedMu.Unlock()
 		return s.snapshot(ctx, b)
 	}
-	return g.snap, g.saved, g.err
+	return g.snap, saved, g.err
 }
