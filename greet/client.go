@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kmodtest/kmodtest/greet/rawnl"
 	"github.com/mdlayher/netlink"
 )
 
@@ -214,7 +215,26 @@ func CheckGreeting(res *Result, pid uint32) error {
 	if want := ReplyText(pid); text != want {
 		return fmt.Errorf("%w for seq %d: want text %q, got %q", ErrBadReply, seq, want, text)
 	}
+	// The rest of each answer, field by field (the netlink package hands
+	// over an NLMSG_ERROR whole only when its error is 0).
+	if err := CheckAnswer(rawMessage(*res.Reply), ExpectedReply(seq, pid)); err != nil {
+		return fmt.Errorf("%w for seq %d: %w", ErrBadReply, seq, err)
+	}
+	if res.Ack != nil && res.AckErrno == 0 {
+		if err := CheckAnswer(rawMessage(*res.Ack), ExpectedAck(rawMessage(res.Request), pid, 0)); err != nil {
+			return fmt.Errorf("%w for seq %d: %w", ErrBadReply, seq, err)
+		}
+	}
 	return nil
+}
+
+// rawMessage converts a message of the netlink package to rawnl's, which
+// CheckAnswer compares.
+func rawMessage(m netlink.Message) rawnl.Message {
+	return rawnl.Message{
+		Header: rawnl.Header{Len: m.Header.Length, Type: uint16(m.Header.Type), Flags: uint16(m.Header.Flags), Seq: m.Header.Sequence, PID: m.Header.PID},
+		Data:   m.Data,
+	}
 }
 
 // Exchange sends m, filling in its length, sequence number and PID when

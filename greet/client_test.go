@@ -16,14 +16,16 @@ import (
 	"github.com/mdlayher/netlink/nltest"
 )
 
-// answer builds the kernel's answers to one greeting request.
+// answer builds the kernel's answers to one greeting request, byte for
+// byte as the module and netlink_ack() build them.
 type answer func(req netlink.Message) []netlink.Message
 
 func reply(seqDelta uint32, text string) answer {
 	return func(req netlink.Message) []netlink.Message {
+		data := greet.EncodeGreeting(text)
 		return []netlink.Message{{
-			Header: netlink.Header{Type: greet.TypeGreet, Sequence: req.Header.Sequence + seqDelta},
-			Data:   greet.EncodeGreeting(text),
+			Header: netlink.Header{Length: uint32(greet.HeaderLen + len(data)), Type: greet.TypeGreet, Sequence: req.Header.Sequence + seqDelta},
+			Data:   data,
 		}}
 	}
 }
@@ -31,9 +33,15 @@ func reply(seqDelta uint32, text string) answer {
 func ack(seqDelta uint32, errno syscall.Errno) answer {
 	return func(req netlink.Message) []netlink.Message {
 		b, _ := req.MarshalBinary()
+		var flags netlink.HeaderFlags
+		if errno == 0 {
+			b, flags = b[:greet.HeaderLen], greet.FlagCapped
+		}
+		data := append(greet.EncodeAck(errno), b...)
 		return []netlink.Message{{
-			Header: netlink.Header{Type: netlink.Error, Sequence: req.Header.Sequence + seqDelta},
-			Data:   append(greet.EncodeAck(errno), b...),
+			Header: netlink.Header{Length: uint32(greet.HeaderLen + len(data)), Type: netlink.Error, Flags: flags,
+				Sequence: req.Header.Sequence + seqDelta, PID: nltest.PID},
+			Data: data,
 		}}
 	}
 }
