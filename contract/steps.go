@@ -34,7 +34,7 @@ const (
 	StepHighBytes        = "high-bytes"         // UTF-8 and bytes 0x80-0xff: served like any text
 	StepControlTypes     = "control-types"      // types < NLMSG_MIN_TYPE: acked if asked, else nothing
 	StepUnknownType      = "unknown-type"       // other types: -EOPNOTSUPP
-	StepBatch            = "batch"              // several messages in one datagram, answered in order
+	StepBatch            = "batch"              // up to 40 mixed messages in one datagram, each answered, in order
 	StepSpoofedPid       = "spoofed-pid"        // nlmsg_pid 0 or another port: reply to the real port
 	StepConcurrentSocket = "concurrent-sockets" // many goroutines, a socket each
 	StepSharedSocket     = "shared-socket"      // many goroutines on one socket

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/kmodtest/kmodtest/greet"
 	"github.com/kmodtest/kmodtest/greet/rawnl"
+	"github.com/kmodtest/kmodtest/guest/rawgreet"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -70,36 +72,35 @@ func (p *prober) greetOnce(ctx context.Context) (*greet.Client, *greet.Result, e
 	return c, res, err
 }
 
+// stepReply greets once on a raw socket and checks the reply and the
+// ack whole (rawgreet.Session.Check): a raw socket, because a reply with
+// NLM_F_MULTI would make the netlink package wait for the end of a
+// multipart answer instead of showing it.
 func stepReply(ctx context.Context, p *prober) (string, error) {
-	c, res, err := p.greetOnce(ctx)
-	if res == nil {
+	s, err := p.rawSession()
+	if err != nil {
 		return "", err
 	}
-	defer c.Close()
-	seq := res.Request.Header.Sequence
-	want := fmt.Sprintf("want one reply type %d seq %d text %q", greet.TypeGreet, seq, greet.ReplyText(c.PID()))
-	var replies []netlink.Message
-	for _, m := range res.Messages {
-		if m.Header.Type == greet.TypeGreet {
-			replies = append(replies, m)
-		}
+	defer s.Close()
+	seq, msg := s.Message(greet.TypeGreet, rawgreet.ReqAck, greet.EncodeGreeting(greetingText))
+	start := time.Now()
+	if err := s.Send(msg); err != nil {
+		return "", err
 	}
-	switch {
-	case len(replies) == 0:
-		return "", fmt.Errorf("reply: %s, got %s within %s (no reply)", want, res.Summary(), answerTimeout)
-	case len(replies) > 1:
-		return "", fmt.Errorf("reply: %s, got %d replies: %s", want, len(replies), res.Summary())
-	case replies[0].Header.Sequence != seq:
-		return "", fmt.Errorf("reply: %s, got reply with seq %d", want, replies[0].Header.Sequence)
+	got, err := s.WaitAck(seq, answerTimeout)
+	elapsed := time.Since(start)
+	want := rawgreet.ReplyAck(seq)
+	if err == nil && slices.Equal(want, got) {
+		return fmt.Sprintf("reply and ack after %d ms", elapsed.Milliseconds()), nil
 	}
-	text, derr := greet.DecodeReply(replies[0].Data)
-	if derr != nil {
-		return "", fmt.Errorf("reply: %s, got %q: %v", want, text, derr)
+	note := ""
+	if !slices.ContainsFunc(got, func(d string) bool { return strings.HasPrefix(d, "reply ") }) {
+		note = " (no reply)"
 	}
-	if text != greet.ReplyText(c.PID()) {
-		return "", fmt.Errorf("reply: %s, got text %q", want, text)
+	if err != nil {
+		return "", fmt.Errorf("reply: want %s, got %s%s: %v", rawgreet.List(want), rawgreet.List(got), note, err)
 	}
-	return fmt.Sprintf("reply after %d ms", res.Elapsed.Milliseconds()), nil
+	return "", fmt.Errorf("reply: want %s, got %s%s", rawgreet.List(want), rawgreet.List(got), note)
 }
 
 func stepAck(ctx context.Context, p *prober) (string, error) {
@@ -186,11 +187,11 @@ func stepOriginalClient(ctx context.Context, p *prober) (string, error) {
 		Seq:   seq,
 		PID:   uint32(unix.Getpid()),
 	}, greet.EncodeOriginalGreeting(greetingText))
-	if err := s.Conn.Send(msg); err != nil {
+	if err := s.Send(msg); err != nil {
 		return "", err
 	}
 	got, err := s.WaitAck(seq, answerTimeout)
-	want := []string{"reply seq 1", "ack seq 1 error 0"}
+	want := rawgreet.ReplyAck(seq)
 	if err != nil {
 		return "", fmt.Errorf("original client (flags NLM_F_ACK only, nlmsg_pid %d, %d-byte payload): want %v, got %v: %v",
 			unix.Getpid(), greet.OriginalPayloadLen, want, got, err)

@@ -120,8 +120,8 @@ func (t *tally) add(m rawnl.Message, port uint32) (firstAck bool) {
 	switch m.Header.Type {
 	case greet.TypeGreet:
 		t.replies[seq]++
-		if d := rawgreet.Describe(m, port); d != fmt.Sprintf("reply seq %d", seq) {
-			t.bad.add(errors.New(d))
+		if err := greet.CheckAnswer(m, greet.ExpectedReply(seq, port)); err != nil {
+			t.bad.add(fmt.Errorf("seq %d: %w", seq, err))
 		}
 		if t.acks[seq] > 0 {
 			t.bad.add(fmt.Errorf("reply seq %d after its ack", seq))

@@ -94,7 +94,7 @@ func TestEveryStepImplemented(t *testing.T) {
 func TestTally(t *testing.T) {
 	const port = 9
 	reply := func(seq uint32) rawnl.Message {
-		return rawnl.Message{Header: rawnl.Header{Type: greet.TypeGreet, Seq: seq}, Data: greet.EncodeGreeting(greet.ReplyText(port))}
+		return greet.ExpectedReply(seq, port)
 	}
 	ack := func(seq uint32) rawnl.Message {
 		return rawnl.Message{Header: rawnl.Header{Type: rawnl.TypeError, Seq: seq}, Data: greet.EncodeAck(0)}
@@ -111,6 +111,14 @@ func TestTally(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("check error %q lacks %q", err, want)
 		}
+	}
+	multi := newTally()
+	m := reply(6)
+	m.Header.Flags = rawnl.FlagMulti
+	multi.add(m, port)
+	multi.add(ack(6), port)
+	if err := multi.check([]uint32{6}); err == nil || !strings.Contains(err.Error(), "reply flags 0x2 (NLM_F_MULTI), want 0") {
+		t.Errorf("check of a reply with NLM_F_MULTI: got %v, want the flags named", err)
 	}
 	good := newTally()
 	good.add(reply(5), port)

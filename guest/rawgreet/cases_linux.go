@@ -68,20 +68,26 @@ func EmptyGreeting() []Case {
 			return d, ErrAck(seq, "EINVAL")
 		})
 	}
-	return []Case{
+	return Invalid(
 		empty("no payload, NLM_F_ACK", ReqAck, nil),
 		empty("no payload, without NLM_F_ACK", Req, nil),
 		empty("payload \"\\0\", NLM_F_ACK", ReqAck, []byte{0}),
 		empty("payload \"\\0\", without NLM_F_ACK", Req, []byte{0}),
 		empty("1040 NUL bytes, NLM_F_ACK", ReqAck, make([]byte, greet.OriginalPayloadLen)),
 		empty("1040 NUL bytes, original client flags", rawnl.FlagAck, make([]byte, greet.OriginalPayloadLen)),
-	}
+	)
 }
 
 func TextLimits() []Case {
 	text := func(name string, n int, nul bool, ok bool) Case {
 		return One(name, func(s *Session) ([]byte, []string) {
-			payload := bytes.Repeat([]byte{'a'}, n)
+			// Texts too long are of another letter, so that their
+			// log line, if any, differs from a valid one's.
+			letter := byte('a')
+			if !ok {
+				letter = 'b'
+			}
+			payload := bytes.Repeat([]byte{letter}, n)
 			if nul {
 				payload = append(payload, 0)
 			}
@@ -92,19 +98,20 @@ func TextLimits() []Case {
 			return d, ErrAck(seq, "EINVAL")
 		})
 	}
-	return []Case{
+	return append(Invalid(
+		text("1025 bytes", greet.MaxText+1, true, false),
+		text("1025 bytes without NUL", greet.MaxText+1, false, false),
+	),
 		text("1 byte", 1, true, true),
 		text("1023 bytes", 1023, true, true),
 		text("1024 bytes", greet.MaxText, true, true),
 		text("1024 bytes without NUL", greet.MaxText, false, true),
-		text("1025 bytes", greet.MaxText+1, true, false),
-		text("1025 bytes without NUL", greet.MaxText+1, false, false),
 		One("1024 bytes NUL-padded to 2048", func(s *Session) ([]byte, []string) {
 			payload := append(bytes.Repeat([]byte{'a'}, greet.MaxText), make([]byte, 1024)...)
 			seq, d := s.Message(greet.TypeGreet, ReqAck, payload)
 			return d, ReplyAck(seq)
 		}),
-	}
+	)
 }
 
 func HugePayload() []Case {
@@ -118,12 +125,12 @@ func HugePayload() []Case {
 			return d, ErrAck(seq, "EINVAL")
 		})
 	}
-	return []Case{
+	return Invalid(
 		huge("8 KiB text", 8<<10, true, ReqAck),
 		huge("64 KiB text", 64<<10, true, ReqAck),
 		huge("64 KiB without NUL", 64<<10, false, ReqAck),
 		huge("64 KiB without NUL or NLM_F_ACK", 64<<10, false, Req),
-	}
+	)
 }
 
 func NoNUL() []Case {
@@ -199,7 +206,7 @@ func UnknownType() []Case {
 			}))
 		}
 	}
-	return cases
+	return Invalid(cases...)
 }
 
 func Batch() []Case {
@@ -232,8 +239,40 @@ func Batch() []Case {
 			add(greet.TypeGreet, ReqAck, greet.EncodeGreeting("last"), ReplyAck)
 			return d, want
 		}),
+		One(fmt.Sprintf("%d mixed messages in one datagram", BigBatch), func(s *Session) ([]byte, []string) {
+			var d []byte
+			var want []string
+			for i := range BigBatch {
+				seq := s.Next()
+				typ, flags, payload := uint16(greet.TypeGreet), uint16(ReqAck), greet.EncodeGreeting(fmt.Sprintf("batch %d", i))
+				var answer []string
+				// Every fifth message is invalid or a control type; the
+				// greetings alternate with and without NLM_F_ACK.
+				switch {
+				case i%10 == 3:
+					payload, answer = nil, ErrAck(seq, "EINVAL")
+				case i%10 == 5:
+					typ, answer = 21, ErrAck(seq, "EOPNOTSUPP")
+				case i%10 == 8:
+					typ, answer = rawnl.TypeNoop, AckOnly(seq)
+				case i%10 == 9:
+					typ, flags, answer = rawnl.TypeNoop, Req, nil
+				case i%2 == 1:
+					flags, answer = Req, nil
+				default:
+					answer = ReplyAck(seq)
+				}
+				d = rawnl.AppendMessage(d, rawnl.Header{Type: typ, Flags: flags, Seq: seq}, payload)
+				want = append(want, answer...)
+			}
+			return d, want
+		}),
 	}
 }
+
+// BigBatch is how many messages the batch step's largest datagram holds:
+// far more than a module that stops after a few would answer.
+const BigBatch = 40
 
 // SpoofedPid are greetings whose nlmsg_pid names another port (0, other's,
 // 0xffffffff): the reply must still go to the sender.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/kmodtest/kmodtest/greet"
@@ -20,7 +21,14 @@ type Session struct {
 	Conn *rawnl.Conn
 	// Timeout bounds the wait for an answer that must come.
 	Timeout time.Duration
-	seq     uint32
+	// QuietSentinel makes Exchange end with an NLMSG_NOOP with NLM_F_ACK
+	// instead of a greeting: a sentinel that logs no greeting line, for
+	// steps that check the log holds none.
+	QuietSentinel bool
+	seq           uint32
+	// sent holds every well-formed message sent through Send, by
+	// sequence number: what answers are checked against, whole.
+	sent map[uint32]rawnl.Message
 }
 
 // Open opens a raw socket of the module's netlink protocol.
@@ -33,7 +41,7 @@ func Open(protocol int, timeout time.Duration) (*Session, error) {
 		c.Close()
 		return nil, err
 	}
-	return &Session{Conn: c, Timeout: timeout, seq: 100}, nil
+	return &Session{Conn: c, Timeout: timeout, seq: 100, sent: map[uint32]rawnl.Message{}}, nil
 }
 
 // Close closes the socket.
@@ -51,6 +59,50 @@ func (s *Session) Message(typ, flags uint16, payload []byte) (uint32, []byte) {
 	return seq, rawnl.NewMessage(rawnl.Header{Type: typ, Flags: flags, Seq: seq}, payload)
 }
 
+// Send sends d as one datagram and remembers its well-formed messages,
+// so that their answers can be checked whole (Check).
+func (s *Session) Send(d []byte) error {
+	msgs, _ := rawnl.Parse(d)
+	for _, m := range msgs {
+		m.Data = append([]byte(nil), m.Data...)
+		s.sent[m.Header.Seq] = m
+	}
+	return s.Conn.Send(d)
+}
+
+// Check compares an answer with the one the protocol promises for the
+// message sent with its sequence number (greet.CheckAnswer): a reply
+// must be greet.ExpectedReply, an NLMSG_ERROR greet.ExpectedAck with its
+// own error code (which the steps compare through Describe). Answers to
+// nothing sent, or of other types, are left to Describe.
+func (s *Session) Check(m rawnl.Message) error {
+	req, ok := s.sent[m.Header.Seq]
+	if !ok {
+		return nil
+	}
+	switch m.Header.Type {
+	case greet.TypeGreet:
+		return greet.CheckAnswer(m, greet.ExpectedReply(m.Header.Seq, s.Conn.PID()))
+	case rawnl.TypeError:
+		errno, ok := m.Errno()
+		if !ok || errno < 0 {
+			return nil
+		}
+		return greet.CheckAnswer(m, greet.ExpectedAck(req, s.Conn.PID(), syscall.Errno(errno)))
+	}
+	return nil
+}
+
+// DescribeChecked is Describe followed, for an answer that differs from
+// the one promised in any field, by what differs (Check).
+func (s *Session) DescribeChecked(m rawnl.Message) string {
+	d := Describe(m, 0)
+	if err := s.Check(m); err != nil {
+		d += " (" + err.Error() + ")"
+	}
+	return d
+}
+
 // Describe returns m in the compact form steps compare (see
 // greet.DescribeAnswer); a reply with the wrong text for port says so.
 func Describe(m rawnl.Message, port uint32) string {
@@ -65,7 +117,7 @@ func (s *Session) WaitAck(seq uint32, timeout time.Duration) ([]string, error) {
 	for {
 		msgs, err := s.Conn.ReceiveMessages(time.Until(end))
 		for _, m := range msgs {
-			got = append(got, Describe(m, s.Conn.PID()))
+			got = append(got, s.DescribeChecked(m))
 			if m.Header.Type == rawnl.TypeError && m.Header.Seq == seq {
 				if err != nil {
 					return got, fmt.Errorf("malformed datagram: %w", err)
@@ -88,7 +140,7 @@ func (s *Session) WaitAck(seq uint32, timeout time.Duration) ([]string, error) {
 // properly: the module stopped answering.
 func (s *Session) Exchange(datagrams ...[]byte) ([]string, error) {
 	for i, d := range datagrams {
-		err := s.Conn.Send(d)
+		err := s.Send(d)
 		// The socket layer itself refuses an empty datagram (ENODATA
 		// since "Zero length message leads to an empty skb"); it never
 		// reaches the module, which is what the step wants.
@@ -100,18 +152,24 @@ func (s *Session) Exchange(datagrams ...[]byte) ([]string, error) {
 		}
 	}
 	seq, sentinel := s.Message(greet.TypeGreet, rawnl.FlagRequest|rawnl.FlagAck, greet.EncodeGreeting("sentinel"))
-	if err := s.Conn.Send(sentinel); err != nil {
-		return nil, fmt.Errorf("sentinel greeting: %w", err)
+	tail := ReplyAck(seq)
+	what := "sentinel greeting"
+	if s.QuietSentinel {
+		seq, sentinel = s.Message(rawnl.TypeNoop, rawnl.FlagRequest|rawnl.FlagAck, nil)
+		tail = AckOnly(seq)
+		what = "sentinel NLMSG_NOOP"
+	}
+	if err := s.Send(sentinel); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	got, err := s.WaitAck(seq, s.Timeout)
-	tail := []string{fmt.Sprintf("reply seq %d", seq), fmt.Sprintf("ack seq %d error 0", seq)}
 	if err != nil {
-		return got, fmt.Errorf("module stopped answering: sentinel greeting seq %d: want %v, got %v: %v", seq, tail, got, err)
+		return got, fmt.Errorf("module stopped answering: %s seq %d: want %v, got %v: %v", what, seq, tail, got, err)
 	}
-	if len(got) < 2 || !slices.Equal(got[len(got)-2:], tail) {
-		return got, fmt.Errorf("sentinel greeting seq %d: want %v at the end, got %v", seq, tail, got)
+	if len(got) < len(tail) || !slices.Equal(got[len(got)-len(tail):], tail) {
+		return got, fmt.Errorf("%s seq %d: want %v at the end, got %v", what, seq, tail, got)
 	}
-	return got[:len(got)-2], nil
+	return got[:len(got)-len(tail)], nil
 }
 
 // A Case is one input and the answers it must get.
@@ -119,6 +177,17 @@ type Case struct {
 	Name string
 	// Build returns the datagrams to send and the answers they must get.
 	Build func(s *Session) (datagrams [][]byte, want []string)
+	// Invalid marks a case that sends only messages the module must not
+	// log a greeting line for (invalid greetings, other types).
+	Invalid bool
+}
+
+// Invalid returns cases marked Invalid.
+func Invalid(cases ...Case) []Case {
+	for i := range cases {
+		cases[i].Invalid = true
+	}
+	return cases
 }
 
 // Run runs each case on s and fails with every mismatch.

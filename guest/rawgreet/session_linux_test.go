@@ -35,3 +35,38 @@ func TestDescribeRaw(t *testing.T) {
 		})
 	}
 }
+
+func TestBigBatch(t *testing.T) {
+	cases := Batch()
+	d, want := cases[len(cases)-1].Build(&Session{seq: 100})
+	msgs, err := rawnl.Parse(d[0])
+	if err != nil || len(msgs) != BigBatch {
+		t.Fatalf("datagram holds %d messages (%v), want %d", len(msgs), err, BigBatch)
+	}
+	// Per ten messages: four greetings with NLM_F_ACK (reply and ack),
+	// an empty greeting and another type (an error ack each), and a NOOP
+	// with NLM_F_ACK (an ack); the rest are answered with nothing.
+	if n := BigBatch / 10 * (4*2 + 3); len(want) != n {
+		t.Fatalf("want %d answers, got %d: %q", n, len(want), want)
+	}
+	if want[0] != "reply seq 101" || want[len(want)-1] != "ack seq 139 error 0" {
+		t.Errorf("answers from %q to %q, want from reply seq 101 to ack seq 139 error 0", want[0], want[len(want)-1])
+	}
+}
+
+func TestInvalidMarksCases(t *testing.T) {
+	for _, c := range EmptyGreeting() {
+		if !c.Invalid {
+			t.Errorf("empty greeting case %q is not marked Invalid", c.Name)
+		}
+	}
+	var invalid []string
+	for _, c := range TextLimits() {
+		if c.Invalid {
+			invalid = append(invalid, c.Name)
+		}
+	}
+	if diff := cmp.Diff([]string{"1025 bytes", "1025 bytes without NUL"}, invalid); diff != "" {
+		t.Errorf("invalid text-limits cases (-want +got):\n%s", diff)
+	}
+}
