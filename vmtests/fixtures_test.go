@@ -37,6 +37,9 @@ var fixtures = []fixture{
 	{name: "log-unlimited", step: "greeting-log", reason: regexp.MustCompile(`at most 10 log lines \(rate limited\)`)},
 	{name: "debug-seq-port-swapped", step: "debug-log", reason: regexp.MustCompile(`want the debug line "NetlinkGreetingsLKM: message type 20`)},
 	{name: "log-raw-text", step: "greeting-log", reason: regexp.MustCompile("want the log line")},
+	{name: "reply-multi", step: "reply", reason: regexp.MustCompile(`reply flags 0x2 \(NLM_F_MULTI\), want 0`)},
+	{name: "batch-of-eight", step: "batch", reason: regexp.MustCompile(`40 mixed messages in one datagram: want`)},
+	{name: "log-invalid", step: "empty-greeting", reason: regexp.MustCompile(`want no kernel log line "NetlinkGreetingsLKM: greeting from port \d+:"`)},
 	{name: "ignore-protocol-param", step: "module-param", reason: regexp.MustCompile("NETLINK_ROUTE, taken")},
 	// With two vCPUs the prober runs on while one CPU spins: it abandons
 	// the step at its timeout. With one the whole guest falls silent and
