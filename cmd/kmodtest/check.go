@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/kmodtest/kmodtest/harness"
+	"github.com/kmodtest/kmodtest/check"
 	"github.com/kmodtest/kmodtest/kernels"
 	"github.com/kmodtest/kmodtest/project"
 )
@@ -57,7 +57,7 @@ func runCheck(ctx context.Context, env *cliEnv, args []string) error {
 	if *names != "" {
 		list = strings.Split(*names, ",")
 	}
-	ks, err := harness.ProjectKernels(list)
+	ks, err := check.Kernels(list)
 	if err != nil {
 		return usagef("%v", err)
 	}
@@ -70,7 +70,7 @@ func runCheck(ctx context.Context, env *cliEnv, args []string) error {
 		return fmt.Errorf("cache directory: %w", err)
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(env.stderr, format+"\n", args...) }
-	rep, err := harness.CheckProject(ctx, harness.ProjectCheck{
+	rep, err := check.Project(ctx, check.Options{
 		Cache:   &kernels.Cache{Dir: dir, Logf: logf},
 		Kernels: ks,
 		Logf:    logf,

@@ -40,7 +40,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"check"}, 2, "give one project directory, got 0 arguments"},
 		{[]string{"check", "-format", "html", "."}, 2, `-format "html": want text or markdown`},
 		{[]string{"check", "-kernels", "9.9", "."}, 2, `unknown kernel "9.9"`},
-		{[]string{"check", "../../harness/testdata/projects/bad-syntax"}, 1, "bad-syntax/dkms.conf: line 6: syntax error: unexpected end of file: fix the shell syntax"},
+		{[]string{"check", "../../check/testdata/projects/bad-syntax"}, 1, "bad-syntax/dkms.conf: line 6: syntax error: unexpected end of file: fix the shell syntax"},
 		{[]string{"check", "../../harness/testdata"}, 1, "has no dkms.conf, kmodtest.json, Kbuild or Makefile"},
 	}
 	for _, tt := range tests {

@@ -23,7 +23,7 @@ var layers = []struct {
 	{"guest libraries", []string{"guest/kernelio", "guest/rawgreet"}},
 	{"archive, images, Kbuild, module projects", []string{"debian", "bootimage", "kbuild", "project", "modinfo"}},
 	{"kernels, VMs, verdicts", []string{"kernels", "vm", "verdict", "initramfs", "coverage"}},
-	{"harness", []string{"harness"}},
+	{"orchestration", []string{"harness", "check"}},
 	{"command, its features and guest programs", []string{"cmd/kmodtest/watch", "cmd/kmodtest/shell", "results", "shard", "cmd/kmodtest", "guest/prober"}},
 	{"VM tests and checks of the repository", []string{"vmtests", "internal/workflow", "internal/layers"}},
 }
@@ -111,7 +111,7 @@ func check(arrows []arrow) []string {
 func TestCheckFindsArrowsUp(t *testing.T) {
 	got := check(parse(module + "internal/proc|" + module + "harness|\n" + module + "newpkg||\n"))
 	want := []string{
-		"internal/proc (leaf utilities) imports harness (harness), a higher layer: internal/proc -> harness points up",
+		"internal/proc (leaf utilities) imports harness (orchestration), a higher layer: internal/proc -> harness points up",
 		"package newpkg has no layer: add it to the layers of internal/layers/layers_test.go",
 	}
 	if !slices.Equal(got, want) {

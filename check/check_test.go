@@ -1,4 +1,4 @@
-package harness
+package check
 
 import (
 	"os"
@@ -23,7 +23,7 @@ func TestProjectReport(t *testing.T) {
 	skip := newRow(kernels.Kernel{Name: "7.3"}, "7.3.4+deb13-amd64", allModules)
 	skip.States["build"] = StateSkip
 	skip.Why["build"] = []string{skippedWhy + ": BUILD_EXCLUSIVE_KERNEL_MAX=7.2 is below 7.3.4+deb13-amd64"}
-	rep := &ProjectReport{Project: "vpoll 0.1", Rows: []ProjectRow{ok, bad, skip}}
+	rep := &Report{Project: "vpoll 0.1", Rows: []Row{ok, bad, skip}}
 	if !rep.Failed() {
 		t.Error("Failed() = false with a failed build")
 	}
@@ -53,7 +53,7 @@ func TestProjectReport(t *testing.T) {
 
 // checkFixture builds one of testdata/projects on kernel 6.1 and returns
 // its report.
-func checkFixture(t *testing.T, name string) (*ProjectReport, *kernels.Cache, kernels.Kernel) {
+func checkFixture(t *testing.T, name string) (*Report, *kernels.Cache, kernels.Kernel) {
 	t.Helper()
 	testenv.NeedVMs(t)
 	testenv.NeedTool(t, "make", "bash")
@@ -61,7 +61,7 @@ func checkFixture(t *testing.T, name string) (*ProjectReport, *kernels.Cache, ke
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks, err := ProjectKernels([]string{"6.1"})
+	ks, err := Kernels([]string{"6.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func checkFixture(t *testing.T, name string) (*ProjectReport, *kernels.Cache, ke
 		t.Fatal(err)
 	}
 	cache := &kernels.Cache{Dir: dir, Logf: t.Logf}
-	rep, err := CheckProject(t.Context(), ProjectCheck{Cache: cache, Kernels: ks, Logf: t.Logf}, p)
+	rep, err := Project(t.Context(), Options{Cache: cache, Kernels: ks, Logf: t.Logf}, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func checkFixture(t *testing.T, name string) (*ProjectReport, *kernels.Cache, ke
 }
 
 // wantCell fails t unless row's step has state and its reasons say why.
-func wantCell(t *testing.T, rep *ProjectReport, step, state, why string) {
+func wantCell(t *testing.T, rep *Report, step, state, why string) {
 	t.Helper()
 	if len(rep.Rows) != 1 {
 		t.Fatalf("%d rows, want 1", len(rep.Rows))
@@ -175,17 +175,17 @@ func TestDebianDKMS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks, err := ProjectKernels([]string{"6.1"})
+	ks, err := Kernels([]string{"6.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	check := ProjectCheck{Cache: &kernels.Cache{Dir: dir, Logf: t.Logf}, Kernels: ks, Logf: t.Logf}
+	check := Options{Cache: &kernels.Cache{Dir: dir, Logf: t.Logf}, Kernels: ks, Logf: t.Logf}
 	for _, conf := range confs {
 		p, err := project.Load(t.Context(), filepath.Dir(conf))
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep, err := CheckProject(t.Context(), check, p)
+		rep, err := Project(t.Context(), check, p)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,10 @@
-package harness
+// Package check builds a module project (package project: a dkms.conf,
+// a kmodtest.json, or a plain Kbuild directory) on each selected kernel
+// with that kernel's own compiler and checks every module it makes from
+// its .modinfo: what `kmodtest check` prints, and what other
+// repositories can call from their own tests. It is apart from harness,
+// which boots guests: these checks need none.
+package check
 
 import (
 	"context"
@@ -14,10 +20,10 @@ import (
 	"github.com/kmodtest/kmodtest/project"
 )
 
-// ProjectSteps are the steps of a module project's check, in order.
+// Steps are the steps of a module project's check, in order.
 // build and modinfo run on the host now; the others need a guest and
 // are "-" until they are run.
-var ProjectSteps = []string{"build", "modinfo", "load", "params", "unload", "reload", "tests"}
+var Steps = []string{"build", "modinfo", "load", "params", "unload", "reload", "tests"}
 
 // The states of one cell of a project's table.
 const (
@@ -30,19 +36,19 @@ const (
 	notRunReason = "not run yet"
 )
 
-// A ProjectCheck says where and for which kernels to check projects.
-type ProjectCheck struct {
+// A Options says where and for which kernels to check projects.
+type Options struct {
 	Cache *kernels.Cache
-	// Kernels are the kernels to build for (see ProjectKernels).
+	// Kernels are the kernels to build for (see Kernels).
 	Kernels []kernels.Kernel
 	// Logf receives progress lines; nil drops them.
 	Logf func(format string, args ...any)
 }
 
-// ProjectKernels returns the kernels of the matrix named in names, or,
+// Kernels returns the kernels of the matrix named in names, or,
 // with none named, every kernel of the host's architecture that is
 // fetched from Debian (not a source-built one such as 6.12-debug).
-func ProjectKernels(names []string) ([]kernels.Kernel, error) {
+func Kernels(names []string) ([]kernels.Kernel, error) {
 	matrix, err := kernels.LoadMatrix()
 	if err != nil {
 		return nil, err
@@ -52,23 +58,23 @@ func ProjectKernels(names []string) ([]kernels.Kernel, error) {
 	}
 	var out []kernels.Kernel
 	for _, k := range matrix {
-		if k.Source == nil && archOf(k) == arch.Host() {
+		if k.Source == nil && k.Arch.OrDefault() == arch.Host() {
 			out = append(out, k)
 		}
 	}
 	return out, nil
 }
 
-// A ProjectReport is a project's table: kernels x modules x steps.
-type ProjectReport struct {
+// A Report is a project's table: kernels x modules x steps.
+type Report struct {
 	Project string
-	Rows    []ProjectRow
+	Rows    []Row
 }
 
-// A ProjectRow is one module on one kernel. When the kernel was skipped
+// A Row is one module on one kernel. When the kernel was skipped
 // or the build failed, one row stands for every module: Module lists the
 // project's modules, or is "(all)" for a plain Kbuild project.
-type ProjectRow struct {
+type Row struct {
 	Kernel, Release, Module string
 	// States holds each step's state (StatePass, ...), by step name.
 	States map[string]string
@@ -79,7 +85,7 @@ type ProjectRow struct {
 }
 
 // Failed reports whether any step of any row failed.
-func (r *ProjectReport) Failed() bool {
+func (r *Report) Failed() bool {
 	for _, row := range r.Rows {
 		for _, s := range row.States {
 			if s == StateFail {
@@ -90,17 +96,17 @@ func (r *ProjectReport) Failed() bool {
 	return false
 }
 
-// CheckProject builds p for each kernel of c with that kernel's own
+// Project builds p for each kernel of c with that kernel's own
 // compiler and checks each module it makes (vermagic, license, depends)
 // from its .modinfo. What the module does is in the report; an error is
 // returned only when the check itself cannot go on (a kernel that
 // cannot be fetched, a cancelled context).
-func CheckProject(ctx context.Context, c ProjectCheck, p *project.Project) (*ProjectReport, error) {
+func Project(ctx context.Context, c Options, p *project.Project) (*Report, error) {
 	logf := c.Logf
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	rep := &ProjectReport{Project: strings.TrimSpace(p.Name + " " + p.Version)}
+	rep := &Report{Project: strings.TrimSpace(p.Name + " " + p.Version)}
 	for _, k := range c.Kernels {
 		rows, err := checkKernel(ctx, c.Cache, k, p, logf)
 		if err != nil {
@@ -112,22 +118,22 @@ func CheckProject(ctx context.Context, c ProjectCheck, p *project.Project) (*Pro
 }
 
 // newRow returns a row whose steps have not run.
-func newRow(k kernels.Kernel, release, module string) ProjectRow {
-	r := ProjectRow{Kernel: k.Name, Release: release, Module: module, States: map[string]string{}, Why: map[string][]string{}}
-	for _, s := range ProjectSteps {
+func newRow(k kernels.Kernel, release, module string) Row {
+	r := Row{Kernel: k.Name, Release: release, Module: module, States: map[string]string{}, Why: map[string][]string{}}
+	for _, s := range Steps {
 		r.States[s] = StateNotRun
 	}
 	return r
 }
 
 // checkKernel builds and checks p for one kernel.
-func checkKernel(ctx context.Context, cache *kernels.Cache, k kernels.Kernel, p *project.Project, logf func(string, ...any)) ([]ProjectRow, error) {
+func checkKernel(ctx context.Context, cache *kernels.Cache, k kernels.Kernel, p *project.Project, logf func(string, ...any)) ([]Row, error) {
 	f, err := cache.Fetch(ctx, k)
 	if err != nil {
 		return nil, err
 	}
 	machine := "x86_64"
-	if archOf(k) == arch.ARM64 {
+	if k.Arch.OrDefault() == arch.ARM64 {
 		machine = "aarch64"
 	}
 	plan, err := p.ForKernel(ctx, project.Kernel{Release: f.Release, SourceDir: f.KDIR, Machine: machine})
@@ -142,7 +148,7 @@ func checkKernel(ctx context.Context, cache *kernels.Cache, k kernels.Kernel, p 
 		row := newRow(k, f.Release, label)
 		row.States["build"] = StateSkip
 		row.Why["build"] = []string{skippedWhy + ": " + plan.Excluded}
-		return []ProjectRow{row}, nil
+		return []Row{row}, nil
 	}
 	spec := projectSpec(plan)
 	spec.W1 = p.ExtraWarnings
@@ -153,7 +159,7 @@ func checkKernel(ctx context.Context, cache *kernels.Cache, k kernels.Kernel, p 
 		row := newRow(k, f.Release, label)
 		row.States["build"] = StateFail
 		row.Why["build"] = append([]string{"$ " + be.Cmd}, be.Output...)
-		return []ProjectRow{row}, nil
+		return []Row{row}, nil
 	}
 	if err != nil {
 		return nil, err
@@ -166,7 +172,7 @@ func checkKernel(ctx context.Context, cache *kernels.Cache, k kernels.Kernel, p 
 	for _, ko := range mb.Kos {
 		own = append(own, strings.TrimSuffix(filepath.Base(ko), ".ko"))
 	}
-	var rows []ProjectRow
+	var rows []Row
 	for i, ko := range mb.Kos {
 		row := newRow(k, f.Release, own[i])
 		row.States["build"] = StatePass
@@ -248,14 +254,14 @@ func modinfoKernel(f *kernels.Fetched) (modinfo.Kernel, string, error) {
 
 // String is the report as a table, one line per kernel and module, with
 // the reasons for every failed or skipped step and the notes below it.
-func (r *ProjectReport) String() string {
+func (r *Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "project %s\n\n", r.Project)
-	head := append([]string{"kernel", "release", "module"}, ProjectSteps...)
+	head := append([]string{"kernel", "release", "module"}, Steps...)
 	lines := [][]string{head}
 	for _, row := range r.Rows {
 		line := []string{row.Kernel, row.Release, row.Module}
-		for _, s := range ProjectSteps {
+		for _, s := range Steps {
 			line = append(line, row.States[s])
 		}
 		lines = append(lines, line)
@@ -277,7 +283,7 @@ func (r *ProjectReport) String() string {
 	}
 	fmt.Fprintf(&b, "\n(- : %s; a later kmodtest loads the modules in a guest)\n", notRunReason)
 	for _, row := range r.Rows {
-		for _, s := range ProjectSteps {
+		for _, s := range Steps {
 			if len(row.Why[s]) == 0 {
 				continue
 			}
@@ -298,14 +304,14 @@ func (r *ProjectReport) String() string {
 
 // Markdown is the report as a Markdown table a project can paste into
 // its README ("tested on"), with a footnote line per failure or skip.
-func (r *ProjectReport) Markdown() string {
+func (r *Report) Markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| kernel | release | module | %s |\n", strings.Join(ProjectSteps, " | "))
-	fmt.Fprintf(&b, "|---|---|---|%s\n", strings.Repeat("---|", len(ProjectSteps)))
+	fmt.Fprintf(&b, "| kernel | release | module | %s |\n", strings.Join(Steps, " | "))
+	fmt.Fprintf(&b, "|---|---|---|%s\n", strings.Repeat("---|", len(Steps)))
 	var notes []string
 	for _, row := range r.Rows {
 		fmt.Fprintf(&b, "| %s | `%s` | %s |", row.Kernel, row.Release, row.Module)
-		for _, s := range ProjectSteps {
+		for _, s := range Steps {
 			st := row.States[s]
 			if len(row.Why[s]) > 0 {
 				notes = append(notes, fmt.Sprintf("%s, %s, %s: %s", row.Kernel, row.Module, s, firstReason(row.Why[s])))
