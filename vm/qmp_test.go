@@ -123,6 +123,24 @@ func (f *fakeQMP) got() []string {
 // wait between two questions or the connection's deadline met it.
 const deadline = "(deadline)"
 
+// checkErr fails t unless err is what want says: nil for "", the
+// deadline's error for deadline, else an error containing want.
+func checkErr(t *testing.T, err error, want string) {
+	t.Helper()
+	switch {
+	case want == deadline:
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("want the deadline's error, got %v", err)
+		}
+	case want != "":
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want error %q, got %v", want, err)
+		}
+	case err != nil:
+		t.Errorf("unexpected error: %v", err)
+	}
+}
+
 func testCtx(t *testing.T, d time.Duration) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), d)
@@ -210,16 +228,8 @@ func TestQMPExecute(t *testing.T) {
 			defer q.Close()
 			got, err := q.execute(ctx, "query-status", nil)
 			switch {
-			case tc.wantErr == deadline:
-				if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded) {
-					t.Errorf("want the deadline's error, got %v", err)
-				}
-			case tc.wantErr != "":
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Errorf("want error %q, got %v (answer %s)", tc.wantErr, err, got)
-				}
-			case err != nil:
-				t.Errorf("unexpected error: %v", err)
+			case tc.wantErr != "" || err != nil:
+				checkErr(t, err, tc.wantErr)
 			case string(got) != tc.want:
 				t.Errorf("answer %s, want %s", got, tc.want)
 			}
@@ -296,18 +306,7 @@ func TestMigrateTo(t *testing.T) {
 			}
 			defer q.Close()
 			err = q.migrateTo(ctx, "cat > "+shellQuote("/cache/snap's/state"))
-			switch {
-			case tc.wantErr == deadline:
-				if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded) {
-					t.Errorf("want the deadline's error, got %v", err)
-				}
-			case tc.wantErr != "":
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Errorf("want error %q, got %v", tc.wantErr, err)
-				}
-			case err != nil:
-				t.Errorf("unexpected error: %v", err)
-			}
+			checkErr(t, err, tc.wantErr)
 			mu.Lock()
 			defer mu.Unlock()
 			if want := `exec:cat > '/cache/snap'\''s/state'`; uri != want {
@@ -342,18 +341,7 @@ func TestGuestRunning(t *testing.T) {
 			})
 			g := &Guest{qmpPath: f.path}
 			err := g.running(testCtx(t, 500*time.Millisecond))
-			switch {
-			case tc.wantErr == deadline:
-				if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded) {
-					t.Errorf("want the deadline's error, got %v", err)
-				}
-			case tc.wantErr != "":
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Errorf("want error %q, got %v", tc.wantErr, err)
-				}
-			case err != nil:
-				t.Errorf("unexpected error: %v", err)
-			}
+			checkErr(t, err, tc.wantErr)
 			for _, c := range f.got()[1:] {
 				if c != "query-status" {
 					t.Errorf("unexpected command %s", c)
