@@ -17,8 +17,9 @@
 // very compiler the kernel was built with: its version text equals the
 // headers' CONFIG_CC_VERSION_TEXT (Debian 12's gcc-12 for 6.1; not
 // Ubuntu's gcc-12, another version). Otherwise make runs in a Debian
-// build root made with mmdebstrap (--variant=apt plus the compiler, make,
-// pahole and the libraries the kbuild tools need). The build runs in a
+// build root made with mmdebstrap (--variant=extract: the compiler, make,
+// pahole, the libraries the kbuild tools need and the shell tools of
+// Kbuild's scripts, unpacked with their dependencies, not installed). The build runs in a
 // private mount namespace (unshare -m; unshare -r -m as a normal user)
 // with /proc mounted (objtool reads it) and the kernel tree and module
 // source bind-mounted at /kmodtest/kernel and /kmodtest/src, then chroot.

@@ -19,7 +19,8 @@ func rootKey(r *BuildRoot) string {
 		Suite    string
 		Apt      []string
 		Packages []string
-	}{r.Suite, r.Apt, r.Packages}
+		Variant  string
+	}{r.Suite, r.Apt, r.Packages, kbuild.RootVariant}
 	return r.Name + "-" + definitionHash(def)
 }
 

@@ -88,7 +88,7 @@ type BuildRoot struct {
 	Suite string `json:"suite,omitempty"`
 	// Apt holds the sources lines, like Kernel.Apt.
 	Apt []string `json:"apt"`
-	// Packages are installed on top of the apt variant (compiler, make,
+	// Packages are unpacked into the root (compiler, make,
 	// the libraries the kbuild tools link against, pahole).
 	Packages []string `json:"packages"`
 }
