@@ -57,8 +57,10 @@ esac`,
 		"mmdebstrap": `for a; do case $a in */root|*/root.tar) t=$a ;; esac; done
 echo mmdebstrap >> "$FAKE_LOG"
 d=$t; case $t in *.tar) d=$(mktemp -d) ;; esac
-mkdir -p "$d/usr/bin" "$d/kmodtest/kernel" "$d/kmodtest/src"
+mkdir -p "$d/usr/bin" "$d/bin" "$d/kmodtest/kernel" "$d/kmodtest/src"
 printf 'make binary' > "$d/usr/bin/make"
+printf 'shell' > "$d/bin/sh"
+[ -n "$FAKE_ROOT_NO_AWK" ] || printf 'awk binary' > "$d/usr/bin/awk"
 printf 'gcc binary' > "$d/usr/bin/x86_64-linux-gnu-gcc-14"
 case $t in *.tar) tar -C "$d" -cf "$t" . ;; esac`,
 		"make": `for a; do case $a in M=*) m=${a#M=} ;; esac; done
@@ -144,6 +146,23 @@ func TestCorruptKernelRefetched(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(f.Vmlinuz); string(data) != "a kernel image" {
 		t.Fatalf("refetched vmlinuz holds %q", data)
+	}
+}
+
+// TestBuildRootWithoutToolsNotKept: a root that mmdebstrap made without
+// a tool Kbuild calls (here awk, an alternative the extract variant does
+// not configure) is an error naming the tool, and no cache entry.
+func TestBuildRootWithoutToolsNotKept(t *testing.T) {
+	fakeTools(t)
+	t.Setenv("FAKE_ROOT_NO_AWK", "1")
+	c, _ := logCache(t)
+	r := fakeKernel("sid").Root
+	_, _, err := c.ensureRoot(context.Background(), r)
+	if err == nil || !strings.Contains(err.Error(), "made a root without /usr/bin/awk") {
+		t.Fatalf("ensureRoot: %v, want the missing awk named", err)
+	}
+	if entries, _ := filepath.Glob(filepath.Join(c.Dir, "roots", "*")); len(entries) != 0 {
+		t.Errorf("a root without its tools was kept: %v", entries)
 	}
 }
 
