@@ -91,7 +91,7 @@ func TestWatch(t *testing.T) {
 // scratchModule skips unless VM tests of the tools are on, and returns
 // the repository, a scratch copy of its kmod/, the module's source in it
 // and that source's content.
-func scratchModule(t *testing.T) (repo, src, file string, good []byte) {
+func scratchModule(t testing.TB) (repo, src, file string, good []byte) {
 	t.Helper()
 	testenv.NeedVMs(t)
 	repo = testenv.RepoRoot(t)
