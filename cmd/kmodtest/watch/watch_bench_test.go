@@ -21,14 +21,18 @@ var benchKernels = flag.String("watch-kernels", "6.1", "the kernels BenchmarkSav
 // out):
 //
 //   - detect: save to the round's start (the source is polled every 50 ms)
+//
 //   - build: the module build (Kbuild's recorded commands replayed)
+//
 //   - wait: build end to the prober's first event (the rest of the
 //     restore, which overlaps the build, and the transfer)
+//
 //   - steps: the steps
+//
 //   - other: the rest (judging, printing; with several kernels, the
 //     slowest target sets build+wait+steps)
 //
-//	KMODTEST_TOOL_TESTS=1 go test ./cmd/kmodtest/watch -run '^$' -bench SaveToVerdict -benchtime 7x [-watch-kernels 5.10,6.1]
+//     KMODTEST_TOOL_TESTS=1 go test ./cmd/kmodtest/watch -run '^$' -bench SaveToVerdict -benchtime 7x [-watch-kernels 5.10,6.1]
 func BenchmarkSaveToVerdict(b *testing.B) {
 	repo, src, file, good := scratchModule(b)
 	s, err := harness.NewSession(b.Context(), harness.Options{Kernels: *benchKernels, ArtifactsDir: b.TempDir()}, repo, b.Logf)
