@@ -159,18 +159,38 @@ func (c *Cache) fetch(ctx context.Context, k Kernel) (*Fetched, error) {
 		return nil, fmt.Errorf("toolchain %q has no build root definition (use a Kernel from LoadMatrix)", k.Toolchain)
 	}
 	start := time.Now()
+	// A kernel whose root the matrix names gets it made while its
+	// packages download: on a cold cache the two overlap instead of
+	// adding up. A host-toolchain kernel knows whether it needs a root
+	// only once its headers are here.
+	var early chan rootResult
+	rootCtx, stopRoot := context.WithCancel(ctx)
+	defer stopRoot()
+	if k.Toolchain != HostToolchain {
+		early = make(chan rootResult, 1)
+		go func() { early <- c.timedRoot(rootCtx, k.Root) }()
+	}
+	// fail stops the root and waits for it: nothing the fetch started
+	// outlives it.
+	fail := func(err error) (*Fetched, error) {
+		stopRoot()
+		if early != nil {
+			<-early
+		}
+		return nil, err
+	}
 	var err error
 	key := kernelKey(k)
 	if k.Source != nil {
 		if key, err = sourceKey(ctx, k); err != nil {
-			return nil, err
+			return fail(err)
 		}
 	}
 	entry := filepath.Join(c.Dir, "kernels", key)
 
 	unlock, err := cachefs.Lock(ctx, filepath.Join(c.Dir, "locks", "kernel-"+key+".lock"), c.logf)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	m, err := readKernelManifest(entry)
 	cached := err == nil
@@ -191,7 +211,7 @@ func (c *Cache) fetch(ctx context.Context, k Kernel) (*Fetched, error) {
 	}
 	unlock()
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	f := &Fetched{
 		Kernel:  k,
@@ -224,18 +244,35 @@ func (c *Cache) fetch(ctx context.Context, k Kernel) (*Fetched, error) {
 	}
 	rootCached := true
 	if root != nil {
-		rootStart := time.Now()
-		f.root, rootCached, err = c.ensureRoot(ctx, root)
-		if err != nil {
-			return nil, err
+		if early == nil {
+			early = make(chan rootResult, 1)
+			early <- c.timedRoot(ctx, root)
 		}
-		f.Timings.BuildRoot = time.Since(rootStart)
+		r := <-early
+		if r.err != nil {
+			return nil, r.err
+		}
+		f.root, rootCached, f.Timings.BuildRoot = r.dir, r.cached, r.took
 	}
 	f.Timings.Cached = cached && rootCached
 	if !f.Timings.Cached {
 		c.logf("fetch %s: done in %.1fs (%s)", k.Name, time.Since(start).Seconds(), m.Release)
 	}
 	return f, nil
+}
+
+// A rootResult is a build root made (or found) for a fetch.
+type rootResult struct {
+	dir    string
+	cached bool
+	took   time.Duration
+	err    error
+}
+
+func (c *Cache) timedRoot(ctx context.Context, r *BuildRoot) rootResult {
+	start := time.Now()
+	dir, cached, err := c.ensureRoot(ctx, r)
+	return rootResult{dir: dir, cached: cached, took: time.Since(start), err: err}
 }
 
 // readKernelManifest reads and verifies a kernel entry: the vmlinuz must
