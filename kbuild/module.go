@@ -33,6 +33,10 @@ type ModuleBuild struct {
 	// GcovDir holds the .gcno files and the sources they describe when
 	// the module was built with gcov profiling (GCOV_PROFILE=y), else "".
 	GcovDir string
+	// Replayed says Kbuild's recorded commands rebuilt it (BuildIn), not
+	// make: only the changed files were compiled, so only their
+	// warnings are in Warnings.
+	Replayed bool
 }
 
 // A BuildError is a module that failed to compile.
@@ -197,10 +201,16 @@ func findKos(dir string) ([]string, error) {
 }
 
 // BuildIn builds the module in srcDir for t inside work, a build
-// directory the caller keeps between builds (kmodtest watch): only files
-// whose content changed are copied over, so Kbuild recompiles just what
-// they affect, or a replay of Kbuild's recorded commands does (see
-// replay). Nothing is cached; the .ko stays in work.
+// directory the caller keeps between builds (kmodtest watch, and the
+// cache's per-source build directories): only files whose content
+// changed are copied over, so Kbuild recompiles just what they affect,
+// or a replay of Kbuild's recorded commands does (see replay). Nothing
+// is cached; the .ko stays in work.
+//
+// A build that was cut off (Ctrl-C, a timeout) may leave half-written
+// objects that make would trust by their time stamps, so the directory
+// is marked while no build runs in it (replayMarker), and a directory
+// without the mark is emptied first.
 func BuildIn(ctx context.Context, t Target, srcDir, work string) (*ModuleBuild, error) {
 	start := time.Now()
 	files, err := SourceFiles(srcDir)
@@ -210,28 +220,107 @@ func BuildIn(ctx context.Context, t Target, srcDir, work string) (*ModuleBuild, 
 	if len(files) == 0 {
 		return nil, fmt.Errorf("no source files in %s", srcDir)
 	}
+	marker := filepath.Join(work, replayMarker)
+	_, err = os.Stat(marker)
+	settled := err == nil
+	if !settled {
+		if err := os.RemoveAll(work); err != nil {
+			return nil, fmt.Errorf("empty build dir: %w", err)
+		}
+	}
 	changed, err := syncFiles(srcDir, work, files)
 	if err != nil {
 		return nil, fmt.Errorf("copy source to build dir: %w", err)
 	}
-	kos, out, replayed, err := replay(ctx, t, work, changed)
+	if err := os.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	var kos []string
+	var out string
+	replayed := false
+	if settled {
+		kos, out, replayed, err = replay(ctx, t, work, changed)
+	}
 	if !replayed {
-		// The marker goes before make and comes back after a success:
-		// a make that stopped half way may leave .cmd files behind.
-		_ = os.Remove(filepath.Join(work, replayMarker))
 		kos, _, out, err = Make(ctx, t, work)
-		if err == nil {
-			err = os.WriteFile(filepath.Join(work, replayMarker), nil, 0o644)
+	}
+	// A finished build, even a failed one, leaves the directory
+	// consistent (the compiler removes what it could not finish);
+	// anything else, a cut-off build above all, does not.
+	var be *BuildError
+	warnings := WarningLines(out)
+	if err == nil || errors.As(err, &be) {
+		warnings = mergeWarnings(readWarnings(work), warnings, rebuilt(changed, out))
+		if werr := writeWarnings(work, warnings); werr != nil {
+			return nil, werr
+		}
+		if werr := os.WriteFile(marker, nil, 0o644); werr != nil {
+			return nil, werr
 		}
 	}
 	if err != nil {
-		var be *BuildError
-		if errors.As(err, &be) {
+		if be != nil {
 			return nil, err
 		}
 		return nil, fmt.Errorf("build module %s for kernel %s: %w", srcDir, t.Name, cachefs.CheckDiskFull(work, err))
 	}
-	return &ModuleBuild{Ko: kos[0], Kos: kos, Warnings: WarningLines(out), Duration: time.Since(start)}, nil
+	return &ModuleBuild{Ko: kos[0], Kos: kos, Warnings: warnings, Duration: time.Since(start), Replayed: replayed}, nil
+}
+
+// warningsFile keeps, in a build directory, the warnings of the sources
+// the last build there compiled or kept: an incremental build compiles
+// only what changed, and the others' warnings must not vanish with it.
+const warningsFile = ".kmodtest-warnings"
+
+func readWarnings(work string) []string {
+	data, err := os.ReadFile(filepath.Join(work, warningsFile))
+	if err != nil || len(data) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+}
+
+func writeWarnings(work string, lines []string) error {
+	data := strings.Join(lines, "\n")
+	if data != "" {
+		data += "\n"
+	}
+	return os.WriteFile(filepath.Join(work, warningsFile), []byte(data), 0o644)
+}
+
+// rebuilt returns the source files a build compiled: the changed ones
+// (a replay compiles exactly those) and those whose object make
+// printed ("  CC [M]  foo.o").
+func rebuilt(changed []string, out string) map[string]bool {
+	files := map[string]bool{}
+	for _, f := range changed {
+		files[f] = true
+	}
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == "CC" && strings.HasSuffix(f[len(f)-1], ".o") {
+			files[strings.TrimSuffix(f[len(f)-1], ".o")+".c"] = true
+		}
+	}
+	return files
+}
+
+// mergeWarnings returns the warnings of a build: those it printed, and
+// the earlier ones of files it did not compile again. Modpost runs on
+// every build, so its earlier lines are dropped. An edge it gets wrong:
+// a header's warning printed for a source that no longer includes it
+// stays until a build compiles everything (the build directory is
+// emptied after a cut-off build, or by kmodtest cache clean).
+func mergeWarnings(prev, now []string, compiled map[string]bool) []string {
+	merged := slices.Clone(now)
+	for _, l := range prev {
+		file, _, ok := strings.Cut(l, ":")
+		if !ok || strings.HasPrefix(l, "WARNING: modpost: ") || compiled[file] || slices.Contains(merged, l) {
+			continue
+		}
+		merged = append(merged, l)
+	}
+	return merged
 }
 
 // syncFiles copies the listed files from src to dst where dst lacks them

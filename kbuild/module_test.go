@@ -3,6 +3,7 @@ package kbuild
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -45,5 +46,28 @@ func TestKernelCC(t *testing.T) {
 	}
 	if got := kernelCC(t.TempDir()); got != "gcc" {
 		t.Fatalf("kernelCC without variables = %q", got)
+	}
+}
+
+// TestMergeWarnings: an incremental build prints the warnings of what it
+// compiled; the earlier ones of the other sources stay, modpost's are
+// always fresh.
+func TestMergeWarnings(t *testing.T) {
+	prev := []string{
+		"a.c:1:2: warning: unused variable 'x'",
+		"b.c:3:4: warning: old warning of b",
+		"WARNING: modpost: old modpost line",
+	}
+	out := "  CC [M]  b.o\nb.c:9:1: warning: new warning of b\n  MODPOST Module.symvers\n"
+	got := mergeWarnings(prev, WarningLines(out), rebuilt(nil, out))
+	want := []string{"b.c:9:1: warning: new warning of b", "a.c:1:2: warning: unused variable 'x'"}
+	if !slices.Equal(got, want) {
+		t.Errorf("make's rebuild of b.c: got %q, want %q", got, want)
+	}
+	// A replay prints no CC lines: it compiled exactly the changed files.
+	got = mergeWarnings(prev, nil, rebuilt([]string{"a.c"}, ""))
+	want = []string{"b.c:3:4: warning: old warning of b"}
+	if !slices.Equal(got, want) {
+		t.Errorf("replay of a.c: got %q, want %q", got, want)
 	}
 }

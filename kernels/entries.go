@@ -33,6 +33,7 @@ var lockPrefix = map[string]string{
 	"vmlinux":   "vmlinux",
 	"initramfs": "initramfs",
 	"snapshots": "snapshot",
+	"work":      "work",
 }
 
 // entryLock returns the lock file of entry name in subdirectory sub.
@@ -94,7 +95,7 @@ func (c *Cache) selected(sub, name string, matrix, only []Kernel) bool {
 	name = strings.TrimPrefix(name, ".tmp-")
 	for _, k := range only {
 		switch sub {
-		case "kernels", "apt":
+		case "kernels", "apt", "work":
 			if keyOf(k.Name, 12).MatchString(name) {
 				return true
 			}
@@ -205,7 +206,7 @@ func (c *Cache) Status(ctx context.Context, k Kernel) Status {
 	if cachefs.LoadManifest(filepath.Join(c.Dir, "kernels", key), &m) == nil {
 		st.Release = m.Release
 	}
-	for _, sub := range []string{"kernels", "apt", "modules", "vmlinux"} {
+	for _, sub := range []string{"kernels", "apt", "modules", "vmlinux", "work"} {
 		entries, _ := os.ReadDir(filepath.Join(c.Dir, sub))
 		for _, e := range entries {
 			if c.selected(sub, e.Name(), nil, []Kernel{k}) {
@@ -258,6 +259,13 @@ func (c *Cache) PrunePlan(now time.Time) ([]Removal, error) {
 			return
 		case sub == "apt":
 			if _, err := os.Stat(filepath.Join(c.Dir, "kernels", name)); err != nil {
+				remove()
+			}
+			return
+		case sub == "work":
+			// A build directory has no manifest; every build there
+			// renews its marker, and so the directory's time.
+			if fi, err := e.Info(); err == nil && now.Sub(fi.ModTime()) > maxUnused {
 				remove()
 			}
 			return

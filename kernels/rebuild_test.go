@@ -442,3 +442,57 @@ func TestPruneNeverWaits(t *testing.T) {
 		t.Errorf("prune said it waits:\n%s", l)
 	}
 }
+
+// TestBuildDirAfterCutOffBuild: the cache builds kmod-like modules in a
+// build directory it keeps per kernel and source; one whose last build
+// was cut off (no marker) may hold half-written objects that make would
+// trust, so the next build empties it first.
+func TestBuildDirAfterCutOffBuild(t *testing.T) {
+	fakeTools(t)
+	c, _ := logCache(t)
+	ctx := context.Background()
+	f, err := c.Fetch(ctx, fakeKernel(HostToolchain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := writeModule(t, "hello", helloC)
+	if _, err := c.BuildModule(ctx, f, src, ""); err != nil {
+		t.Fatal(err)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(c.Dir, "work", "k1-*"))
+	if len(dirs) != 1 {
+		t.Fatalf("build dirs %v, want one for k1", dirs)
+	}
+	work := dirs[0]
+	half := filepath.Join(work, "half-written.o")
+	if err := os.WriteFile(half, []byte("half"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Kept while the marker says the last build finished.
+	if err := os.WriteFile(filepath.Join(src, "hello.c"), []byte(helloC+"/* edit 1 */\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.BuildModule(ctx, f, src, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(half); err != nil {
+		t.Fatalf("a settled build dir was emptied: %v", err)
+	}
+	// A cut-off build leaves no marker.
+	if err := os.Remove(filepath.Join(work, ".kmodtest-replay-ok")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "hello.c"), []byte(helloC+"/* edit 2 */\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mb, err := c.BuildModule(ctx, f, src, "")
+	if err != nil || mb.Cached {
+		t.Fatalf("build after a cut-off one: %+v, %v", mb, err)
+	}
+	if _, err := os.Stat(half); !os.IsNotExist(err) {
+		t.Errorf("the object of a cut-off build survived: %v", err)
+	}
+	if data, _ := os.ReadFile(mb.Ko); string(data) != "ELF module" {
+		t.Fatalf("module holds %q", data)
+	}
+}

@@ -17,7 +17,7 @@ import (
 const MarkerName = ".kmodtest-cache"
 
 // Subdirs are the top-level names kmodtest creates in its cache.
-var Subdirs = []string{"kernels", "roots", "modules", "vmlinux", "initramfs", "apt", "locks", "snapshots", "dbg"}
+var Subdirs = []string{"kernels", "roots", "modules", "vmlinux", "initramfs", "apt", "locks", "snapshots", "dbg", "work"}
 
 // markerText explains the marker to whoever finds it.
 const markerText = "This directory is a kmodtest cache: kmodtest created it and may delete\n" +
