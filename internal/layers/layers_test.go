@@ -19,7 +19,7 @@ var layers = []struct {
 	packages []string
 }{
 	{"leaf utilities", []string{"internal/arch", "internal/atomicfile", "internal/cachefs", "internal/proc", "internal/userpath", "internal/testenv"}},
-	{"contract and protocol", []string{"contract", "greet/rawnl", "greet"}},
+	{"contract and protocol", []string{"contract", "greet/rawnl", "greet", "ktap"}},
 	{"guest libraries", []string{"guest/kernelio", "guest/rawgreet"}},
 	{"archive, images, Kbuild, module projects", []string{"debian", "bootimage", "kbuild", "project", "modinfo"}},
 	{"kernels, VMs, verdicts", []string{"kernels", "vm", "verdict", "initramfs", "coverage"}},
