@@ -22,7 +22,7 @@ var layers = []struct {
 	{"contract and protocol", []string{"contract", "greet/rawnl", "greet", "ktap"}},
 	{"guest libraries", []string{"guest/kernelio", "guest/rawgreet"}},
 	{"archive, images, Kbuild, module projects", []string{"debian", "bootimage", "kbuild", "project", "modinfo"}},
-	{"kernels, VMs, verdicts", []string{"kernels", "vm", "verdict", "initramfs", "coverage"}},
+	{"kernels, VMs, verdicts", []string{"kernels", "vm", "verdict", "initramfs", "coverage", "runresults"}},
 	{"orchestration", []string{"harness", "check"}},
 	{"command, its features and guest programs", []string{"cmd/kmodtest/watch", "cmd/kmodtest/shell", "results", "shard", "cmd/kmodtest", "guest/prober"}},
 	{"VM tests and checks of the repository", []string{"vmtests", "internal/workflow", "internal/layers"}},
