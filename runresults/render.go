@@ -30,7 +30,7 @@ func (r *Run) KTAP() *ktap.Document {
 			}
 			top.Subtests = append(top.Subtests, st)
 		}
-		top.Diagnostics = []string{targetLine(t)}
+		top.Diagnostics = append([]string{targetLine(t)}, t.Failure...)
 		d.Tests = append(d.Tests, top)
 	}
 	d.Diagnostics = append(d.Diagnostics, r.about())
@@ -70,23 +70,20 @@ func targetLine(t Target) string {
 	return strings.Join(parts, ", ")
 }
 
-// about describes the run in one line: when, by what, where.
+// about describes the run in one line: by what, when, where.
 func (r *Run) about() string {
 	s := "kmodtest"
 	if r.Commit != "" {
 		s += " " + r.Commit
 	}
-	s += " (" + r.Source + ")"
 	if !r.Date.IsZero() {
 		s += " on " + r.Date.UTC().Format("2006-01-02 15:04 UTC")
 	}
-	if len(r.QEMU) > 0 {
-		s += ", " + strings.Join(r.QEMU, "; ")
-	}
+	how := append([]string{r.Source}, r.QEMU...)
 	if r.Accel != "" {
-		s += ", accelerator " + r.Accel
+		how = append(how, "accelerator "+r.Accel)
 	}
-	return s
+	return s + " (" + strings.Join(how, ", ") + ")"
 }
 
 // Markdown returns the kernels x steps table for a README ("tested
@@ -108,7 +105,12 @@ func (r *Run) Markdown() string {
 		if release != "" {
 			release = "`" + release + "`"
 		}
-		fmt.Fprintf(&b, "| %s | %s |", t.Name, release)
+		name := t.Name
+		if len(t.Failure) > 0 {
+			notes = append(notes, fmt.Sprintf("%s: %s", t.Name, t.Failure[0]))
+			name += fmt.Sprintf(" [%d]", len(notes))
+		}
+		fmt.Fprintf(&b, "| %s | %s |", name, release)
 		for _, name := range steps {
 			s, ok := t.Step(name)
 			cell := "-"

@@ -108,6 +108,9 @@ type Target struct {
 	// Steps are the steps that ran, in the run's order: build, boot,
 	// the probe's steps, kernel-log.
 	Steps []Step `json:"steps"`
+	// Failure says why the target failed when no step says it: its test
+	// never finished (a -timeout, a crash), found by a merge.
+	Failure []string `json:"failure,omitempty"`
 }
 
 // A Step is one step of one target.
@@ -254,7 +257,7 @@ func Decode(data []byte) (*Run, error) {
 }
 
 // Merge joins the runs of several shards into one: their targets (each
-// with its shard's name), their steps in order of first appearance,
+// with its shard's name), their steps in the order of each run,
 // their tests, and their metadata where they agree.
 func Merge(runs map[string]*Run) *Run {
 	m := &Run{Schema: SchemaVersion, Source: "kmodtest merge", Targets: []Target{}, Steps: []string{}}
@@ -282,11 +285,7 @@ func Merge(runs map[string]*Run) *Run {
 				m.QEMU = append(m.QEMU, q)
 			}
 		}
-		for _, s := range r.Steps {
-			if !slices.Contains(m.Steps, s) {
-				m.Steps = append(m.Steps, s)
-			}
-		}
+		m.Steps = mergeOrder(m.Steps, r.Steps)
 		for _, t := range r.Targets {
 			if t.Shard == "" {
 				t.Shard = name
@@ -299,6 +298,24 @@ func Merge(runs map[string]*Run) *Run {
 	m.Commit = agreed(commits)
 	m.Sort()
 	return m
+}
+
+// mergeOrder adds the steps of b that a lacks, each after the step
+// that precedes it in b (at the start when none does), so that a merge
+// of a core run and a full one keeps kernel-log last.
+func mergeOrder(a, b []string) []string {
+	out := slices.Clone(a)
+	for i, s := range b {
+		if slices.Contains(out, s) {
+			continue
+		}
+		at := 0
+		if i > 0 {
+			at = slices.Index(out, b[i-1]) + 1
+		}
+		out = slices.Insert(out, at, s)
+	}
+	return out
 }
 
 // agreed returns the one value of set, "" for none, "mixed" for more.
