@@ -128,6 +128,13 @@ func (d *Document) Walk(fn func(path []string, t *Test)) {
 	walk(nil, d.Tests)
 }
 
+// Headers that name a block of subtests: TAP 14's, which KUnit prints,
+// and the "#:ktap_test:" attribute newer KUnit prints instead.
+const (
+	subtestHeader  = "# Subtest:"
+	ktapTestHeader = "#:ktap_test:"
+)
+
 var (
 	versionRE = regexp.MustCompile(`^(K?TAP) version (\d+)$`)
 	planRE    = regexp.MustCompile(`^1\.\.(\d+)(\s*#.*)?$`)
@@ -159,7 +166,7 @@ func classify(text string) kind {
 		return kindPlan
 	case resultRE.MatchString(text):
 		return kindResult
-	case strings.HasPrefix(text, "# Subtest:"):
+	case strings.HasPrefix(text, subtestHeader), strings.HasPrefix(text, ktapTestHeader):
 		return kindSubtest
 	}
 	return kindOther
@@ -282,7 +289,8 @@ func (p *parser) level(indent int) *block {
 			b.diags = append(b.diags, l.text)
 		case kindSubtest:
 			if b.name == "" && len(b.tests) == 0 {
-				b.name = strings.TrimSpace(strings.TrimPrefix(l.text, "# Subtest:"))
+				name := strings.TrimPrefix(strings.TrimPrefix(l.text, subtestHeader), ktapTestHeader)
+				b.name = strings.TrimSpace(name)
 				continue
 			}
 			b.diags = append(b.diags, diagText(l.text))

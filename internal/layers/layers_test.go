@@ -20,7 +20,7 @@ var layers = []struct {
 }{
 	{"leaf utilities", []string{"internal/arch", "internal/atomicfile", "internal/cachefs", "internal/proc", "internal/userpath", "internal/testenv"}},
 	{"contract and protocol", []string{"contract", "greet/rawnl", "greet", "ktap"}},
-	{"guest libraries", []string{"guest/kernelio", "guest/rawgreet"}},
+	{"guest libraries", []string{"guest/kernelio", "guest/rawgreet", "guest/testcmd"}},
 	{"archive, images, Kbuild, module projects", []string{"debian", "bootimage", "kbuild", "project", "modinfo"}},
 	{"kernels, VMs, verdicts", []string{"kernels", "vm", "verdict", "initramfs", "coverage", "runresults"}},
 	{"orchestration", []string{"harness", "check"}},
