@@ -16,7 +16,8 @@ import (
 // beside go-test.json) gives its targets from there, with every step's
 // duration and the kernel's release; any other shard's targets are read
 // from its go test output (the subtests of TestModule, the "guest
-// kernel" line, the timings files) and have no step durations. A
+// kernel" line, the timings files) and have no step durations but the
+// build's and the boot's (from the timings files). A
 // results.json with no go test output beside it is a shard of its own,
 // named after its directory. The tests other than TestModule, and the
 // missing shards, are the run's Tests.
@@ -79,6 +80,10 @@ func shardRun(s *Shard, timings map[string]harness.TargetTiming) *runresults.Run
 		// mean it passed.
 		if _, ok := tg.Step(verdict.BootStep); !ok && len(tg.Steps) > 1 {
 			tg.Steps = slices.Insert(tg.Steps, 1, runresults.Step{Name: verdict.BootStep, Status: runresults.StatusPass})
+		}
+		if tt, ok := timings[target]; ok {
+			setSeconds(&tg, harness.StepBuild, tt.Fetch+tt.BuildRoot+tt.Module)
+			setSeconds(&tg, verdict.BootStep, tt.Boot)
 		}
 		tg.Summarise()
 		if t.Failed() && tg.Status != runresults.StatusFail {
@@ -158,4 +163,13 @@ func lastLines(output []string, n int) []string {
 		out = append(out, stripLocation(l))
 	}
 	return out
+}
+
+// setSeconds sets the duration of the target's step name, when it has it.
+func setSeconds(t *runresults.Target, name string, sec float64) {
+	for i := range t.Steps {
+		if t.Steps[i].Name == name {
+			t.Steps[i].Seconds = sec
+		}
+	}
 }

@@ -41,6 +41,9 @@ func TestRunFromGoTestOutput(t *testing.T) {
 	if t73.Profile != "hardened" || t73.CPU != "qemu64" || t73.Kernel != "7.3" {
 		t.Errorf("7.3-hardened: %+v, want kernel, profile and cpu from timings.json", t73)
 	}
+	if boot, _ := t73.Step("boot"); boot.Seconds <= 0 {
+		t.Errorf("7.3-hardened boot: %+v, want its seconds from timings.json", boot)
+	}
 	if st, _ := t73.Step("alloc-failures"); st.Status != runresults.StatusSkip || !strings.Contains(st.SkipReason, "fail-nth") {
 		t.Errorf("7.3-hardened alloc-failures: %+v, want a skip with its reason", st)
 	}
