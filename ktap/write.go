@@ -71,8 +71,21 @@ func writeDiag(b *strings.Builder, indent, text string) {
 			b.WriteString(indent + "#\n")
 			continue
 		}
+		if structural(l) {
+			// A diagnostic that reads as a version line or a
+			// subtest header would nest on reading: one more space
+			// keeps it a diagnostic.
+			l = " " + l
+		}
 		b.WriteString(indent + "# " + l + "\n")
 	}
+}
+
+// structural reports whether a diagnostic's text, written after "# ",
+// would be read as structure: a nested TAP's version line (kselftest's
+// runner style), a result line inside it, or a subtest header.
+func structural(text string) bool {
+	return classify(text) != kindOther || classify("# "+text) == kindSubtest
 }
 
 // cleanName makes a name fit a result line: no "#", no line break, no
