@@ -20,8 +20,8 @@
 // Lines that are no KTAP (the kernel's messages, a program's other
 // output) are kept as diagnostics of the test whose result follows them,
 // as the specification asks. What breaks the structure (a plan that
-// does not match the results, a block without its result line) is
-// recorded in Document.Problems; it fails the document.
+// does not match the results, a block without its result line, TAP's
+// "Bail out!") is recorded in Document.Problems; it fails the document.
 //
 // # Writing
 //
@@ -297,6 +297,10 @@ func (p *parser) level(indent int) *block {
 		case kindResult:
 			b.tests = append(b.tests, p.result(b, l.text))
 		default:
+			if msg, ok := strings.CutPrefix(l.text, "Bail out!"); ok {
+				// TAP's abort: kselftests print it when they give up.
+				p.problems = append(p.problems, "bailed out:"+msg)
+			}
 			if sub := p.prefixed(l.text); sub != nil {
 				p.adopt(b, sub)
 				continue

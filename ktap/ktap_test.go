@@ -151,6 +151,7 @@ func TestParseProblems(t *testing.T) {
 		{"short plan", "KTAP version 1\n1..3\nok 1 a\nok 2 b\n", "plan 1..3 but 2 result line(s)"},
 		{"crash in a subtest", "KTAP version 1\n1..1\n  KTAP version 1\n  # Subtest: suite\n  1..2\n  ok 1 a\n[  3.1] BUG: kernel NULL pointer dereference\n", `subtest "suite": no result line after them`},
 		{"numbers", "TAP version 13\n1..2\nok 1 a\nok 3 b\n", `test "b" has number 3, want 2`},
+		{"bail out", "TAP version 13\n1..1\nok 1 a\nBail out! 1 out of 50 tests failed\n", "bailed out: 1 out of 50 tests failed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
