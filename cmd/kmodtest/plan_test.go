@@ -107,7 +107,7 @@ func TestMerge(t *testing.T) {
 }
 
 func TestPlanAndMergeHelp(t *testing.T) {
-	for _, c := range []string{"plan", "merge"} {
+	for _, c := range []string{"plan", "merge", "report"} {
 		code, stdout, _ := kmodtest(t, c, "-h")
 		if code != 0 || !strings.Contains(stdout, "usage: kmodtest "+c) || !strings.Contains(stdout, "Flags:") {
 			t.Errorf("kmodtest %s -h: exit %d\n%s", c, code, stdout)

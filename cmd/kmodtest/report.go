@@ -19,14 +19,16 @@ into its artifacts directory (artifacts/latest/), or that kmodtest merge
 writes for the shards of a CI run, and prints it again. DIR stands for
 DIR/results.json. The schema is in docs/results.md.
 
+The fixture rows (broken modules that must fail) are left out of the
+table and of KTAP. The exit status is 0 whenever the file could be read:
+the results, not the report, say whether the run passed.
+
+Flags:
+
   -format markdown   the kernels x steps table, one footnote per failure:
                      paste it into a README as "tested on" (the default)
   -format ktap       KTAP version 1: a test per target, a subtest per step
-  -format json       the file itself, after checking its schema
-
-The fixture rows (broken modules that must fail) are left out of the
-table and of KTAP. The exit status is 0 whenever the file could be read:
-the results, not the report, say whether the run passed.`,
+  -format json       the file itself, after checking its schema`,
 	Run: runReport,
 }
 
