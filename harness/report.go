@@ -43,6 +43,12 @@ type Row struct {
 	// Guest says how the guest started: GuestBooted, GuestRestored, or
 	// GuestSaved (booted once and saved, then restored).
 	Guest string
+	// Release is the kernel's uname -r, BuildError why the kernel or
+	// module did not build, and Verdict the judged steps of the boot:
+	// results.json's details (see results.go).
+	Release    string
+	BuildError string
+	Verdict    *verdict.Report
 }
 
 // A Report collects rows from concurrent boots and prints the timing

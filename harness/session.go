@@ -465,9 +465,11 @@ func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
 			return nil, err
 		}
 		r.Steps[StepBuild], r.First = contract.StatusFail, StepBuild
+		r.BuildError = err.Error()
 		return &Outcome{Build: err}, nil
 	}
 	r.Steps[StepBuild] = contract.StatusPass
+	r.Release = p.Kernel.Release
 	timings := p.Kernel.Timings
 	r.Timings = []time.Duration{timings.Fetch, timings.BuildRoot, p.Module.Duration}
 	r.Cached = fmt.Sprintf("kernel:%v module:%v", timings.Cached, p.Module.Cached)
@@ -523,6 +525,7 @@ func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
 	}
 	s.Logf("boot %s: %d of %d steps passed, %.1fs", r.Name, passed, len(res.Report.Steps), res.Boot.Seconds())
 	r.Timings = append(r.Timings, res.Initramfs, res.Boot, probeTime)
+	r.Verdict = res.Report
 	for _, st := range append([]verdict.Step{res.Report.Boot}, append(res.Report.Steps, res.Report.Log)...) {
 		r.Steps[st.Name] = st.Status
 		if st.Failed() && r.First == "" {
@@ -617,8 +620,9 @@ func moduleCoverage(ctx context.Context, p *Prep, events []contract.Event, reaso
 // Finish writes the timing report and the kernels x steps summary to w,
 // and a copy to report.txt in the artifacts directory: go test shows a
 // passing package's output only with -v. timings.json beside it holds the
-// timing table for machines (kmodtest plan -costs). It writes nothing when no
-// target was booted.
+// timing table for machines (kmodtest plan -costs), results.json and
+// results.ktap the results for other tools (package runresults). It
+// writes nothing when no target was booted.
 func (s *Session) Finish(w io.Writer) error {
 	text := s.report.String()
 	if text == "" {
@@ -633,7 +637,10 @@ func (s *Session) Finish(w io.Writer) error {
 		return fmt.Errorf("write report: %w", err)
 	}
 	fmt.Fprintf(w, "report: %s\n", path)
-	return s.report.writeTimings(s.Artifacts)
+	if err := s.report.writeTimings(s.Artifacts); err != nil {
+		return err
+	}
+	return s.writeResults()
 }
 
 // How a run's guest started (Row.Guest).

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/kmodtest/kmodtest/harness"
+	"github.com/kmodtest/kmodtest/runresults"
 )
 
 // An Event is one line of `go test -json` (cmd/test2json's TestEvent).
@@ -78,6 +79,9 @@ type Shard struct {
 	Output   []string
 	// Elapsed is the longest package's time in seconds.
 	Elapsed float64
+	// End is the time of the last event; Dir the directory of the file.
+	End time.Time
+	Dir string
 }
 
 // Failed reports whether any package of the shard failed or never
@@ -114,6 +118,9 @@ func Parse(name string, r io.Reader) (*Shard, error) {
 		var e Event
 		if err := json.Unmarshal(line, &e); err != nil {
 			return nil, fmt.Errorf("line %d: %w: want the output of go test -json", n, err)
+		}
+		if e.Time.After(s.End) {
+			s.End = e.Time
 		}
 		if e.Test == "" {
 			switch e.Action {
@@ -173,6 +180,10 @@ type Results struct {
 	// shards named shard-<i>-of-<n> that are missing count as failures
 	// (a job that failed before go test, or whose upload failed).
 	Expected int
+	// Runs are the results.json files found, by their directory: a
+	// shard whose go test output lies in the same directory takes its
+	// targets from there (see Run).
+	Runs map[string]*runresults.Run
 }
 
 // Missing returns the names of the expected shards that have no output.
@@ -189,7 +200,8 @@ func (r *Results) Missing() []string {
 
 // Load reads the shards' outputs at paths: each a `go test -json` file,
 // or a directory searched for them (*.json, except the timings.json
-// files, which are read as timings). Shards are sorted by name.
+// files, read as timings, and the results.json files, read as runs).
+// Shards are sorted by name.
 func Load(paths ...string) (*Results, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("no input: give the go test -json files of the shards, or a directory holding them")
@@ -206,7 +218,7 @@ func Load(paths ...string) (*Results, error) {
 			}
 			continue
 		}
-		n := len(r.Shards)
+		n, runs := len(r.Shards), len(r.Runs)
 		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() || !strings.HasSuffix(d.Name(), ".json") {
 				return err
@@ -216,16 +228,27 @@ func Load(paths ...string) (*Results, error) {
 		if err != nil {
 			return nil, err
 		}
-		if len(r.Shards) == n {
-			return nil, fmt.Errorf("%s: no go test -json output (*.json) in this directory or below it", p)
+		if len(r.Shards) == n && len(r.Runs) == runs {
+			return nil, fmt.Errorf("%s: no go test -json output (*.json) or %s in this directory or below it", p, runresults.File)
 		}
 	}
 	slices.SortStableFunc(r.Shards, func(a, b *Shard) int { return strings.Compare(a.Name, b.Name) })
 	return r, nil
 }
 
-// add reads one file: a timings.json or a shard's output.
+// add reads one file: a timings.json, a results.json or a shard's output.
 func (r *Results) add(path string) error {
+	if filepath.Base(path) == runresults.File {
+		run, err := runresults.Read(path)
+		if err != nil {
+			return err
+		}
+		if r.Runs == nil {
+			r.Runs = map[string]*runresults.Run{}
+		}
+		r.Runs[filepath.Dir(path)] = run
+		return nil
+	}
 	if filepath.Base(path) == harness.TimingsFile {
 		t, err := harness.ReadTimings(path)
 		if err != nil {
@@ -243,6 +266,7 @@ func (r *Results) add(path string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	s.Dir = filepath.Dir(path)
 	r.Shards = append(r.Shards, s)
 	return nil
 }

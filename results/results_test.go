@@ -202,7 +202,7 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{nil, "no input: give the go test -json files of the shards, or a directory holding them"},
 		{[]string{filepath.Join(empty, "missing.json")}, "no such file or directory: give the go test -json files"},
-		{[]string{empty}, "no go test -json output (*.json) in this directory or below it"},
+		{[]string{empty}, "no go test -json output (*.json) or results.json in this directory or below it"},
 		{[]string{notJSON}, "out.json: line 1: invalid character"},
 		{[]string{noEvents}, "none.json: no test events: want the output of go test -json"},
 	} {

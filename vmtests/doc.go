@@ -30,6 +30,7 @@
 // A timing report (fetch, build root, module build, initramfs, boot, probe
 // per kernel) and a kernels x steps summary are printed at the end and
 // written to report.txt in the run's artifacts directory, the timings
-// also to timings.json (what kmodtest plan -costs reads). A failed step prints a rerun line that repeats every setting of the run
+// also to timings.json (what kmodtest plan -costs reads), the results
+// to results.json and results.ktap (docs/results.md). A failed step prints a rerun line that repeats every setting of the run
 // (see the README); rerun.sh in the target's artifacts directory holds it.
 package vmtests

@@ -49,6 +49,7 @@ var commands = []*command{
 	shellCommand,
 	planCommand,
 	mergeCommand,
+	reportCommand,
 	checkCommand,
 }
 

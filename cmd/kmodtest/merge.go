@@ -15,9 +15,10 @@ import (
 var mergeCommand = &command{
 	Name:  "merge",
 	Args:  "[-o DIR] [-shards N] FILE|DIR...",
-	Short: "merge the shards' go test -json outputs into one report: table, JUnit and HTML",
+	Short: "merge the shards' go test -json outputs into one report: table, JUnit, HTML, results.json and KTAP",
 	Long: `merge reads the output of go test -json ./vmtests of each shard of a
-run (files, or directories searched for *.json) and writes into DIR:
+run (files, or directories searched for *.json; timings.json and
+results.json files among them are read as such) and writes into DIR:
 
   report.txt    the kernels x steps table of go test ./vmtests (with the
                 timing table when the shards' timings.json files are
@@ -28,6 +29,12 @@ run (files, or directories searched for *.json) and writes into DIR:
                 timings, and each failure with its reasons and rerun line
   timings.json  the shards' timings.json files as one, for kmodtest plan
                 -costs (only when there were any)
+  results.json  every target's steps in the versioned schema of
+                docs/results.md (a shard's own results.json, found in
+                the directory of its go test output, gives durations and
+                releases); kmodtest report renders it again
+  results.ktap  the same as KTAP version 1: a test per target, a subtest
+                per step
 
 A test that started and never ended (a -timeout, a crash, a cancelled
 job) counts as failed. merge fails only when it cannot read its inputs
@@ -82,8 +89,11 @@ func runMerge(ctx context.Context, env *cliEnv, args []string) error {
 			return fmt.Errorf("write timings: %w", err)
 		}
 	}
+	if err := r.Run().WriteDir(*out); err != nil {
+		return err
+	}
 	fmt.Fprint(env.stdout, text)
-	fmt.Fprintf(env.stdout, "report: %s (report.txt, junit.xml, report.html)\n", *out)
+	fmt.Fprintf(env.stdout, "report: %s (report.txt, junit.xml, report.html, results.json, results.ktap)\n", *out)
 	return nil
 }
 

@@ -31,7 +31,7 @@ func TestPlanAndMergeUsageErrors(t *testing.T) {
 		{[]string{"plan", "3"}, `unexpected argument "3" (the number of jobs goes in -shards N)`},
 		{[]string{"merge"}, "no input: give the go test -json files of the shards, or a directory holding them"},
 		{[]string{"merge", missing}, "no such file or directory: give the go test -json files"},
-		{[]string{"merge", emptyDir}, "no go test -json output (*.json) in this directory or below it"},
+		{[]string{"merge", emptyDir}, "no go test -json output (*.json) or results.json in this directory or below it"},
 		{[]string{"merge", "-shards", "-1", shardsDir}, "-shards -1: give the number of shards the plan made"},
 	}
 	for _, tt := range tests {
@@ -93,7 +93,7 @@ func TestMerge(t *testing.T) {
 	if !strings.Contains(stdout, "merged 4 shard(s)") || !strings.Contains(stdout, "5 failure(s)") || !strings.Contains(stdout, "report: "+out) {
 		t.Errorf("stdout:\n%s", stdout)
 	}
-	for _, name := range []string{"report.txt", "junit.xml", "report.html", "timings.json"} {
+	for _, name := range []string{"report.txt", "junit.xml", "report.html", "timings.json", "results.json", "results.ktap"} {
 		if fi, err := os.Stat(filepath.Join(out, name)); err != nil || fi.Size() == 0 {
 			t.Errorf("%s: %v", name, err)
 		}
@@ -107,7 +107,7 @@ func TestMerge(t *testing.T) {
 }
 
 func TestPlanAndMergeHelp(t *testing.T) {
-	for _, c := range []string{"plan", "merge"} {
+	for _, c := range []string{"plan", "merge", "report"} {
 		code, stdout, _ := kmodtest(t, c, "-h")
 		if code != 0 || !strings.Contains(stdout, "usage: kmodtest "+c) || !strings.Contains(stdout, "Flags:") {
 			t.Errorf("kmodtest %s -h: exit %d\n%s", c, code, stdout)

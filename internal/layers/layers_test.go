@@ -19,10 +19,10 @@ var layers = []struct {
 	packages []string
 }{
 	{"leaf utilities", []string{"internal/arch", "internal/atomicfile", "internal/cachefs", "internal/proc", "internal/userpath", "internal/testenv"}},
-	{"contract and protocol", []string{"contract", "greet/rawnl", "greet"}},
-	{"guest libraries", []string{"guest/kernelio", "guest/rawgreet"}},
+	{"contract and protocol", []string{"contract", "greet/rawnl", "greet", "ktap"}},
+	{"guest libraries", []string{"guest/kernelio", "guest/rawgreet", "guest/testcmd"}},
 	{"archive, images, Kbuild, module projects", []string{"debian", "bootimage", "kbuild", "project", "modinfo"}},
-	{"kernels, VMs, verdicts", []string{"kernels", "vm", "verdict", "initramfs", "coverage"}},
+	{"kernels, VMs, verdicts", []string{"kernels", "vm", "verdict", "initramfs", "coverage", "runresults"}},
 	{"orchestration", []string{"harness", "check"}},
 	{"command, its features and guest programs", []string{"cmd/kmodtest/watch", "cmd/kmodtest/shell", "results", "shard", "cmd/kmodtest", "guest/prober"}},
 	{"VM tests and checks of the repository", []string{"vmtests", "internal/workflow", "internal/layers"}},
