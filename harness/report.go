@@ -57,6 +57,9 @@ type Report struct {
 	Accel vm.Accel
 	// Steps are the probe steps of the run, in order.
 	Steps []string
+	// Started is when the session started: the report gives the whole
+	// run's time from it (zero: not given).
+	Started time.Time
 
 	mu   sync.Mutex
 	rows []Row
@@ -87,8 +90,22 @@ func (r *Report) String() string {
 		}
 		fmt.Fprintf(&w, "  %s\n", row.Cached)
 	}
+	if !r.Started.IsZero() {
+		fmt.Fprintf(&w, "whole run: %.1fs from the session's start to this report (%s)\n", time.Since(r.Started).Seconds(), guestCounts(rows))
+	}
 	r.summary(&w, rows, width)
 	return w.String()
+}
+
+// guestCounts says how many guests were booted, restored and saved.
+func guestCounts(rows []Row) string {
+	n := map[string]int{}
+	for _, row := range rows {
+		if row.Guest != "" {
+			n[row.Guest]++
+		}
+	}
+	return fmt.Sprintf("guests: %d booted, %d restored, %d saved", n[GuestBooted], n[GuestRestored], n[GuestSaved])
 }
 
 // Summary returns the kernels x steps summary alone (what String prints

@@ -54,3 +54,18 @@ func TestReportSummaryAlone(t *testing.T) {
 		t.Errorf("String does not end with Summary:\n%s", full)
 	}
 }
+
+// TestReportWholeRun: the report gives the whole run's time and how the
+// guests started: the figure a user quotes for "the matrix took N s".
+func TestReportWholeRun(t *testing.T) {
+	r := &Report{Steps: []string{contract.StepInsmod}, Started: time.Now().Add(-12 * time.Second)}
+	r.Add(Row{Name: "6.1", Guest: GuestRestored, Steps: map[string]string{StepBuild: "pass"}})
+	r.Add(Row{Name: "6.1-arm64", Guest: GuestBooted, Steps: map[string]string{StepBuild: "pass"}})
+	got := r.String()
+	if !strings.Contains(got, "whole run: 12.") || !strings.Contains(got, "(guests: 1 booted, 1 restored, 0 saved)") {
+		t.Errorf("report lacks the whole run's line:\n%s", got)
+	}
+	if tm := r.Timings(); tm.Elapsed < 12 || tm.Elapsed > 60 {
+		t.Errorf("timings.json elapsed = %v, want about 12", tm.Elapsed)
+	}
+}

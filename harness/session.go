@@ -71,6 +71,7 @@ type Session struct {
 // ctx is the run's: cancelling it (a signal context, say) stops every
 // preparation and boot of the session. logf receives progress lines.
 func NewSession(ctx context.Context, o Options, repo string, logf func(format string, args ...any)) (*Session, error) {
+	started := time.Now()
 	o, err := o.resolve()
 	if err != nil {
 		return nil, err
@@ -148,6 +149,7 @@ func NewSession(ctx context.Context, o Options, repo string, logf func(format st
 	}
 	s.report.Accel = s.Accel
 	s.report.Steps = s.Steps
+	s.report.Started = started
 	return s, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/kmodtest/kmodtest/contract"
 )
@@ -21,7 +22,10 @@ const TimingsFile = "timings.json"
 type Timings struct {
 	// Accel is the run's accelerator (kvm or tcg): costs measured under
 	// one say little about the other.
-	Accel   string         `json:"accel"`
+	Accel string `json:"accel"`
+	// Elapsed is the whole run, from the session's start to the report,
+	// in seconds (0: not measured).
+	Elapsed float64        `json:"elapsed,omitempty"`
 	Targets []TargetTiming `json:"targets"`
 }
 
@@ -60,6 +64,9 @@ func (r *Report) Timings() Timings {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t := Timings{Accel: string(r.Accel), Targets: []TargetTiming{}}
+	if !r.Started.IsZero() {
+		t.Elapsed = time.Since(r.Started).Seconds()
+	}
 	for _, row := range r.rows {
 		tt := TargetTiming{
 			Target:       row.Target.Name(),
