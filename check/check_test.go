@@ -70,7 +70,7 @@ func checkFixture(t *testing.T, name string) (*Report, *kernels.Cache, kernels.K
 		t.Fatal(err)
 	}
 	cache := &kernels.Cache{Dir: dir, Logf: t.Logf}
-	rep, err := Project(t.Context(), Options{Cache: cache, Kernels: ks, Logf: t.Logf}, p)
+	rep, err := Project(t.Context(), Options{Cache: cache, Kernels: ks, Logf: t.Logf, Repo: testenv.RepoRoot(t), Artifacts: artifactsDir(t)}, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +95,10 @@ func wantCell(t *testing.T, rep *Report, step, state, why string) {
 // module built against the wrong kernel looks like.
 func TestFixtureGood(t *testing.T) {
 	rep, cache, k := checkFixture(t, "good")
-	wantCell(t, rep, "build", StatePass, "")
-	wantCell(t, rep, "modinfo", StatePass, "")
+	for _, step := range []string{"build", "modinfo", "load", "unload", "reload"} {
+		wantCell(t, rep, step, StatePass, "")
+	}
+	wantCell(t, rep, "params", StateNotRun, "")
 	f, err := cache.Fetch(t.Context(), k)
 	if err != nil {
 		t.Fatal(err)
@@ -217,4 +219,14 @@ func TestFixtureExcluded(t *testing.T) {
 	if rep.Failed() {
 		t.Error("a skipped kernel counts as failed")
 	}
+}
+
+// artifactsDir is where the fixtures' guest runs keep their logs:
+// KMODTEST_CHECK_ARTIFACTS when set (to look at them afterwards), else a
+// directory the test removes.
+func artifactsDir(t *testing.T) string {
+	if d := os.Getenv("KMODTEST_CHECK_ARTIFACTS"); d != "" {
+		return d
+	}
+	return t.TempDir()
 }

@@ -70,10 +70,18 @@ func runCheck(ctx context.Context, env *cliEnv, args []string) error {
 		return fmt.Errorf("cache directory: %w", err)
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(env.stderr, format+"\n", args...) }
+	// The guest is built from the checkout's prober: outside one, the
+	// steps in a guest are left "-" and the rows say why.
+	repo, err := findRepo()
+	if err != nil {
+		logf("check: %v: load, params, unload and reload are not run", err)
+		repo = ""
+	}
 	rep, err := check.Project(ctx, check.Options{
 		Cache:   &kernels.Cache{Dir: dir, Logf: logf},
 		Kernels: ks,
 		Logf:    logf,
+		Repo:    repo,
 	}, p)
 	if err != nil {
 		return err
