@@ -230,3 +230,31 @@ func artifactsDir(t *testing.T) string {
 	}
 	return t.TempDir()
 }
+
+// TestFixtureWarnExit: a WARN in the exit function fails the unload step,
+// which quotes the kernel's WARNING; the load before it passed.
+func TestFixtureWarnExit(t *testing.T) {
+	rep, _, _ := checkFixture(t, "warn-exit")
+	wantCell(t, rep, "load", StatePass, "")
+	wantCell(t, rep, "unload", StateFail, "the kernel reported an error during the step: ")
+	wantCell(t, rep, "unload", StateFail, "warnexit: leaving something behind")
+}
+
+// TestFixtureMissingDep: a module needing a symbol the kernel does not
+// export fails its load step with the kernel's "Unknown symbol" line,
+// and the steps after it say why they did not run.
+func TestFixtureMissingDep(t *testing.T) {
+	rep, _, _ := checkFixture(t, "missing-dep")
+	wantCell(t, rep, "load", StateFail, "Unknown symbol kmodtest_absent_provider")
+	wantCell(t, rep, "unload", StateSkip, "missingdep is not loaded: its load step failed")
+}
+
+// TestFixtureRefuses: a parameter set the module refuses passes when the
+// project marks it refused, and fails when it does not.
+func TestFixtureRefuses(t *testing.T) {
+	rep, _, _ := checkFixture(t, "refuses")
+	wantCell(t, rep, "params", StatePass, "")
+	rep, _, _ = checkFixture(t, "refuses-unmarked")
+	wantCell(t, rep, "params", StateFail, `set "too-many": insmod`)
+	wantCell(t, rep, "params", StateFail, "devices=1000: want 1 to 8")
+}

@@ -295,7 +295,13 @@ func fillGuestCells(rows []Row, rep *verdict.Report, dir string) {
 					for _, r := range s.Reasons {
 						why = append(why, stepName+": "+r)
 					}
-					why = append(why, indent(s.Evidence)...)
+					why = append(why, indent(bounded(s.Evidence))...)
+				}
+				if s.Status == contract.StatusFail && len(s.Evidence) == 0 && len(s.Kmsg) > 0 {
+					// The kernel says why insmod failed ("Unknown
+					// symbol ..."); the errno alone does not.
+					why = append(why, "    the kernel said:")
+					why = append(why, indent(indent(bounded(s.Kmsg)))...)
 				}
 			}
 			switch {
@@ -311,7 +317,7 @@ func fillGuestCells(rows []Row, rep *verdict.Report, dir string) {
 			}
 			row.Why[cell] = why
 		}
-		if rep.Log.Failed() {
+		if rep.Log.Failed() && !row.Failed() {
 			row.Notes = append(row.Notes, "kernel log: "+strings.Join(rep.Log.Reasons, "; "))
 		}
 		if row.Failed() {
@@ -336,4 +342,15 @@ func indent(lines []string) []string {
 		out = append(out, "    "+l)
 	}
 	return out
+}
+
+// maxWhyLines bounds the kernel lines quoted for one step: the first
+// lines of a WARNING say what and where; the guest's console.log has all.
+const maxWhyLines = 12
+
+func bounded(lines []string) []string {
+	if len(lines) <= maxWhyLines {
+		return lines
+	}
+	return append(slices.Clone(lines[:maxWhyLines]), fmt.Sprintf("... (%d more lines in the guest's console.log)", len(lines)-maxWhyLines))
 }

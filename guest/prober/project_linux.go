@@ -159,7 +159,7 @@ func loadDeps(paths []string) (string, error) {
 func load(m contract.ProjectModule, args []string) error {
 	params := strings.Join(args, " ")
 	if err := finit(m.Path, params); err != nil {
-		return fmt.Errorf("insmod %s %s: %w", m.Path, params, err)
+		return fmt.Errorf("insmod %s: %w", strings.TrimSpace(m.Path+" "+params), err)
 	}
 	if !moduleLive(m.Name) {
 		return fmt.Errorf("insmod %s succeeded but /sys/module/%s/initstate is not live", m.Path, m.Name)
