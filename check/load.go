@@ -204,6 +204,7 @@ func loadInGuest(ctx context.Context, c Options, f *kernels.Fetched, k kernels.K
 	events, pNote := expectProprietary(run.Events, mods)
 	rep := verdict.Judge(verdict.Input{Events: events, Console: run.Console, Hung: run.Hung, HangReason: run.HangReason, Exit: exit}, steps, nil)
 	fillGuestCells(rows, rep, dir)
+	loadNotes(rows, run.Events)
 	if pNote != "" {
 		for i := range rows {
 			rows[i].Notes = append(rows[i].Notes, pNote)
@@ -353,4 +354,24 @@ func bounded(lines []string) []string {
 		return lines
 	}
 	return append(slices.Clone(lines[:maxWhyLines]), fmt.Sprintf("... (%d more lines in the guest's console.log)", len(lines)-maxWhyLines))
+}
+
+// loadNotes adds what the passed deps step and each module's passed load
+// step said (the kernel modules loaded, the device nodes made) to the
+// rows' notes.
+func loadNotes(rows []Row, events []contract.Event) {
+	for i := range rows {
+		want := contract.ProjectStep(contract.ProjectLoad, normalName(rows[i].Module))
+		for _, e := range events {
+			if e.Kind != contract.KindEnd || e.Status != contract.StatusPass || e.Detail == "" {
+				continue
+			}
+			switch e.Step {
+			case contract.ProjectDeps:
+				rows[i].Notes = append(rows[i].Notes, "deps: "+e.Detail+" (the kernel's own modules)")
+			case want:
+				rows[i].Notes = append(rows[i].Notes, "load: "+e.Detail)
+			}
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -81,7 +82,11 @@ func runProject(rep *reporter, cfg contract.Config) {
 func projectKind(ctx context.Context, kind string, m contract.ProjectModule, last bool) (string, error) {
 	switch kind {
 	case contract.ProjectLoad:
-		return "", load(m, m.DefaultArgs())
+		before := devNodes()
+		if err := load(m, m.DefaultArgs()); err != nil {
+			return "", err
+		}
+		return newDevices(before), nil
 	case contract.ProjectUnload:
 		return "", unload(ctx, m.Name)
 	case contract.ProjectParamSets:
@@ -274,4 +279,46 @@ func executeFor(timeout time.Duration, fn func(context.Context) (string, error))
 		return contract.StatusFail, err.Error()
 	}
 	return contract.StatusPass, info
+}
+
+// devNodes lists /dev's entries and those of its directories, one level
+// down (/dev/video0, /dev/dri/card0).
+func devNodes() map[string]bool {
+	nodes := map[string]bool{}
+	entries, _ := os.ReadDir("/dev")
+	for _, e := range entries {
+		p := "/dev/" + e.Name()
+		nodes[p] = true
+		if e.IsDir() {
+			sub, _ := os.ReadDir(p)
+			for _, s := range sub {
+				nodes[p+"/"+s.Name()] = true
+			}
+		}
+	}
+	return nodes
+}
+
+// newDevices says which device nodes appeared since before: what a
+// driver's load made, for the report. devtmpfs makes them as the
+// devices register, which may follow insmod by a moment.
+func newDevices(before map[string]bool) string {
+	var added []string
+	for try := 0; try < 5; try++ {
+		added = added[:0]
+		for p := range devNodes() {
+			if !before[p] {
+				added = append(added, p)
+			}
+		}
+		if len(added) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(added) == 0 {
+		return ""
+	}
+	slices.Sort(added)
+	return "new device nodes: " + strings.Join(added, " ")
 }
