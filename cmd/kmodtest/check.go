@@ -23,8 +23,11 @@ given (and whether it is GPL-compatible), and the modules it depends on
 exist in the kernel. It prints a kernels x modules x steps table and the
 reasons for each failure: a module that does not build shows the
 compiler's lines. A kernel the project excludes (BUILD_EXCLUSIVE_*) is
-skipped. Steps in a guest (load, params, unload, reload, tests) show -
-for now.
+skipped. Then it boots a guest of each kernel and loads the modules
+(after the kernel's own modules they depend on), with each parameter
+set, unloads and reloads them; a kernel report or a new taint fails the
+step. The project's own tests show - for now. Run it inside a kmodtest
+checkout: the guest is built from its prober.
 
 Flags:
 
