@@ -269,3 +269,29 @@ func TestFixtureRefuses(t *testing.T) {
 	wantCell(t, rep, "params", StateFail, `set "too-many": insmod`)
 	wantCell(t, rep, "params", StateFail, "devices=1000: want 1 to 8")
 }
+
+// TestFixtureNeedsVideodev: a module using the kernel's videodev loads
+// after mc and videodev, loaded from the kernel's own package in that
+// order.
+func TestFixtureNeedsVideodev(t *testing.T) {
+	rep, _, _ := checkFixture(t, "needs-videodev")
+	for _, step := range []string{"load", "unload", "reload"} {
+		wantCell(t, rep, step, StatePass, "")
+	}
+	if notes := strings.Join(rep.Rows[0].Notes, "\n"); !strings.Contains(notes, "deps: loaded mc, videodev") {
+		t.Errorf("notes do not name the kernel modules loaded: %q", notes)
+	}
+}
+
+// TestFixtureProprietary: a module whose license is not GPL-compatible
+// taints the kernel with P on load; that is expected, noted and not a
+// failure.
+func TestFixtureProprietary(t *testing.T) {
+	rep, _, _ := checkFixture(t, "proprietary")
+	for _, step := range []string{"modinfo", "load", "unload", "reload"} {
+		wantCell(t, rep, step, StatePass, "")
+	}
+	if notes := strings.Join(rep.Rows[0].Notes, "\n"); !strings.Contains(notes, `P taint (proprietary module) is expected for blob ("Proprietary")`) {
+		t.Errorf("notes do not say P is expected: %q", notes)
+	}
+}

@@ -178,14 +178,16 @@ func loadInGuest(ctx context.Context, c Options, f *kernels.Fetched, k kernels.K
 	if err != nil {
 		return err
 	}
-	cfg := contract.Config{ResultPort: vm.ResultPort(k.Arch), Project: &job}
-	initrd := filepath.Join(dir, "initramfs.cpio")
-	if err := initramfs.Compose(initrd, base.Path, cfg, files); err != nil {
-		return fmt.Errorf("compose the guest's initramfs: %w", err)
-	}
 	targets, err := harness.Targets([]kernels.Kernel{k})
 	if err != nil {
 		return err
+	}
+	// The target's slowdown (a sanitizer kernel's) stretches the step
+	// timeouts as for NetlinkGreetings' runs.
+	cfg := contract.Config{ResultPort: vm.ResultPort(k.Arch), Slowdown: harness.GuestConfig(targets[0]).Slowdown, Project: &job}
+	initrd := filepath.Join(dir, "initramfs.cpio")
+	if err := initramfs.Compose(initrd, base.Path, cfg, files); err != nil {
+		return fmt.Errorf("compose the guest's initramfs: %w", err)
 	}
 	accel, _ := harness.DetectAccel(ctx, vm.QEMUBinary(k.Arch))
 	vcfg := harness.VMConfig(targets[0], accel, 0)
