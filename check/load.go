@@ -124,7 +124,7 @@ func loadInGuest(ctx context.Context, c Options, f *kernels.Fetched, k kernels.K
 	}
 	if len(want) > 0 && f.Modules == "" {
 		setAll(StateSkip, fmt.Sprintf("skipped: the project depends on %s from the kernel, and the cache keeps no modules of %s: "+
-			"they are in linux-modules-%s (about 110 MB installed), which kmodtest does not fetch",
+			"they are in linux-modules-%s (a download of about 100 MB), which kmodtest does not fetch",
 			strings.Join(want, ", "), k.Name, f.Release))
 		return nil
 	}
