@@ -47,8 +47,8 @@ type Options struct {
 	// is built from; empty leaves the steps in a guest "-".
 	Repo string
 	// Artifacts is where each guest run gets a new directory (its
-	// console.log, results.log, initramfs); empty means the system's
-	// temporary directory.
+	// console.log, results.log, initramfs), kept; empty means the
+	// system's temporary directory, where only a failed run's is kept.
 	Artifacts string
 }
 

@@ -207,6 +207,12 @@ func loadInGuest(ctx context.Context, c Options, f *kernels.Fetched, k kernels.K
 	rep := verdict.Judge(verdict.Input{Events: events, Console: run.Console, Hung: run.Hung, HangReason: run.HangReason, Exit: exit}, steps, nil)
 	fillGuestCells(rows, rep, dir)
 	loadNotes(rows, run.Events)
+	if c.Artifacts == "" && !slices.ContainsFunc(rows, Row.Failed) {
+		// Nothing to look at: do not pile up initramfs images in /tmp.
+		if err := os.RemoveAll(dir); err != nil {
+			logf("check: remove %s: %v", dir, err)
+		}
+	}
 	if pNote != "" {
 		for i := range rows {
 			rows[i].Notes = append(rows[i].Notes, pNote)
