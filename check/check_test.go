@@ -295,3 +295,24 @@ func TestFixtureProprietary(t *testing.T) {
 		t.Errorf("notes do not say P is expected: %q", notes)
 	}
 }
+
+// TestFixturePair: of two modules, pair_consumer, using pair_provider's symbol,
+// loads after it (from depends, whatever the names' order), each is
+// loaded, unloaded and reloaded with the ones before it loaded, and the
+// provider, left loaded for the consumer, is unloaded at the end.
+func TestFixturePair(t *testing.T) {
+	rep, _, _ := checkFixture(t, "pair")
+	if len(rep.Rows) != 2 {
+		t.Fatalf("%d rows, want 2", len(rep.Rows))
+	}
+	if rep.Rows[0].Module != "pair_consumer" {
+		t.Fatalf("rows %s, %s: want pair_consumer's first (the build's order, by name)", rep.Rows[0].Module, rep.Rows[1].Module)
+	}
+	for _, row := range rep.Rows {
+		for _, step := range []string{"build", "modinfo", "load", "unload", "reload"} {
+			if row.States[step] != StatePass {
+				t.Errorf("%s %s: %s %q", row.Module, step, row.States[step], row.Why[step])
+			}
+		}
+	}
+}
