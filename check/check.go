@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/kmodtest/kmodtest/internal/arch"
@@ -356,9 +357,14 @@ func (r *Report) Markdown() string {
 	return b.String()
 }
 
+// kernelHeadline matches the kernel lines that name a failure in the
+// guest: a report's headline, or why insmod refused a module.
+var kernelHeadline = regexp.MustCompile(`\b(WARNING: CPU|BUG: |Oops|general protection fault|Unknown symbol)`)
+
 // firstReason is the line that says most of a failure: the first
 // compiler error in the project's own files (whose paths are relative),
-// else the first compiler error, else the first line after the command.
+// else the first compiler error, else a kernel headline, else the first
+// line after the command.
 func firstReason(why []string) string {
 	isError := func(w string) bool { return strings.Contains(w, "error:") || strings.HasPrefix(w, "ERROR:") }
 	for _, w := range why {
@@ -368,6 +374,13 @@ func firstReason(why []string) string {
 	}
 	for _, w := range why {
 		if isError(w) {
+			return strings.TrimSpace(w)
+		}
+	}
+	// A kernel report quoted by a step in the guest: its first line
+	// ("------------[ cut here ]") says less than the WARNING or BUG line.
+	for _, w := range why {
+		if kernelHeadline.MatchString(w) {
 			return strings.TrimSpace(w)
 		}
 	}

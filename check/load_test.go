@@ -75,3 +75,21 @@ func TestFillGuestCells(t *testing.T) {
 		t.Error("expectProprietary changed its input")
 	}
 }
+
+// TestFirstReasonKernel: the Markdown footnote of a step in the guest
+// quotes the WARNING's line, not "cut here", and insmod's refusal.
+func TestFirstReasonKernel(t *testing.T) {
+	why := []string{
+		"unload/warnexit: the kernel reported an error during the step: [    2.35] ------------[ cut here ]------------",
+		"    [    2.35] ------------[ cut here ]------------",
+		"    [    2.35] warnexit: leaving something behind",
+		"    [    2.36] WARNING: CPU: 0 PID: 93 at warnexit.c:15 warnexit_exit+0xc/0x1000 [warnexit]",
+	}
+	if got := firstReason(why); !strings.HasPrefix(got, "[    2.36] WARNING: CPU: 0 PID: 93 at warnexit.c:15") {
+		t.Errorf("firstReason = %q", got)
+	}
+	why = []string{"load/m: insmod m.ko: no such file or directory", "    the kernel said:", "        m: Unknown symbol absent (err -2)"}
+	if got := firstReason(why); got != "m: Unknown symbol absent (err -2)" {
+		t.Errorf("firstReason = %q", got)
+	}
+}
