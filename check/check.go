@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/kmodtest/kmodtest/internal/arch"
@@ -20,9 +21,9 @@ import (
 	"github.com/kmodtest/kmodtest/project"
 )
 
-// Steps are the steps of a module project's check, in order.
-// build and modinfo run on the host now; the others need a guest and
-// are "-" until they are run.
+// Steps are the steps of a module project's check, in order. build and
+// modinfo run on the host; load, params, unload and reload in a guest
+// (load.go); tests is "-" until the project's tests are run.
 var Steps = []string{"build", "modinfo", "load", "params", "unload", "reload", "tests"}
 
 // The states of one cell of a project's table.
@@ -33,7 +34,7 @@ const (
 	StateNotRun  = "-"
 	allModules   = "(all)"
 	skippedWhy   = "skipped: the project excludes it"
-	notRunReason = "not run yet"
+	notRunReason = "not run (a module without parameter sets, a step after a failed build, or the tests, which a later kmodtest runs)"
 )
 
 // A Options says where and for which kernels to check projects.
@@ -43,6 +44,13 @@ type Options struct {
 	Kernels []kernels.Kernel
 	// Logf receives progress lines; nil drops them.
 	Logf func(format string, args ...any)
+	// Repo is the kmodtest repository, whose prober the guest's image
+	// is built from; empty leaves the steps in a guest "-".
+	Repo string
+	// Artifacts is where each guest run gets a new directory (its
+	// console.log, results.log, initramfs), kept; empty means the
+	// system's temporary directory, where only a failed run's is kept.
+	Artifacts string
 }
 
 // Kernels returns the kernels of the matrix named in names, or,
@@ -108,7 +116,7 @@ func Project(ctx context.Context, c Options, p *project.Project) (*Report, error
 	}
 	rep := &Report{Project: strings.TrimSpace(p.Name + " " + p.Version)}
 	for _, k := range c.Kernels {
-		rows, err := checkKernel(ctx, c.Cache, k, p, logf)
+		rows, err := checkKernel(ctx, c, k, p, logf)
 		if err != nil {
 			return nil, err
 		}
@@ -127,7 +135,8 @@ func newRow(k kernels.Kernel, release, module string) Row {
 }
 
 // checkKernel builds and checks p for one kernel.
-func checkKernel(ctx context.Context, cache *kernels.Cache, k kernels.Kernel, p *project.Project, logf func(string, ...any)) ([]Row, error) {
+func checkKernel(ctx context.Context, c Options, k kernels.Kernel, p *project.Project, logf func(string, ...any)) ([]Row, error) {
+	cache := c.Cache
 	f, err := cache.Fetch(ctx, k)
 	if err != nil {
 		return nil, err
@@ -173,6 +182,7 @@ func checkKernel(ctx context.Context, cache *kernels.Cache, k kernels.Kernel, p 
 		own = append(own, strings.TrimSuffix(filepath.Base(ko), ".ko"))
 	}
 	var rows []Row
+	var mods []loadedModule
 	for i, ko := range mb.Kos {
 		row := newRow(k, f.Release, own[i])
 		row.States["build"] = StatePass
@@ -192,6 +202,7 @@ func checkKernel(ctx context.Context, cache *kernels.Cache, k kernels.Kernel, p 
 			rows = append(rows, row)
 			continue
 		}
+		mods = append(mods, loadedModule{name: own[i], ko: ko, info: info, spec: planModule(plan, own[i])})
 		res := modinfo.Check(own[i], info, kern, own)
 		row.States["modinfo"] = StatePass
 		if len(res.Problems) > 0 {
@@ -207,7 +218,25 @@ func checkKernel(ctx context.Context, cache *kernels.Cache, k kernels.Kernel, p 
 		}
 		rows = append(rows, row)
 	}
+	if len(mods) == len(rows) {
+		if err := loadInGuest(ctx, c, f, k, mods, plan, rows, logf); err != nil {
+			return nil, err
+		}
+	}
 	return rows, nil
+}
+
+// planModule is the plan's module named name, or nil.
+func planModule(plan *project.Plan, name string) *project.Module {
+	if plan == nil {
+		return nil
+	}
+	for i := range plan.Modules {
+		if plan.Modules[i].Name == name {
+			return &plan.Modules[i]
+		}
+	}
+	return nil
 }
 
 // projectSpec is the build a plan describes; a nil plan is a plain
@@ -281,7 +310,7 @@ func (r *Report) String() string {
 			}
 		}
 	}
-	fmt.Fprintf(&b, "\n(- : %s; a later kmodtest loads the modules in a guest)\n", notRunReason)
+	fmt.Fprintf(&b, "\n(- : %s)\n", notRunReason)
 	for _, row := range r.Rows {
 		for _, s := range Steps {
 			if len(row.Why[s]) == 0 {
@@ -328,9 +357,14 @@ func (r *Report) Markdown() string {
 	return b.String()
 }
 
+// kernelHeadline matches the kernel lines that name a failure in the
+// guest: a report's headline, or why insmod refused a module.
+var kernelHeadline = regexp.MustCompile(`\b(WARNING: CPU|BUG: |Oops|general protection fault|Unknown symbol)`)
+
 // firstReason is the line that says most of a failure: the first
 // compiler error in the project's own files (whose paths are relative),
-// else the first compiler error, else the first line after the command.
+// else the first compiler error, else a kernel headline, else the first
+// line after the command.
 func firstReason(why []string) string {
 	isError := func(w string) bool { return strings.Contains(w, "error:") || strings.HasPrefix(w, "ERROR:") }
 	for _, w := range why {
@@ -340,6 +374,13 @@ func firstReason(why []string) string {
 	}
 	for _, w := range why {
 		if isError(w) {
+			return strings.TrimSpace(w)
+		}
+	}
+	// A kernel report quoted by a step in the guest: its first line
+	// ("------------[ cut here ]") says less than the WARNING or BUG line.
+	for _, w := range why {
+		if kernelHeadline.MatchString(w) {
 			return strings.TrimSpace(w)
 		}
 	}

@@ -70,7 +70,7 @@ func checkFixture(t *testing.T, name string) (*Report, *kernels.Cache, kernels.K
 		t.Fatal(err)
 	}
 	cache := &kernels.Cache{Dir: dir, Logf: t.Logf}
-	rep, err := Project(t.Context(), Options{Cache: cache, Kernels: ks, Logf: t.Logf}, p)
+	rep, err := Project(t.Context(), Options{Cache: cache, Kernels: ks, Logf: t.Logf, Repo: testenv.RepoRoot(t), Artifacts: artifactsDir(t)}, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +95,10 @@ func wantCell(t *testing.T, rep *Report, step, state, why string) {
 // module built against the wrong kernel looks like.
 func TestFixtureGood(t *testing.T) {
 	rep, cache, k := checkFixture(t, "good")
-	wantCell(t, rep, "build", StatePass, "")
-	wantCell(t, rep, "modinfo", StatePass, "")
+	for _, step := range []string{"build", "modinfo", "load", "unload", "reload"} {
+		wantCell(t, rep, step, StatePass, "")
+	}
+	wantCell(t, rep, "params", StateNotRun, "")
 	f, err := cache.Fetch(t.Context(), k)
 	if err != nil {
 		t.Fatal(err)
@@ -145,8 +147,9 @@ func TestFixtureBadSyntax(t *testing.T) {
 
 // TestDebianDKMS downloads three of Debian 12's *-dkms packages (modules
 // nobody here wrote) and checks them on 6.1, their own release's kernel,
-// where all build and pass modinfo; v4l2loopback depends on the kernel's
-// videodev.
+// where all build, pass modinfo, load, unload and reload in a guest;
+// v4l2loopback depends on the kernel's videodev (and its dependencies),
+// and its load makes /dev/video0.
 func TestDebianDKMS(t *testing.T) {
 	testenv.NeedVMs(t)
 	testenv.NeedTool(t, "apt-get", "dpkg-deb", "make", "bash")
@@ -179,7 +182,7 @@ func TestDebianDKMS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check := Options{Cache: &kernels.Cache{Dir: dir, Logf: t.Logf}, Kernels: ks, Logf: t.Logf}
+	check := Options{Cache: &kernels.Cache{Dir: dir, Logf: t.Logf}, Kernels: ks, Logf: t.Logf, Repo: testenv.RepoRoot(t), Artifacts: artifactsDir(t)}
 	for _, conf := range confs {
 		p, err := project.Load(t.Context(), filepath.Dir(conf))
 		if err != nil {
@@ -190,8 +193,18 @@ func TestDebianDKMS(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("%s", rep)
-		if rep.Failed() || len(rep.Rows) != 1 || rep.Rows[0].States["modinfo"] != StatePass {
-			t.Errorf("%s on 6.1: want build and modinfo ok:\n%s", p.Name, rep)
+		if rep.Failed() || len(rep.Rows) != 1 {
+			t.Errorf("%s on 6.1: want one module and no failure:\n%s", p.Name, rep)
+			continue
+		}
+		for _, step := range []string{"build", "modinfo", "load", "unload", "reload"} {
+			if got := rep.Rows[0].States[step]; got != StatePass {
+				t.Errorf("%s on 6.1: %s is %s, want ok", p.Name, step, got)
+			}
+		}
+		notes := strings.Join(rep.Rows[0].Notes, "\n")
+		if p.Name == "v4l2loopback" && !strings.Contains(notes, "load: new device nodes: /dev/video0") {
+			t.Errorf("v4l2loopback's load made no /dev/video0: notes %q", notes)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(tmp, "x")); err != nil {
@@ -216,5 +229,90 @@ func TestFixtureExcluded(t *testing.T) {
 	wantCell(t, rep, "build", StateSkip, "skipped: the project excludes it: BUILD_EXCLUSIVE_KERNEL_MAX=6.0 is below 6.1.0-57-amd64")
 	if rep.Failed() {
 		t.Error("a skipped kernel counts as failed")
+	}
+}
+
+// artifactsDir is where the fixtures' guest runs keep their logs:
+// KMODTEST_CHECK_ARTIFACTS when set (to look at them afterwards), else a
+// directory the test removes.
+func artifactsDir(t *testing.T) string {
+	if d := os.Getenv("KMODTEST_CHECK_ARTIFACTS"); d != "" {
+		return d
+	}
+	return t.TempDir()
+}
+
+// TestFixtureWarnExit: a WARN in the exit function fails the unload step,
+// which quotes the kernel's WARNING; the load before it passed.
+func TestFixtureWarnExit(t *testing.T) {
+	rep, _, _ := checkFixture(t, "warn-exit")
+	wantCell(t, rep, "load", StatePass, "")
+	wantCell(t, rep, "unload", StateFail, "the kernel reported an error during the step: ")
+	wantCell(t, rep, "unload", StateFail, "warnexit: leaving something behind")
+}
+
+// TestFixtureMissingDep: a module needing a symbol the kernel does not
+// export fails its load step with the kernel's "Unknown symbol" line,
+// and the steps after it say why they did not run.
+func TestFixtureMissingDep(t *testing.T) {
+	rep, _, _ := checkFixture(t, "missing-dep")
+	wantCell(t, rep, "load", StateFail, "Unknown symbol kmodtest_absent_provider")
+	wantCell(t, rep, "unload", StateSkip, "missingdep is not loaded: its load step failed")
+}
+
+// TestFixtureRefuses: a parameter set the module refuses passes when the
+// project marks it refused, and fails when it does not.
+func TestFixtureRefuses(t *testing.T) {
+	rep, _, _ := checkFixture(t, "refuses")
+	wantCell(t, rep, "params", StatePass, "")
+	rep, _, _ = checkFixture(t, "refuses-unmarked")
+	wantCell(t, rep, "params", StateFail, `set "too-many": insmod`)
+	wantCell(t, rep, "params", StateFail, "devices=1000: want 1 to 8")
+}
+
+// TestFixtureNeedsVideodev: a module using the kernel's videodev loads
+// after mc and videodev, loaded from the kernel's own package in that
+// order.
+func TestFixtureNeedsVideodev(t *testing.T) {
+	rep, _, _ := checkFixture(t, "needs-videodev")
+	for _, step := range []string{"load", "unload", "reload"} {
+		wantCell(t, rep, step, StatePass, "")
+	}
+	if notes := strings.Join(rep.Rows[0].Notes, "\n"); !strings.Contains(notes, "deps: loaded mc, videodev") {
+		t.Errorf("notes do not name the kernel modules loaded: %q", notes)
+	}
+}
+
+// TestFixtureProprietary: a module whose license is not GPL-compatible
+// taints the kernel with P on load; that is expected, noted and not a
+// failure.
+func TestFixtureProprietary(t *testing.T) {
+	rep, _, _ := checkFixture(t, "proprietary")
+	for _, step := range []string{"modinfo", "load", "unload", "reload"} {
+		wantCell(t, rep, step, StatePass, "")
+	}
+	if notes := strings.Join(rep.Rows[0].Notes, "\n"); !strings.Contains(notes, `P taint (proprietary module) is expected for blob ("Proprietary")`) {
+		t.Errorf("notes do not say P is expected: %q", notes)
+	}
+}
+
+// TestFixturePair: of two modules, pair_consumer, using pair_provider's symbol,
+// loads after it (from depends, whatever the names' order), each is
+// loaded, unloaded and reloaded with the ones before it loaded, and the
+// provider, left loaded for the consumer, is unloaded at the end.
+func TestFixturePair(t *testing.T) {
+	rep, _, _ := checkFixture(t, "pair")
+	if len(rep.Rows) != 2 {
+		t.Fatalf("%d rows, want 2", len(rep.Rows))
+	}
+	if rep.Rows[0].Module != "pair_consumer" {
+		t.Fatalf("rows %s, %s: want pair_consumer's first (the build's order, by name)", rep.Rows[0].Module, rep.Rows[1].Module)
+	}
+	for _, row := range rep.Rows {
+		for _, step := range []string{"build", "modinfo", "load", "unload", "reload"} {
+			if row.States[step] != StatePass {
+				t.Errorf("%s %s: %s %q", row.Module, step, row.States[step], row.Why[step])
+			}
+		}
 	}
 }

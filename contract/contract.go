@@ -62,6 +62,9 @@ type Config struct {
 	// every step, so that the host can tell which lines each step ran.
 	// The host sets it when the module was built with gcov profiling.
 	GcovSnapshots bool `json:"gcov_snapshots,omitempty"`
+	// Project, when set, makes the prober check a module project's
+	// modules with generic steps (project.go) instead of running Steps.
+	Project *ProjectJob `json:"project,omitempty"`
 }
 
 // ShellCommands are the commands of kmodtest shell's guest, by path. Each

@@ -23,8 +23,11 @@ given (and whether it is GPL-compatible), and the modules it depends on
 exist in the kernel. It prints a kernels x modules x steps table and the
 reasons for each failure: a module that does not build shows the
 compiler's lines. A kernel the project excludes (BUILD_EXCLUSIVE_*) is
-skipped. Steps in a guest (load, params, unload, reload, tests) show -
-for now.
+skipped. Then it boots a guest of each kernel and loads the modules
+(after the kernel's own modules they depend on), with each parameter
+set, unloads and reloads them; a kernel report or a new taint fails the
+step. The project's own tests show - for now. Run it inside a kmodtest
+checkout: the guest is built from its prober.
 
 Flags:
 
@@ -70,10 +73,18 @@ func runCheck(ctx context.Context, env *cliEnv, args []string) error {
 		return fmt.Errorf("cache directory: %w", err)
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(env.stderr, format+"\n", args...) }
+	// The guest is built from the checkout's prober: outside one, the
+	// steps in a guest are left "-" and the rows say why.
+	repo, err := findRepo()
+	if err != nil {
+		logf("check: %v: load, params, unload and reload are not run", err)
+		repo = ""
+	}
 	rep, err := check.Project(ctx, check.Options{
 		Cache:   &kernels.Cache{Dir: dir, Logf: logf},
 		Kernels: ks,
 		Logf:    logf,
+		Repo:    repo,
 	}, p)
 	if err != nil {
 		return err

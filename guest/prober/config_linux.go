@@ -35,7 +35,7 @@ func loadConfig(path string) (contract.Config, error) {
 	if len(cfg.Steps) == 0 {
 		cfg.Steps = append([]string(nil), contract.CoreSteps...)
 	}
-	if err == nil && cfg.ModulePath == "" {
+	if err == nil && cfg.ModulePath == "" && cfg.Project == nil {
 		err = fmt.Errorf("config %s: module_path is empty", path)
 	}
 	return cfg, err

@@ -64,6 +64,10 @@ func run() error {
 	case cfgErr == nil && cfg.JobPort != "":
 		cfgErr = waitForJob(rep, &cfg)
 	}
+	if cfgErr == nil && cfg.Project != nil {
+		runProject(rep, cfg)
+		return nil
+	}
 	p := newProber(cfg, cfgErr)
 	start := time.Now()
 	for i, name := range cfg.Steps {

@@ -1,0 +1,23 @@
+package contract
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestProjectJobSteps: each module's steps in order, params only with
+// sets, and the cleanup of all but the last module, last first.
+func TestProjectJobSteps(t *testing.T) {
+	job := ProjectJob{Deps: []string{"/x/videodev.ko"}, Modules: []ProjectModule{
+		{Name: "a", Params: []ProjectParams{{Name: "two", Args: []string{"n=2"}}}},
+		{Name: "b"}, {Name: "c"},
+	}}
+	want := "deps load/a unload/a params/a reload/a load/b unload/b reload/b load/c unload/c reload/c cleanup/b cleanup/a"
+	if got := strings.Join(job.Steps(), " "); got != want {
+		t.Errorf("steps:\n got %s\nwant %s", got, want)
+	}
+	refusedFirst := ProjectModule{Params: []ProjectParams{{Args: []string{"n=99"}, Refused: true}, {Args: []string{"n=1"}}}}
+	if got := refusedFirst.DefaultArgs(); len(got) != 1 || got[0] != "n=1" {
+		t.Errorf("DefaultArgs = %q, want the first set not refused", got)
+	}
+}
