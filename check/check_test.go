@@ -55,9 +55,15 @@ func TestProjectReport(t *testing.T) {
 // its report.
 func checkFixture(t *testing.T, name string) (*Report, *kernels.Cache, kernels.Kernel) {
 	t.Helper()
+	return checkDir(t, filepath.Join("testdata", "projects", name))
+}
+
+// checkDir checks the project in dir on 6.1.
+func checkDir(t *testing.T, dir string) (*Report, *kernels.Cache, kernels.Kernel) {
+	t.Helper()
 	testenv.NeedVMs(t)
 	testenv.NeedTool(t, "make", "bash")
-	p, err := project.Load(t.Context(), filepath.Join("testdata", "projects", name))
+	p, err := project.Load(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,11 +71,11 @@ func checkFixture(t *testing.T, name string) (*Report, *kernels.Cache, kernels.K
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := kernels.DefaultCacheDir()
+	cacheDir, err := kernels.DefaultCacheDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache := &kernels.Cache{Dir: dir, Logf: t.Logf}
+	cache := &kernels.Cache{Dir: cacheDir, Logf: t.Logf}
 	rep, err := Project(t.Context(), Options{Cache: cache, Kernels: ks, Logf: t.Logf, Repo: testenv.RepoRoot(t), Artifacts: artifactsDir(t)}, p)
 	if err != nil {
 		t.Fatal(err)
@@ -315,4 +321,34 @@ func TestFixturePair(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestNetlinkGreetingsAsProject: kmod/ is a module project too (its
+// kmodtest.json): the generic steps load it, try its parameter sets (an
+// out-of-range and a taken protocol must be refused) and unload it.
+func TestNetlinkGreetingsAsProject(t *testing.T) {
+	rep, _, _ := checkDir(t, filepath.Join(testenv.RepoRoot(t), "kmod"))
+	for _, step := range []string{"build", "modinfo", "load", "params", "unload", "reload"} {
+		wantCell(t, rep, step, StatePass, "")
+	}
+}
+
+// TestNetlinkGreetingsFixtureAsProject: a broken NetlinkGreetings that
+// ignores its protocol parameter (kmod/fixtures/ignore-protocol-param)
+// loads with a taken protocol: the generic params step catches it
+// without knowing what the module does.
+func TestNetlinkGreetingsFixtureAsProject(t *testing.T) {
+	testenv.NeedVMs(t)
+	testenv.NeedTool(t, "patch")
+	repo := testenv.RepoRoot(t)
+	dir := filepath.Join(t.TempDir(), "kmod")
+	if out, err := exec.Command("cp", "-r", filepath.Join(repo, "kmod"), dir).CombinedOutput(); err != nil {
+		t.Fatalf("copy kmod: %v: %s", err, out)
+	}
+	patch := filepath.Join(repo, "kmod", "fixtures", "ignore-protocol-param.patch")
+	if out, err := exec.Command("patch", "-p1", "-d", dir, "-i", patch).CombinedOutput(); err != nil {
+		t.Fatalf("patch: %v: %s", err, out)
+	}
+	rep, _, _ := checkDir(t, dir)
+	wantCell(t, rep, "params", StateFail, `set "taken"`)
 }
