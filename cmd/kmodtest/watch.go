@@ -89,13 +89,28 @@ func findRepo() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if repo, ok := repoAbove(dir); ok {
+		return repo, nil
+	}
+	// make kmodtest leaves the binary at the top of the checkout, so a
+	// project elsewhere can be checked with /path/to/kmodtest/kmodtest.
+	if exe, err := os.Executable(); err == nil {
+		if repo, ok := repoAbove(filepath.Dir(exe)); ok {
+			return repo, nil
+		}
+	}
+	return "", fmt.Errorf("neither %s nor the kmodtest binary's directory is inside a kmodtest checkout: run kmodtest from the repository, or the binary that make kmodtest leaves there (watch, shell and check build the guest from its sources)", dir)
+}
+
+// repoAbove returns the kmodtest checkout that holds dir, if any.
+func repoAbove(dir string) (string, bool) {
 	for d := dir; ; d = filepath.Dir(d) {
 		data, err := os.ReadFile(filepath.Join(d, "go.mod"))
 		if err == nil && len(data) > 0 && string(data[:min(len(data), 36)]) == "module github.com/kmodtest/kmodtest\n" {
-			return d, nil
+			return d, true
 		}
 		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("%s is not inside a kmodtest checkout: run kmodtest from the repository (watch and shell build the guest from its sources)", dir)
+			return "", false
 		}
 	}
 }
