@@ -127,6 +127,8 @@ type Event struct {
 	// (the module's gcov .gcda from StepCoverage, and from every step
 	// with Config.GcovSnapshots), base64 in JSON.
 	Files map[string][]byte `json:"files,omitempty"`
+	// RoundTrips is the round-trip step's measurement.
+	RoundTrips *RoundTrips `json:"round_trips,omitempty"`
 }
 
 // Marshal encodes e as one line: Prefix, JSON, newline.

@@ -48,6 +48,7 @@ const (
 	StepAllocFailures    = "alloc-failures"     // every allocation of a greeting failed in turn (fail-nth)
 	StepModuleParam      = "module-param"       // protocol= out of range, taken, and another free one
 	StepCoverage         = "coverage"           // hands the module's gcov data to the host
+	StepRoundTrip        = "round-trip"         // acked greetings timed next to the kernel's own round trip (speed.go)
 )
 
 // CoreSteps is the core load, greet, ack and unload sequence: what
@@ -113,6 +114,7 @@ var Steps = []Step{
 	{Name: StepUnknownType, Timeout: shortStep, NeedsModule: true},
 	{Name: StepBatch, Timeout: shortStep, NeedsModule: true},
 	{Name: StepSpoofedPid, Timeout: shortStep, NeedsModule: true},
+	{Name: StepRoundTrip, Timeout: shortStep, NeedsModule: true},
 	{Name: StepUnprivileged, Timeout: shortStep, NeedsModule: true},
 	{Name: StepNetns, Timeout: shortStep, NeedsModule: true},
 	{Name: StepNetnsDeleted, Timeout: shortStep, NeedsModule: true},

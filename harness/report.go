@@ -49,6 +49,8 @@ type Row struct {
 	Release    string
 	BuildError string
 	Verdict    *verdict.Report
+	// RoundTrips is what the round-trip step measured, if it ran.
+	RoundTrips *contract.RoundTrips
 }
 
 // A Report collects rows from concurrent boots and prints the timing
@@ -177,6 +179,12 @@ func (r *Report) summary(w *strings.Builder, rows []Row, width int) {
 	for _, row := range rows {
 		if row.Coverage != "" && row.Fixture == "" {
 			fmt.Fprintf(w, "coverage of the module on %s: %s\n", row.Name, row.Coverage)
+		}
+	}
+	for _, row := range rows {
+		if rt := row.RoundTrips; rt != nil && row.Fixture == "" {
+			fmt.Fprintf(w, "round trip on %s: module median %.0f µs, kernel %.0f µs (%.2fx)\n",
+				row.Name, float64(rt.Module.MedianNS)/1000, float64(rt.Kernel.MedianNS)/1000, rt.Ratio())
 		}
 	}
 	if len(fixtures) > 0 {

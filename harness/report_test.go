@@ -17,7 +17,8 @@ func TestReport(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for _, row := range []Row{
-		{Name: "7.2", CPU: "qemu64", Timings: []time.Duration{time.Second, 0, 0, 0, 2 * time.Second, 0}, Steps: map[string]string{StepBuild: "pass", "boot": "pass", "insmod": "pass", "reply": "fail", "kernel-log": "pass"}, First: "reply"},
+		{Name: "7.2", CPU: "qemu64", Timings: []time.Duration{time.Second, 0, 0, 0, 2 * time.Second, 0}, Steps: map[string]string{StepBuild: "pass", "boot": "pass", "insmod": "pass", "reply": "fail", "kernel-log": "pass"}, First: "reply",
+			RoundTrips: &contract.RoundTrips{Module: contract.Latency{MedianNS: 27400}, Kernel: contract.Latency{MedianNS: 25500}}},
 		{Name: "6.1", Steps: map[string]string{StepBuild: "fail"}, First: StepBuild},
 		{Name: "6.1 no-ack", Fixture: "no-ack", Steps: map[string]string{"reply": "fail"}, First: "reply"},
 		{Name: "6.1 leak", Fixture: "leak", Steps: map[string]string{"reply": "pass"}},
@@ -32,6 +33,7 @@ func TestReport(t *testing.T) {
 		"   1 build\n   2 boot\n   3 insmod\n   4 reply\n   5 kernel-log\n",
 		"6.1                      F  -  -  -  -\n7.2                      .  .  .  F  .\n",
 		"first failure: 6.1: build\n",
+		"round trip on 7.2: module median 27 µs, kernel 26 µs (1.07x)\n",
 		"  6.1 leak               NOT CAUGHT: every step passed\n  6.1 no-ack             first failing step: reply\n",
 	} {
 		if !strings.Contains(got, want) {

@@ -530,6 +530,9 @@ func (s *Session) BootTarget(ctx context.Context, j Job) (*Outcome, error) {
 	r.Verdict = res.Report
 	for _, st := range append([]verdict.Step{res.Report.Boot}, append(res.Report.Steps, res.Report.Log)...) {
 		r.Steps[st.Name] = st.Status
+		if st.RoundTrips != nil {
+			r.RoundTrips = st.RoundTrips
+		}
 		if st.Failed() && r.First == "" {
 			r.First = st.Name
 		}

@@ -56,6 +56,11 @@ type TargetTiming struct {
 	Built bool `json:"built"`
 	// Guest says how the guest started: booted, restored or saved.
 	Guest string `json:"guest,omitempty"`
+	// Steps maps each step of the row to its status (pass, fail, skip),
+	// and RoundTrips is what the round-trip step measured: what
+	// `kmodtest compare` holds two runs' against each other.
+	Steps      map[string]string    `json:"steps,omitempty"`
+	RoundTrips *contract.RoundTrips `json:"round_trips,omitempty"`
 }
 
 // Timings returns the report's rows as timings.json holds them, sorted
@@ -78,6 +83,8 @@ func (r *Report) Timings() Timings {
 			ModuleCached: row.ModuleCached,
 			Built:        row.Steps[StepBuild] == contract.StatusPass,
 			Guest:        row.Guest,
+			Steps:        row.Steps,
+			RoundTrips:   row.RoundTrips,
 		}
 		fields := []*float64{&tt.Fetch, &tt.BuildRoot, &tt.Module, &tt.Initramfs, &tt.Boot, &tt.Probe}
 		for i, d := range row.Timings {

@@ -18,7 +18,8 @@ func TestTimingsRoundTrip(t *testing.T) {
 	r := &Report{Accel: vm.AccelTCG}
 	r.Add(Row{Name: "5.10-hardened", Target: Target{Kernel: k510, Profile: "hardened"}, CPU: "qemu64",
 		Timings:      []time.Duration{10 * time.Millisecond, 0, 2919 * time.Millisecond, 6 * time.Millisecond, 3213 * time.Millisecond, 425 * time.Millisecond},
-		KernelCached: true, Steps: map[string]string{StepBuild: contract.StatusPass}})
+		KernelCached: true, Steps: map[string]string{StepBuild: contract.StatusPass, contract.StepRoundTrip: contract.StatusPass},
+		RoundTrips: &contract.RoundTrips{Count: 300, Module: contract.Latency{MedianNS: 27000, P99NS: 189000}, Kernel: contract.Latency{MedianNS: 26000, P99NS: 262000}, Reference: "rtnetlink"}})
 	r.Add(Row{Name: "5.10 no-ack", Target: Target{Kernel: k510, Profile: "hardened"}, Fixture: "no-ack",
 		Timings: []time.Duration{0, 0, time.Second}, Steps: map[string]string{StepBuild: contract.StatusFail}})
 	dir := t.TempDir()
@@ -30,8 +31,10 @@ func TestTimingsRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Timings{Accel: "tcg", Targets: []TargetTiming{
-		{Target: "5.10-hardened", Kernel: "5.10", Profile: "hardened", CPU: "qemu64", Fetch: 0.01, Module: 2.919, Initramfs: 0.006, Boot: 3.213, Probe: 0.425, KernelCached: true, Built: true},
-		{Target: "5.10-hardened", Kernel: "5.10", Profile: "hardened", Fixture: "no-ack", Module: 1},
+		{Target: "5.10-hardened", Kernel: "5.10", Profile: "hardened", CPU: "qemu64", Fetch: 0.01, Module: 2.919, Initramfs: 0.006, Boot: 3.213, Probe: 0.425, KernelCached: true, Built: true,
+			Steps:      map[string]string{StepBuild: contract.StatusPass, contract.StepRoundTrip: contract.StatusPass},
+			RoundTrips: &contract.RoundTrips{Count: 300, Module: contract.Latency{MedianNS: 27000, P99NS: 189000}, Kernel: contract.Latency{MedianNS: 26000, P99NS: 262000}, Reference: "rtnetlink"}},
+		{Target: "5.10-hardened", Kernel: "5.10", Profile: "hardened", Fixture: "no-ack", Module: 1, Steps: map[string]string{StepBuild: contract.StatusFail}},
 	}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%+v\nwant\n%+v", got, want)

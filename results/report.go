@@ -115,6 +115,7 @@ func (r *Results) rows(steps []string) (vm.Accel, []harness.Row) {
 				}
 				row.CPU = tt.CPU
 				row.Cached = fmt.Sprintf("kernel:%v module:%v", tt.KernelCached, tt.ModuleCached)
+				row.RoundTrips = tt.RoundTrips
 			}
 			rows = append(rows, row)
 		}

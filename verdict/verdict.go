@@ -27,6 +27,8 @@ type Step struct {
 	// Kmsg is everything the kernel printed during the step.
 	Kmsg       []string
 	DurationMS int64
+	// RoundTrips is what the round-trip step measured, if it got that far.
+	RoundTrips *contract.RoundTrips
 }
 
 // Failed reports whether the step failed.
@@ -137,6 +139,7 @@ func Judge(run Input, steps []string, expect map[string]string) *Report {
 			s.Status = e.Status
 			s.Kmsg = e.Kmsg
 			s.DurationMS = e.DurationMS
+			s.RoundTrips = e.RoundTrips
 			if e.Status == contract.StatusFail {
 				s.Reasons = append(s.Reasons, e.Detail)
 				if name == contract.StepInsmod && len(e.Kmsg) > 0 {

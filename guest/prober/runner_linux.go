@@ -62,6 +62,7 @@ var steps = map[string]step{
 	contract.StepUnknownType:      {run: stepUnknownType},
 	contract.StepBatch:            {run: stepBatch},
 	contract.StepSpoofedPid:       {run: stepSpoofedPid},
+	contract.StepRoundTrip:        {run: stepRoundTrip, quiet: true},
 	contract.StepUnprivileged:     {run: stepUnprivileged},
 	contract.StepNetns:            {run: stepNetns},
 	contract.StepNetnsDeleted:     {run: stepNetnsDeleted, leakScan: true},
@@ -85,6 +86,8 @@ type prober struct {
 	insmodErr error
 	// files is what the running step hands to the host (contract.Event.Files).
 	files map[string][]byte
+	// roundTrips is what the round-trip step measured (contract.Event.RoundTrips).
+	roundTrips *contract.RoundTrips
 	// gcov counts the per-step gcov snapshots sent so far (Config.GcovSnapshots).
 	gcov gcovCost
 }
@@ -182,8 +185,9 @@ func (p *prober) runStep(rep *reporter, name string, first bool) string {
 		TaintAfter:  taintAfter,
 		DurationMS:  d.Milliseconds(),
 		Files:       p.files,
+		RoundTrips:  p.roundTrips,
 	})
-	p.files = nil
+	p.files, p.roundTrips = nil, nil
 	return status
 }
 
