@@ -46,6 +46,8 @@ var fixtures = []fixture{
 	// the host's silence bound fires: both detectors are proven.
 	{name: "hang-on-input", step: "text-limits", reason: regexp.MustCompile(`did not finish within`)},
 	{name: "hang-on-input", vcpus: 1, step: "text-limits", reason: regexp.MustCompile("hung during the step"), silence: 45 * time.Second},
+	// 2 ms of sleep per acked greeting: only the round trip notices.
+	{name: "slow-ack", step: "round-trip", reason: regexp.MustCompile(`median round trip is [\d.]+ times the kernel's`), only: true},
 }
 
 // A fixture is a broken module and where the harness must catch it.
@@ -58,6 +60,9 @@ type fixture struct {
 	silence time.Duration
 	// vcpus, when set, replaces the target's number of vCPUs.
 	vcpus int
+	// only requires every other step to pass: a bug that only this
+	// step's detector sees.
+	only bool
 }
 
 // label names the fixture's subtest and artifacts: its name, and its
@@ -147,6 +152,13 @@ func TestFixtures(t *testing.T) {
 			all := strings.Join(append(s.Reasons, s.Evidence...), "\n")
 			if !f.reason.MatchString(all) {
 				t.Errorf("fixture %s: step %s failed, but not for the expected reason (want a match for %q in):\n%s", f.name, f.step, f.reason, all)
+			}
+			if f.only {
+				for _, o := range out.Report.Steps {
+					if o.Name != f.step && o.Failed() {
+						t.Errorf("fixture %s: step %s failed too, where only %s should: %s", f.name, o.Name, f.step, strings.Join(o.Reasons, "; "))
+					}
+				}
 			}
 			t.Logf("caught: step %s: %s", f.step, s.Reasons[0])
 		})
