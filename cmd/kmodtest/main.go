@@ -50,6 +50,7 @@ var commands = []*command{
 	planCommand,
 	mergeCommand,
 	reportCommand,
+	compareCommand,
 	checkCommand,
 }
 

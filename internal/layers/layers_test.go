@@ -24,7 +24,7 @@ var layers = []struct {
 	{"archive, images, Kbuild, module projects", []string{"debian", "bootimage", "kbuild", "project", "modinfo"}},
 	{"kernels, VMs, verdicts", []string{"kernels", "vm", "verdict", "initramfs", "coverage", "runresults"}},
 	{"orchestration", []string{"harness", "check"}},
-	{"command, its features and guest programs", []string{"cmd/kmodtest/watch", "cmd/kmodtest/shell", "results", "shard", "cmd/kmodtest", "guest/prober"}},
+	{"command, its features and guest programs", []string{"cmd/kmodtest/watch", "cmd/kmodtest/shell", "results", "compare", "shard", "cmd/kmodtest", "guest/prober"}},
 	{"VM tests and checks of the repository", []string{"vmtests", "internal/workflow", "internal/layers"}},
 }
 
