@@ -18,7 +18,7 @@ const (
 // trip the module's median may be before the round-trip step fails. The
 // real module measured 1.03 to 1.14 times the kernel's on 5.10, 6.1, 6.12
 // and 7.3 under TCG at loads of 2 to 25, and 1.03 on 6.12-debug; the
-// slow-ack fixture (2 ms of sleep per acked greeting) 24 to 63 times on
+// slow-ack fixture (2 ms of sleep per acked greeting) 22 to 63 times on
 // 6.1, and about 5 times on 6.12-debug, whose own round trip is 0.5 ms
 // (docs/performance.md).
 const RoundTripFactor = 4
