@@ -1,10 +1,9 @@
 // Package compare holds two runs' results against each other (kmodtest
 // compare): per target, the round-trip medians of the round-trip step
 // and their change, flagged beyond noise, and every step whose status
-// changed. A run is its timings.json (harness.TimingsFile), which every
-// `go test ./vmtests` writes into its artifacts directory and
-// `kmodtest merge` writes for a CI run: both carry each target's step
-// statuses and round trips.
+// changed. A run is its results.json (package runresults), which every
+// `go test ./vmtests` writes into its artifacts directory and `kmodtest
+// merge` writes for a CI run: each target's steps and round trips.
 package compare
 
 import (
@@ -17,7 +16,7 @@ import (
 	"strings"
 
 	"github.com/kmodtest/kmodtest/contract"
-	"github.com/kmodtest/kmodtest/harness"
+	"github.com/kmodtest/kmodtest/runresults"
 )
 
 // NoisePercent is how far the module's round trip, relative to the
@@ -28,22 +27,22 @@ import (
 // to about 10 % (docs/performance.md).
 const NoisePercent = 25
 
-// Load reads a run's timings.json: path is the file, or a directory
+// Load reads a run's results.json: path is the file, or a directory
 // holding it (a run's artifacts directory, artifacts/latest, or the
 // directory kmodtest merge wrote).
-func Load(path string) (harness.Timings, error) {
+func Load(path string) (*runresults.Run, error) {
 	info, err := os.Stat(path)
 	if err != nil {
-		return harness.Timings{}, fmt.Errorf("read run %s: %w", path, err)
+		return nil, fmt.Errorf("read run %s: %w", path, err)
 	}
 	if info.IsDir() {
-		file := filepath.Join(path, harness.TimingsFile)
+		file := filepath.Join(path, runresults.File)
 		if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
-			return harness.Timings{}, fmt.Errorf("read run %s: no %s in it: give a run's artifacts directory (artifacts/latest), the directory kmodtest merge wrote, or the file itself", path, harness.TimingsFile)
+			return nil, fmt.Errorf("read run %s: no %s in it: give a run's artifacts directory (artifacts/latest), the directory kmodtest merge wrote, or the file itself", path, runresults.File)
 		}
 		path = file
 	}
-	return harness.ReadTimings(path)
+	return runresults.Read(path)
 }
 
 // A Comparison is what changed from Old to New.
@@ -55,9 +54,6 @@ type Comparison struct {
 	Steps []StepChange
 	// OnlyOld and OnlyNew are the targets that only one run has.
 	OnlyOld, OnlyNew []string
-	// NoSteps are the targets whose steps could not be compared: a run
-	// wrote its timings.json before it held step statuses.
-	NoSteps []string
 }
 
 // A RoundTripChange is one target's round trips in both runs; either
@@ -74,8 +70,8 @@ type StepChange struct {
 	Old, New     string
 }
 
-// Compare compares two runs' timings.
-func Compare(oldName string, old harness.Timings, newName string, new harness.Timings) Comparison {
+// Compare compares two runs.
+func Compare(oldName string, old *runresults.Run, newName string, new *runresults.Run) Comparison {
 	c := Comparison{OldName: oldName, NewName: newName}
 	olds, news := byTarget(old), byTarget(new)
 	for _, name := range targets(olds, news) {
@@ -92,38 +88,37 @@ func Compare(oldName string, old harness.Timings, newName string, new harness.Ti
 		if o.RoundTrips != nil || n.RoundTrips != nil {
 			c.RoundTrips = append(c.RoundTrips, RoundTripChange{Target: name, Old: o.RoundTrips, New: n.RoundTrips})
 		}
-		if len(o.Steps) == 0 || len(n.Steps) == 0 {
-			c.NoSteps = append(c.NoSteps, name)
-			continue
-		}
-		for _, st := range stepNames(o.Steps, n.Steps) {
-			if o.Steps[st] != n.Steps[st] {
-				c.Steps = append(c.Steps, StepChange{Target: name, Step: st, Old: o.Steps[st], New: n.Steps[st]})
+		was, now := statuses(o), statuses(n)
+		for _, st := range stepNames(o, n) {
+			if was[st] != now[st] {
+				c.Steps = append(c.Steps, StepChange{Target: name, Step: st, Old: was[st], New: now[st]})
 			}
 		}
 	}
 	return c
 }
 
-// byTarget keys rows by target and fixture ("6.1", "6.1 slow-ack"). A
-// target measured twice in one run keeps its last row.
-func byTarget(t harness.Timings) map[string]harness.TargetTiming {
-	m := map[string]harness.TargetTiming{}
-	for _, tt := range t.Targets {
-		m[rowName(tt)] = tt
+// byTarget keys a run's targets by name ("6.1", a fixture's "6.1
+// slow-ack"). A target that two shards of a merge ran keeps the last.
+func byTarget(r *runresults.Run) map[string]runresults.Target {
+	m := map[string]runresults.Target{}
+	for _, t := range r.Targets {
+		m[t.Name] = t
 	}
 	return m
 }
 
-func rowName(tt harness.TargetTiming) string {
-	if tt.Fixture != "" {
-		return tt.Target + " " + tt.Fixture
+// statuses maps each step of t to its status.
+func statuses(t runresults.Target) map[string]string {
+	m := map[string]string{}
+	for _, s := range t.Steps {
+		m[s.Name] = s.Status
 	}
-	return tt.Target
+	return m
 }
 
 // targets returns the names of both maps, sorted.
-func targets(a, b map[string]harness.TargetTiming) []string {
+func targets(a, b map[string]runresults.Target) []string {
 	var names []string
 	for n := range a {
 		names = append(names, n)
@@ -137,28 +132,18 @@ func targets(a, b map[string]harness.TargetTiming) []string {
 	return names
 }
 
-// stepNames returns the steps of both runs: the step table's order first,
-// then the others (build, boot, kernel-log) by name.
-func stepNames(a, b map[string]string) []string {
-	seen := map[string]bool{}
+// stepNames returns the steps of both targets, in the old one's order,
+// then those only the new one has.
+func stepNames(a, b runresults.Target) []string {
 	var names []string
-	for _, st := range contract.FullSteps {
-		if _, ok := a[st]; ok {
-			names, seen[st] = append(names, st), true
-		} else if _, ok := b[st]; ok {
-			names, seen[st] = append(names, st), true
-		}
-	}
-	var rest []string
-	for _, m := range []map[string]string{a, b} {
-		for st := range m {
-			if !seen[st] {
-				rest, seen[st] = append(rest, st), true
+	for _, t := range []runresults.Target{a, b} {
+		for _, s := range t.Steps {
+			if !slices.Contains(names, s.Name) {
+				names = append(names, s.Name)
 			}
 		}
 	}
-	slices.Sort(rest)
-	return append(names, rest...)
+	return names
 }
 
 // Change is the change of the module's median, of the kernel's median
@@ -201,7 +186,7 @@ func (c Comparison) Regressions() []string {
 		}
 	}
 	for _, s := range c.Steps {
-		if s.Old == contract.StatusPass && s.New != contract.StatusPass && s.New != contract.StatusSkip {
+		if s.Old == runresults.StatusPass && s.New != runresults.StatusPass && s.New != runresults.StatusSkip {
 			out = append(out, fmt.Sprintf("%s: step %s %s -> %s", s.Target, s.Step, status(s.Old), status(s.New)))
 		}
 	}
@@ -239,14 +224,11 @@ func (c Comparison) Text() string {
 		fmt.Fprintln(&w)
 	}
 	fmt.Fprintf(&w, "\nsteps whose status changed:\n")
-	if len(c.Steps) == 0 && len(c.NoSteps) == 0 {
+	if len(c.Steps) == 0 {
 		fmt.Fprintf(&w, "  none\n")
 	}
 	for _, s := range c.Steps {
 		fmt.Fprintf(&w, "  %s %s: %s -> %s\n", s.Target, s.Step, status(s.Old), status(s.New))
-	}
-	if len(c.NoSteps) > 0 {
-		fmt.Fprintf(&w, "  not compared on %s: a run's %s has no step statuses (written before kmodtest recorded them)\n", strings.Join(c.NoSteps, ", "), harness.TimingsFile)
 	}
 	if len(c.OnlyOld) > 0 {
 		fmt.Fprintf(&w, "\nonly in old: %s\n", strings.Join(c.OnlyOld, ", "))

@@ -8,24 +8,24 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/kmodtest/kmodtest/contract"
-	"github.com/kmodtest/kmodtest/harness"
+	"github.com/kmodtest/kmodtest/runresults"
 )
 
-// The testdata are timings.json files of real runs on the build machine
-// (2026-12-07, TCG, go test ./vmtests -count=1 -steps full -run TestModule):
+// The testdata are results.json files of real runs on the build machine
+// (2026-12-07, TCG):
 //
-//	6.1.json             -kernels 6.1, the real module
-//	6.1-slow-ack.json    -kernels 6.1, kmod/ patched with fixtures/slow-ack.patch
-//	6.1-before-steps.json -kernels 6.1, before timings.json held steps and round trips
-//	5.10-6.12-7.3.json   -kernels 5.10,6.12,7.3, the real module
+//	6.1.json           go test ./vmtests -count=1 -kernels 6.1 -steps full -run TestModule
+//	6.1-slow-ack.json  the same with kmod/ patched with fixtures/slow-ack.patch
+//	matrix-core.json   go test ./vmtests (every kernel, core steps), on main
+//	                   before the round-trip step existed
 
-func load(t *testing.T, name string) harness.Timings {
+func load(t *testing.T, name string) *runresults.Run {
 	t.Helper()
-	tm, err := Load(filepath.Join("testdata", name))
+	r, err := Load(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tm
+	return r
 }
 
 func TestCompareSlowerModule(t *testing.T) {
@@ -33,12 +33,12 @@ func TestCompareSlowerModule(t *testing.T) {
 	if len(c.RoundTrips) != 1 || c.RoundTrips[0].Verdict() != "slower" {
 		t.Fatalf("round trips %+v, want 6.1 slower", c.RoundTrips)
 	}
-	want := []StepChange{{Target: "6.1", Step: contract.StepRoundTrip, Old: contract.StatusPass, New: contract.StatusFail}}
+	want := []StepChange{{Target: "6.1", Step: contract.StepRoundTrip, Old: runresults.StatusPass, New: runresults.StatusFail}}
 	if diff := cmp.Diff(want, c.Steps); diff != "" {
 		t.Errorf("unexpected step changes (-want +got):\n%s", diff)
 	}
 	wantRegressions := []string{
-		"6.1: round trip 5847% slower relative to the kernel's (ratio 1.06 -> 62.79)",
+		"6.1: round trip 5004% slower relative to the kernel's (ratio 1.05 -> 53.75)",
 		"6.1: step round-trip pass -> fail",
 	}
 	if diff := cmp.Diff(wantRegressions, c.Regressions()); diff != "" {
@@ -46,7 +46,7 @@ func TestCompareSlowerModule(t *testing.T) {
 	}
 	text := c.Text()
 	for _, line := range []string{
-		"  6.1     module 27 µs -> 2733 µs (+10002%), kernel 26 µs -> 44 µs (+70%), ratio 1.06 -> 62.79 (+5847%)  SLOWER\n",
+		"  6.1     module 28 µs -> 2831 µs (+10161%), kernel 26 µs -> 53 µs (+101%), ratio 1.05 -> 53.75 (+5004%)  SLOWER\n",
 		"  6.1 round-trip: pass -> fail\n",
 	} {
 		if !strings.Contains(text, line) {
@@ -66,30 +66,33 @@ func TestCompareFasterIsNoRegression(t *testing.T) {
 }
 
 func TestCompareSameRun(t *testing.T) {
-	run := load(t, "5.10-6.12-7.3.json")
+	run := load(t, "6.1.json")
 	c := Compare("a", run, "b", run)
-	if len(c.RoundTrips) != 5 || len(c.Steps) != 0 || len(c.Regressions()) != 0 {
-		t.Errorf("a run against itself: %d round trips (want 5), steps %+v, regressions %q", len(c.RoundTrips), c.Steps, c.Regressions())
+	if len(c.RoundTrips) != 1 || c.RoundTrips[0].Verdict() != "" || len(c.Steps) != 0 || len(c.Regressions()) != 0 {
+		t.Errorf("a run against itself: round trips %+v, steps %+v, regressions %q", c.RoundTrips, c.Steps, c.Regressions())
 	}
-	if !strings.Contains(c.Text(), "  5.10-hardened  module 89 µs -> 89 µs (+0%), kernel 87 µs -> 87 µs (+0%), ratio 1.03 -> 1.03 (+0%)\n") {
+	if !strings.Contains(c.Text(), "steps whose status changed:\n  none\n") {
 		t.Errorf("text:\n%s", c.Text())
 	}
 }
 
-func TestCompareOldFormatAndOtherTargets(t *testing.T) {
-	c := Compare("old", load(t, "6.1-before-steps.json"), "new", load(t, "6.1.json"))
-	if diff := cmp.Diff([]string{"6.1"}, c.NoSteps); diff != "" {
-		t.Errorf("targets without steps (-want +got):\n%s", diff)
+func TestCompareRunWithoutRoundTrips(t *testing.T) {
+	c := Compare("old", load(t, "matrix-core.json"), "new", load(t, "6.1.json"))
+	if len(c.OnlyOld) != 10 || len(c.OnlyNew) != 0 {
+		t.Errorf("only in old %q (want the 10 other targets), only in new %q (want none)", c.OnlyOld, c.OnlyNew)
+	}
+	if len(c.RoundTrips) != 1 {
+		t.Fatalf("round trips %+v, want 6.1's", c.RoundTrips)
 	}
 	if r := c.RoundTrips[0]; r.Old != nil || r.New == nil || r.Verdict() != "" {
 		t.Errorf("round trips %+v, want only new ones and no verdict", r)
 	}
-	c = Compare("old", load(t, "6.1.json"), "new", load(t, "5.10-6.12-7.3.json"))
-	if diff := cmp.Diff([]string{"6.1"}, c.OnlyOld); diff != "" {
-		t.Errorf("only in old (-want +got):\n%s", diff)
+	// The scenario steps are new: absent -> pass, no regression.
+	if len(c.Steps) != len(contract.FullSteps)-len(contract.CoreSteps) || len(c.Regressions()) != 0 {
+		t.Errorf("%d step changes (want %d), regressions %q (want none)", len(c.Steps), len(contract.FullSteps)-len(contract.CoreSteps), c.Regressions())
 	}
-	if len(c.OnlyNew) != 5 || len(c.RoundTrips) != 0 {
-		t.Errorf("only in new %q (want 5 targets), round trips %+v (want none)", c.OnlyNew, c.RoundTrips)
+	if !strings.Contains(c.Text(), "  6.1     module - -> ") || !strings.Contains(c.Text(), "  6.1 round-trip: absent -> pass\n") {
+		t.Errorf("text:\n%s", c.Text())
 	}
 }
 
@@ -123,14 +126,14 @@ func TestLoadDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, harness.TimingsFile), data, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, runresults.File), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tm, err := Load(dir)
-	if err != nil || len(tm.Targets) != 1 {
-		t.Fatalf("Load(%s) = %d targets, %v; want the one of its timings.json", dir, len(tm.Targets), err)
+	r, err := Load(dir)
+	if err != nil || len(r.Targets) != 1 {
+		t.Fatalf("Load(%s) = %v; want the one target of its results.json", dir, err)
 	}
-	if _, err := Load(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no timings.json in it") {
+	if _, err := Load(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no results.json in it") {
 		t.Errorf("Load(empty dir) = %v, want an error saying what to give", err)
 	}
 	if _, err := Load(filepath.Join(dir, "missing")); err == nil {

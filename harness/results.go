@@ -45,6 +45,8 @@ func resultsTarget(row Row) runresults.Target {
 		Guest:   row.Guest,
 		Fixture: row.Fixture,
 		Steps:   []runresults.Step{},
+
+		RoundTrips: row.RoundTrips,
 	}
 	build := runresults.Step{Name: StepBuild, Status: row.Steps[StepBuild]}
 	for i, d := range row.Timings {

@@ -16,6 +16,7 @@ import (
 
 func TestResults(t *testing.T) {
 	r := &Report{Accel: vm.AccelTCG, Steps: []string{contract.StepInsmod, contract.StepReply}}
+	rt := &contract.RoundTrips{Count: 300, Module: contract.Latency{MedianNS: 27590, P99NS: 371900}, Kernel: contract.Latency{MedianNS: 26200, P99NS: 500530}, Reference: "rtnetlink"}
 	v := &verdict.Report{
 		Kernel: "6.1.0-56-amd64",
 		Boot:   verdict.Step{Name: verdict.BootStep, Status: contract.StatusPass},
@@ -27,7 +28,7 @@ func TestResults(t *testing.T) {
 	}
 	r.Add(Row{Name: "6.1", Target: Target{Kernel: kernels.Kernel{Name: "6.1"}}, CPU: "qemu64", Guest: GuestRestored, Release: "6.1.0-56-amd64",
 		Timings: []time.Duration{time.Second, 0, 2500 * time.Millisecond, 0, 1800 * time.Millisecond, 2 * time.Second},
-		Steps:   map[string]string{StepBuild: contract.StatusPass}, Verdict: v})
+		Steps:   map[string]string{StepBuild: contract.StatusPass}, Verdict: v, RoundTrips: rt})
 	r.Add(Row{Name: "7.2", Target: Target{Kernel: kernels.Kernel{Name: "7.2", Arch: "arm64"}},
 		Steps: map[string]string{StepBuild: contract.StatusFail}, BuildError: "build module for 7.2:\nerror: unknown type name 'foo'\n"})
 	got := r.Results()
@@ -41,7 +42,7 @@ func TestResults(t *testing.T) {
 			{Name: "insmod", Status: "pass", Seconds: 0.212},
 			{Name: "reply", Status: "fail", Seconds: 2.004, Failure: []string{"reply: no reply within 2s", "kernel lines:", "BUG: kernel NULL pointer dereference"}},
 			{Name: "kernel-log", Status: "skip", SkipReason: "not judged"},
-		}},
+		}, RoundTrips: rt},
 		{Name: "7.2", Kernel: "7.2", Arch: "arm64", Status: "fail", Steps: []runresults.Step{
 			{Name: "build", Status: "fail", Failure: []string{"build module for 7.2:", "error: unknown type name 'foo'"}},
 		}},

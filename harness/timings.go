@@ -56,10 +56,8 @@ type TargetTiming struct {
 	Built bool `json:"built"`
 	// Guest says how the guest started: booted, restored or saved.
 	Guest string `json:"guest,omitempty"`
-	// Steps maps each step of the row to its status (pass, fail, skip),
-	// and RoundTrips is what the round-trip step measured: what
-	// `kmodtest compare` holds two runs' against each other.
-	Steps      map[string]string    `json:"steps,omitempty"`
+	// RoundTrips is what the round-trip step measured, for the merged
+	// report's summary (results.json has it too).
 	RoundTrips *contract.RoundTrips `json:"round_trips,omitempty"`
 }
 
@@ -83,7 +81,6 @@ func (r *Report) Timings() Timings {
 			ModuleCached: row.ModuleCached,
 			Built:        row.Steps[StepBuild] == contract.StatusPass,
 			Guest:        row.Guest,
-			Steps:        row.Steps,
 			RoundTrips:   row.RoundTrips,
 		}
 		fields := []*float64{&tt.Fetch, &tt.BuildRoot, &tt.Module, &tt.Initramfs, &tt.Boot, &tt.Probe}

@@ -65,6 +65,7 @@ func shardRun(s *Shard, timings map[string]harness.TargetTiming) *runresults.Run
 		tg := runresults.Target{Name: target, Kernel: target, Release: guestKernel(t.Output), Steps: []runresults.Step{}}
 		if tt, ok := timings[target]; ok {
 			tg.Kernel, tg.Profile, tg.CPU, tg.Guest = tt.Kernel, tt.Profile, tt.CPU, tt.Guest
+			tg.RoundTrips = tt.RoundTrips
 		}
 		for _, c := range s.Tests {
 			step, ok := strings.CutPrefix(c.Name, t.Name+"/")

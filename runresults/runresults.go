@@ -20,6 +20,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/kmodtest/kmodtest/contract"
 )
 
 // SchemaVersion is the version of results.json this package writes and
@@ -111,6 +113,10 @@ type Target struct {
 	// Failure says why the target failed when no step says it: its test
 	// never finished (a -timeout, a crash), found by a merge.
 	Failure []string `json:"failure,omitempty"`
+	// RoundTrips is what the round-trip step measured: the medians and
+	// 99th percentiles of the module's and the kernel's round trips
+	// (kmodtest compare holds two runs' against each other).
+	RoundTrips *contract.RoundTrips `json:"round_trips,omitempty"`
 }
 
 // A Step is one step of one target.

@@ -12,7 +12,7 @@ var compareCommand = &command{
 	Name:  "compare",
 	Args:  "OLD NEW",
 	Short: "compare two runs: round-trip medians per kernel and steps whose status changed",
-	Long: `compare reads two runs' timings.json: OLD and NEW are each the file, or a
+	Long: `compare reads two runs' results.json: OLD and NEW are each the file, or a
 directory holding it (a run's artifacts directory such as
 artifacts/runs/<time>-<pid> or artifacts/latest, or the directory
 kmodtest merge wrote for a CI run). It prints, per target, the medians
@@ -32,7 +32,7 @@ func runCompare(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	if fs.NArg() != 2 {
-		return usagef("want two runs, OLD and NEW (each a timings.json or a directory holding one, such as artifacts/latest), got %d argument(s)", fs.NArg())
+		return usagef("want two runs, OLD and NEW (each a results.json or a directory holding one, such as artifacts/latest), got %d argument(s)", fs.NArg())
 	}
 	oldPath, newPath := fs.Arg(0), fs.Arg(1)
 	old, err := compare.Load(oldPath)

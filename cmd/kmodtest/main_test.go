@@ -43,8 +43,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"check", "../../check/testdata/projects/bad-syntax"}, 1, "bad-syntax/dkms.conf: line 6: syntax error: unexpected end of file: fix the shell syntax"},
 		{[]string{"check", "../../harness/testdata"}, 1, "has no dkms.conf, kmodtest.json, Kbuild or Makefile"},
 		{[]string{"compare", "../../compare/testdata/6.1.json"}, 2, "want two runs, OLD and NEW"},
-		{[]string{"compare", "../../compare/testdata", "../../compare/testdata/6.1.json"}, 2, "no timings.json in it: give a run's artifacts directory"},
-		{[]string{"compare", "../../compare/testdata/6.1.json", "../../compare/testdata/6.1-slow-ack.json"}, 1, "new is worse than old:\n  6.1: round trip 5847% slower relative to the kernel's (ratio 1.06 -> 62.79)\n  6.1: step round-trip pass -> fail"},
+		{[]string{"compare", "../../compare/testdata", "../../compare/testdata/6.1.json"}, 2, "no results.json in it: give a run's artifacts directory"},
+		{[]string{"compare", "../../compare/testdata/6.1.json", "../../compare/testdata/6.1-slow-ack.json"}, 1, "new is worse than old:\n  6.1: round trip 5004% slower relative to the kernel's (ratio 1.05 -> 53.75)\n  6.1: step round-trip pass -> fail"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
