@@ -11,8 +11,14 @@ const (
 	// (arm64's virt): a virtio console, whose driver the prober may have
 	// to load first (Config.PortModules).
 	VirtioResultPort = "/dev/hvc0"
-	// JobPort is the serial device a waiting prober reads its job from:
-	// the guest's third UART, which only the host writes to. Only amd64
-	// guests have one.
+	// JobPort is the serial device a waiting prober reads its job from
+	// on amd64: the guest's third UART, which only the host writes to.
 	JobPort = "/dev/ttyS2"
+	// VirtioJobPort is the job port on machines with a single UART: a
+	// second virtio console beside VirtioResultPort. A console port is
+	// a tty named by its order on the bus (hvc0, hvc1), a node that
+	// devtmpfs makes without udev; a named virtserialport would be
+	// /dev/vportNpM (N the virtio device's index), reachable by its
+	// name only through udev's /dev/virtio-ports links, and not a tty.
+	VirtioJobPort = "/dev/hvc1"
 )

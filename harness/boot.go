@@ -104,18 +104,9 @@ func (b Boot) Run(ctx context.Context) (*Result, error) {
 	initrd := filepath.Join(b.Dir, "initramfs.cpio")
 	cfg := GuestConfig(b.Target)
 	cfg.Steps, cfg.GcovSnapshots = b.Steps, b.GcovSnapshots
-	files := []initramfs.File{{Source: b.Ko, Target: ModuleInGuest}}
-	transport := vm.VirtioPCI
-	if b.Port != nil {
-		if b.Port.MMIO {
-			transport = vm.VirtioMMIO
-		}
-		for _, ko := range b.Port.Modules {
-			target := initramfs.ModuleDir + "/port/" + filepath.Base(ko)
-			files = append(files, initramfs.File{Source: ko, Target: target})
-			cfg.PortModules = append(cfg.PortModules, target)
-		}
-	}
+	files, portModules, transport := portFiles(b.Port)
+	files = append([]initramfs.File{{Source: b.Ko, Target: ModuleInGuest}}, files...)
+	cfg.PortModules = append(cfg.PortModules, portModules...)
 	for _, ko := range b.BootModules {
 		target := initramfs.ModuleDir + "/boot/" + filepath.Base(ko)
 		files = append(files, initramfs.File{Source: ko, Target: target})

@@ -89,7 +89,7 @@ var Settings = []Setting{
 		value: func(o *Options) any { return &o.ArtifactsDir }},
 	{Flag: "update", Env: "KMODTEST_UPDATE", Bool: true, Usage: "move cached kernels to the newest Debian publishes (without it they are compared at most daily, and a newer one is only reported)",
 		value: func(o *Options) any { return &o.Update }},
-	{Flag: "boot", Env: "KMODTEST_BOOT", Bool: true, Usage: "boot every guest instead of restoring the one saved for its kernel, initramfs, QEMU, machine and accelerator (arm64 guests always boot)",
+	{Flag: "boot", Env: "KMODTEST_BOOT", Bool: true, Usage: "boot every guest instead of restoring the one saved for its kernel, initramfs, QEMU, machine and accelerator",
 		value: func(o *Options) any { return &o.Boot }},
 	{Flag: "debug-kernel", Env: DebugKernelEnv, Bool: true, Usage: "build the sanitizer kernel 6.12-debug if it is not cached yet (a long one-time build, see docs/performance.md); without it an unbuilt one is skipped",
 		value: func(o *Options) any { return &o.DebugKernel }},

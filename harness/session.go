@@ -656,10 +656,10 @@ const (
 )
 
 // restorable reports whether j's guest may be restored from a saved one:
-// not with -boot, not on arm64 (its board has no spare port for the job),
-// and not with modules loaded at boot (a saved guest has booted already).
+// not with -boot, and not with modules loaded at boot (a saved guest has
+// booted already). Both architectures have a job port (vm.JobPort).
 func (s *Session) restorable(j Job) bool {
-	return !s.Options.Boot && j.Target.Kernel.Arch.OrDefault() == arch.AMD64 && len(j.BootModules) == 0
+	return !s.Options.Boot && len(j.BootModules) == 0
 }
 
 // restore runs b on a restored copy of its target's saved guest, saving
@@ -713,7 +713,7 @@ func (s *Session) snapshot(ctx context.Context, b Boot) (snap *Snapshot, saved b
 	}
 	s.savedMu.Unlock()
 	g.once.Do(func() {
-		g.snap, g.err = PrepareSnapshot(ctx, s.Cache, b.Target, b.Image, b.Base, b.Accel, s.Logf)
+		g.snap, g.err = PrepareSnapshot(ctx, s.Cache, b.Target, b.Image, b.Port, b.Base, b.Accel, s.Logf)
 		saved = g.err == nil && g.snap.Saved > 0
 	})
 	if g.err != nil && ctx.Err() == nil && errors.Is(g.err, context.Canceled) {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmodtest/kmodtest/bootimage"
 	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/initramfs"
 	"github.com/kmodtest/kmodtest/kernels"
@@ -44,8 +45,9 @@ type Snapshot struct {
 
 // PrepareSnapshot returns the snapshot of tg booted from image with the
 // base initramfs, making it if the cache does not hold it (a cache entry
-// like any other: see kernels.Cache.SnapshotEntry).
-func PrepareSnapshot(ctx context.Context, cache *kernels.Cache, tg Target, image, base string, accel vm.Accel, logf func(string, ...any)) (*Snapshot, error) {
+// like any other: see kernels.Cache.SnapshotEntry). port is how an
+// arm64 guest gets its result port (kernels.ResultPort), nil for amd64.
+func PrepareSnapshot(ctx context.Context, cache *kernels.Cache, tg Target, image string, port *bootimage.VirtioPort, base string, accel vm.Accel, logf func(string, ...any)) (*Snapshot, error) {
 	// The initramfs is composed first, since its content is part of the
 	// key; the entry keeps a copy, which every restore names again.
 	tmp, err := os.MkdirTemp("", "kmodtest-snapshot-*")
@@ -54,13 +56,15 @@ func PrepareSnapshot(ctx context.Context, cache *kernels.Cache, tg Target, image
 	}
 	defer os.RemoveAll(tmp)
 	cfg := GuestConfig(tg)
-	cfg.JobPort = contract.JobPort
+	cfg.JobPort = vm.JobPort(tg.Kernel.Arch)
+	files, portModules, transport := portFiles(port)
+	cfg.PortModules = portModules
 	initrd := filepath.Join(tmp, kernels.SnapshotInitramfs)
-	if err := initramfs.Compose(initrd, base, cfg, nil); err != nil {
+	if err := initramfs.Compose(initrd, base, cfg, files); err != nil {
 		return nil, fmt.Errorf("compose snapshot initramfs: %w", err)
 	}
 	v := VMConfig(tg, accel, 0)
-	v.Kernel, v.Initramfs = image, initrd
+	v.Kernel, v.Initramfs, v.VirtioTransport = image, initrd, transport
 	key, err := snapshotKey(ctx, v)
 	if err != nil {
 		return nil, err

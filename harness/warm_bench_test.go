@@ -25,11 +25,11 @@ func BenchmarkBootVsRestore(b *testing.B) {
 	if err := p.Wait(ctx); err != nil {
 		b.Fatal(err)
 	}
-	base, err := s.BaseImage()
+	base, err := s.BaseImageFor(tg.Kernel.Arch)
 	if err != nil {
 		b.Fatal(err)
 	}
-	snap, err := PrepareSnapshot(ctx, s.Cache, tg, p.Image, base.Path, s.Accel, b.Logf)
+	snap, err := PrepareSnapshot(ctx, s.Cache, tg, p.Image, p.Port, base.Path, s.AccelFor(tg), b.Logf)
 	if err != nil {
 		b.Fatal(err)
 	}

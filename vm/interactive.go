@@ -20,7 +20,7 @@ type Interactive struct {
 // StartInteractive starts cfg with its console on tty; extra holds more
 // QEMU arguments (a gdb stub). The caller waits with Wait.
 func StartInteractive(ctx context.Context, cfg Config, tty *os.File, extra ...string) (*Interactive, error) {
-	if _, _, err := cfg.amd64Machine(); err != nil {
+	if _, _, err := cfg.terminalMachine(); err != nil {
 		return nil, err
 	}
 	cfg.Console = "chardev:con"

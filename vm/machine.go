@@ -10,13 +10,11 @@ import (
 	"github.com/kmodtest/kmodtest/internal/proc"
 )
 
-// amd64Machine returns the machine and QEMU binary of a guest that is
-// saved and restored, or put on the user's terminal (kmodtest watch and
-// shell). Only amd64 has the spare UART (ttyS2) that carries the job:
-// arm64's virt board has one.
-func (cfg Config) amd64Machine() (machine, string, error) {
+// terminalMachine returns the machine and QEMU binary of a guest put on
+// the user's terminal (kmodtest shell).
+func (cfg Config) terminalMachine() (machine, string, error) {
 	if cfg.Arch != "" && cfg.Arch != arch.AMD64 {
-		return machine{}, "", fmt.Errorf("kmodtest watch and shell need an amd64 kernel, not %s: its virt board has no spare UART for the job port", cfg.Arch)
+		return machine{}, "", fmt.Errorf("kmodtest shell needs an amd64 kernel, not %s: its guest does not yet load the drivers of arm64's result port", cfg.Arch)
 	}
 	return cfg.qemuMachine()
 }
@@ -24,14 +22,15 @@ func (cfg Config) amd64Machine() (machine, string, error) {
 // MachineID describes what a saved guest depends on besides the kernel
 // and initramfs files: QEMU's version, the accelerator, the command line
 // without the serial ports (QEMU refuses a state saved from another
-// machine; the serial backends may differ) and, under KVM, the host's
+// machine; the serial backends may differ), the devices of arm64's
+// virtio ports (their bus is the board's, not a backend) and, under KVM, the host's
 // CPU, whose features the guest sees: a cache carried to a runner with
 // another CPU must not restore a guest saved on the first. A TCG guest
 // sees only its emulated model, so its ID holds nothing of the host.
 // The kernel and initramfs appear as KERNEL and INITRD: the caller names
 // them by content.
 func MachineID(ctx context.Context, cfg Config) (string, error) {
-	m, bin, err := cfg.amd64Machine()
+	m, bin, err := cfg.qemuMachine()
 	if err != nil {
 		return "", err
 	}
@@ -62,6 +61,14 @@ func machineID(version, hostCPU, bin string, m machine, cfg Config) (string, err
 		accel = AccelTCG
 	}
 	id := version + "\naccel " + string(accel) + "\ncpu " + cfg.cpuModel(m) + "\n" + strings.Join(args[1:], "\n")
+	if cfg.Arch.OrDefault() == arch.ARM64 {
+		// The result and job ports are virtio devices on a bus
+		// (virtio-pci or virtio-mmio) that the guest saw. amd64's are
+		// UARTs, which every amd64 machine has: its ID leaves them
+		// out, as it always did, so that its saved guests stay valid.
+		ports := append(m.port("RESULTS", cfg.VirtioTransport), m.jobPort("JOB")...)
+		id += "\nports " + strings.Join(ports, " ")
+	}
 	if accel == AccelKVM {
 		id += "\nhost cpu:\n" + hostCPU
 	}

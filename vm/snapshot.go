@@ -17,7 +17,8 @@ import (
 // Snapshots. A guest whose prober waits for its job (contract.Config.JobPort)
 // is booted once and saved with QMP migrate; every run then starts a new
 // QEMU from that state with -incoming, sends the module and the steps on
-// the guest's third UART (ttyS2) and collects the results as Boot does.
+// the guest's job port (amd64's third UART, ttyS2; on arm64 a second
+// virtio console, hvc1) and collects the results as Boot does.
 // A new QEMU per run means a new kernel every run: nothing a previous
 // module did carries over.
 
@@ -25,7 +26,8 @@ import (
 // then writes the guest's state to statePath. The boot's console and
 // result port land in cfg.Dir; cfg.Timeout bounds the boot.
 func Save(ctx context.Context, cfg Config, statePath string) error {
-	if _, _, err := cfg.amd64Machine(); err != nil {
+	m, _, err := cfg.qemuMachine()
+	if err != nil {
 		return err
 	}
 	sockDir, err := shortTempDir()
@@ -39,11 +41,11 @@ func Save(ctx context.Context, cfg Config, statePath string) error {
 		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
 		defer cancel()
 	}
-	// ttyS2, the job port, exists but is not connected: the restored
-	// machine must be the saved one, but for its serial backends.
-	p, err := startQEMU(ctx, cfg, launch{extra: []string{
-		"-serial", "null",
-		"-qmp", "unix:" + qmpPath + ",server=on,wait=off"}})
+	// The job port exists but is not connected: the restored machine
+	// must be the saved one, but for its ports' backends.
+	extra := append([]string{"-chardev", "null,id=job"}, m.jobPort("job")...)
+	p, err := startQEMU(ctx, cfg, launch{extra: append(extra,
+		"-qmp", "unix:"+qmpPath+",server=on,wait=off")})
 	if err != nil {
 		return err
 	}
@@ -111,7 +113,8 @@ type Guest struct {
 // cfg must be the Config that was saved, but for Dir; its Timeout and
 // StepTimeout count from Send.
 func Restore(ctx context.Context, cfg Config, statePath string) (*Guest, error) {
-	if _, _, err := cfg.amd64Machine(); err != nil {
+	m, _, err := cfg.qemuMachine()
+	if err != nil {
 		return nil, err
 	}
 	state, err := os.Open(statePath)
@@ -132,11 +135,10 @@ func Restore(ctx context.Context, cfg Config, statePath string) (*Guest, error) 
 	}
 	g := &Guest{sockDir: sockDir, qmpPath: g0qmp, conn: make(chan net.Conn, 1)}
 	ctx, g.cancel = context.WithCancel(ctx)
-	g.p, err = startQEMU(ctx, cfg, launch{files: []*os.File{state}, extra: []string{
-		"-chardev", "socket,id=job,path=" + jobPath,
-		"-serial", "chardev:job",
-		"-qmp", "unix:" + g0qmp + ",server=on,wait=off",
-		"-incoming", "fd:3"}})
+	extra := append([]string{"-chardev", "socket,id=job,path=" + jobPath}, m.jobPort("job")...)
+	g.p, err = startQEMU(ctx, cfg, launch{files: []*os.File{state}, extra: append(extra,
+		"-qmp", "unix:"+g0qmp+",server=on,wait=off",
+		"-incoming", "fd:3")})
 	if err != nil {
 		g.cancel()
 		l.Close()

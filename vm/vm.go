@@ -55,6 +55,12 @@ type machine struct {
 	// port returns the QEMU arguments that give the guest its result
 	// port, with its bytes landing in path.
 	port func(path, transport string) []string
+	// guestJobPort is the job port's device in the guest, and jobPort
+	// the QEMU arguments that give a saved or restored guest its job
+	// port, connected to the chardev with the given id. They follow
+	// port's arguments: arm64's job port joins the result port's bus.
+	guestJobPort string
+	jobPort      func(chardev string) []string
 	// append holds kernel parameters only this architecture needs.
 	append []string
 }
@@ -72,6 +78,9 @@ var machines = map[arch.Arch]machine{
 		guestPort: contract.ResultPort,
 		// A second 16550 UART, ttyS1.
 		port: func(path, _ string) []string { return []string{"-serial", "file:" + path} },
+		// A third UART, ttyS2.
+		guestJobPort: contract.JobPort,
+		jobPort:      func(chardev string) []string { return []string{"-serial", "chardev:" + chardev} },
 		// no_timer_check skips the IO-APIC timer check, which a TCG
 		// guest on a loaded host can fail ("Kernel panic - not
 		// syncing: IO-APIC + timer doesn't work!", seen with six VMs
@@ -100,6 +109,12 @@ var machines = map[arch.Arch]machine{
 				"-chardev", "file,id=results,path=" + path,
 				"-device", "virtconsole,chardev=results"}
 		},
+		// A second virtio console on the same virtio-serial device:
+		// hvc1 (see contract.VirtioJobPort).
+		guestJobPort: contract.VirtioJobPort,
+		jobPort: func(chardev string) []string {
+			return []string{"-device", "virtconsole,chardev=" + chardev}
+		},
 	},
 }
 
@@ -119,6 +134,15 @@ func ResultPort(a arch.Arch) string {
 		return m.guestPort
 	}
 	return contract.ResultPort
+}
+
+// JobPort returns the device a waiting prober must read its job from on
+// a guest of arch ("" is amd64).
+func JobPort(a arch.Arch) string {
+	if m, ok := machines[a]; ok {
+		return m.guestJobPort
+	}
+	return contract.JobPort
 }
 
 // Config describes one boot.

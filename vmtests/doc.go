@@ -20,7 +20,7 @@
 //	                                      DIR/runs/<UTC time>-<pid>/, DIR/latest links to the newest (default: artifacts/)
 //	                                      (not -artifacts: go test has its own flag of that name)
 //	-update            KMODTEST_UPDATE=1  move cached kernels to the newest Debian publishes (else compared daily, only reported)
-//	-boot              KMODTEST_BOOT=1    boot every guest instead of restoring a saved one (amd64; arm64 always boots)
+//	-boot              KMODTEST_BOOT=1    boot every guest instead of restoring a saved one
 //	-debug-kernel      KMODTEST_DEBUG_KERNEL=1 build the sanitizer kernel 6.12-debug if not cached (once; docs/performance.md);
 //	                                      without it an unbuilt one is skipped with a line saying so
 //	                   KMODTEST_CACHE     cache directory (default: $XDG_CACHE_HOME/kmodtest)

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/kmodtest/kmodtest/contract"
 	"golang.org/x/sys/unix"
@@ -15,7 +17,7 @@ import (
 // serves many runs, each on a fresh copy of the same kernel state.
 // It writes the job's module to cfg.ModulePath and sets cfg.Steps.
 func waitForJob(rep *reporter, cfg *contract.Config) error {
-	port, err := openInputPort(cfg.JobPort)
+	port, err := openJobPort(cfg.JobPort)
 	if err != nil {
 		return fmt.Errorf("open job port: %w", err)
 	}
@@ -36,6 +38,28 @@ func waitForJob(rep *reporter, cfg *contract.Config) error {
 	}
 	cfg.GcovSnapshots = cfg.GcovSnapshots || job.GcovSnapshots
 	return nil
+}
+
+// jobPortWait bounds the wait for a job port that is not there yet.
+const jobPortWait = 5 * time.Second
+
+// openJobPort opens the job port, waiting for it to appear: arm64's is a
+// second virtio console (hvc1), which opens (no ENODEV) only once the
+// driver has handled the host's announcement of the port, possibly after
+// the result port (hvc0) that PreparePort waited for. A UART is there at
+// once.
+func openJobPort(path string) (*os.File, error) {
+	end := time.Now().Add(jobPortWait)
+	for {
+		f, err := openInputPort(path)
+		if err == nil || !(errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENXIO)) {
+			return f, err
+		}
+		if time.Now().After(end) {
+			return nil, fmt.Errorf("%w after %s", err, jobPortWait)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // openInputPort opens a serial device for reading in raw mode: no echo,

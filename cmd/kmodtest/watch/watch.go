@@ -220,10 +220,6 @@ func runWatchedRound(ctx context.Context, o Options, targets []*target, n int, t
 func prepare(ctx context.Context, o Options, tmp string) ([]*target, error) {
 	start := time.Now()
 	s := o.Session
-	base, err := s.BaseImage()
-	if err != nil {
-		return nil, fmt.Errorf("base initramfs: %w", err)
-	}
 	targets := make([]*target, len(s.Targets))
 	errs := make([]error, len(s.Targets))
 	var wg sync.WaitGroup
@@ -248,7 +244,19 @@ func prepare(ctx context.Context, o Options, tmp string) ([]*target, error) {
 				errs[i] = err
 				return
 			}
-			t.snap, errs[i] = harness.PrepareSnapshot(ctx, s.Cache, tg, image, base.Path, s.Accel, s.Logf)
+			port, err := kernels.ResultPort(f)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			// An arm64 target gets its own prober and, on an amd64
+			// host, TCG.
+			base, err := s.BaseImageFor(tg.Kernel.Arch)
+			if err != nil {
+				errs[i] = fmt.Errorf("base initramfs: %w", err)
+				return
+			}
+			t.snap, errs[i] = harness.PrepareSnapshot(ctx, s.Cache, tg, image, port, base.Path, s.AccelFor(tg), s.Logf)
 		}()
 	}
 	wg.Wait()
