@@ -234,9 +234,9 @@ func (r *WarmRun) Finish(ctx context.Context, ko string, job contract.Job) (*Res
 }
 
 // loadableModule returns the module without its debug sections: the
-// kernel never loads those (they are not SHF_ALLOC), and the job port
-// moves about 14 kB/s under TCG, so a 500 kB .ko would take half a
-// minute where the stripped one takes a fraction of a second. Without
+// kernel never loads those (they are not SHF_ALLOC), and amd64's job
+// port (a UART) moves about 14 kB/s under TCG, so a 500 kB .ko would take
+// half a minute where the stripped one takes a fraction of a second. Without
 // objcopy (or for an ELF it does not know) the whole file goes.
 func loadableModule(ko string) ([]byte, error) {
 	tmp, err := os.CreateTemp("", "kmodtest-stripped-*.ko")
