@@ -11,10 +11,12 @@ import (
 )
 
 // terminalMachine returns the machine and QEMU binary of a guest put on
-// the user's terminal (kmodtest shell).
+// the user's terminal (kmodtest shell), which is amd64 only: the shell's
+// guest is composed for amd64 (its prober, and no drivers or virtio
+// transport for arm64's result port), and its gdb file is x86's.
 func (cfg Config) terminalMachine() (machine, string, error) {
 	if cfg.Arch != "" && cfg.Arch != arch.AMD64 {
-		return machine{}, "", fmt.Errorf("kmodtest shell needs an amd64 kernel, not %s: its guest does not yet load the drivers of arm64's result port", cfg.Arch)
+		return machine{}, "", fmt.Errorf("kmodtest shell needs an amd64 kernel, not %s: it does not yet compose an arm64 guest (its prober, the drivers of its result port); for arm64 use go test ./vmtests or kmodtest watch", cfg.Arch)
 	}
 	return cfg.qemuMachine()
 }
