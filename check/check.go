@@ -23,7 +23,8 @@ import (
 
 // Steps are the steps of a module project's check, in order. build and
 // modinfo run on the host; load, params, unload and reload in a guest
-// (load.go); tests is "-" until the project's tests are run.
+// (load.go); tests is the state of the project's own tests, one row
+// each (tests.go), "-" on a module's row.
 var Steps = []string{"build", "modinfo", "load", "params", "unload", "reload", "tests"}
 
 // The states of one cell of a project's table.
@@ -34,7 +35,7 @@ const (
 	StateNotRun  = "-"
 	allModules   = "(all)"
 	skippedWhy   = "skipped: the project excludes it"
-	notRunReason = "not run (a module without parameter sets, a step after a failed build, or the tests, which a later kmodtest runs)"
+	notRunReason = "not run (a module without parameter sets, a step after a failed build; tests: on the rows test/NAME of the project's tests)"
 )
 
 // A Options says where and for which kernels to check projects.
@@ -219,9 +220,11 @@ func checkKernel(ctx context.Context, c Options, k kernels.Kernel, p *project.Pr
 		rows = append(rows, row)
 	}
 	if len(mods) == len(rows) {
-		if err := loadInGuest(ctx, c, f, k, mods, plan, rows, logf); err != nil {
+		tests, err := loadInGuest(ctx, c, f, k, mods, p, plan, rows, logf)
+		if err != nil {
 			return nil, err
 		}
+		rows = append(rows, tests...)
 	}
 	return rows, nil
 }

@@ -88,9 +88,10 @@ func loadOrder(mods []loadedModule, plan *project.Plan) []loadedModule {
 func normalName(s string) string { return strings.ReplaceAll(s, "-", "_") }
 
 // loadInGuest boots one guest of k with the project's modules, runs the
-// generic steps and fills the rows' load, params, unload and reload
-// cells. It returns an error only when the check cannot go on.
-func loadInGuest(ctx context.Context, c Options, f *kernels.Fetched, k kernels.Kernel, mods []loadedModule, plan *project.Plan, rows []Row, logf func(string, ...any)) error {
+// generic steps and the project's tests, fills the rows' load, params,
+// unload and reload cells, and returns a row per test and subtest (see
+// tests.go). It returns an error only when the check cannot go on.
+func loadInGuest(ctx context.Context, c Options, f *kernels.Fetched, k kernels.Kernel, mods []loadedModule, p *project.Project, plan *project.Plan, rows []Row, logf func(string, ...any)) ([]Row, error) {
 	setAll := func(state, why string) {
 		for i := range rows {
 			rows[i].States["load"] = state
@@ -103,11 +104,11 @@ func loadInGuest(ctx context.Context, c Options, f *kernels.Fetched, k kernels.K
 		for i := range rows {
 			rows[i].Notes = append(rows[i].Notes, "load: not run: Options.Repo (the kmodtest repository the guest is built from) is not set")
 		}
-		return nil
+		return nil, nil
 	}
 	if k.Arch.OrDefault() != arch.AMD64 {
 		setAll(StateSkip, "skipped: kmodtest check boots amd64 guests only for now")
-		return nil
+		return nil, nil
 	}
 	mods = loadOrder(mods, plan)
 	own := map[string]bool{}
@@ -126,26 +127,26 @@ func loadInGuest(ctx context.Context, c Options, f *kernels.Fetched, k kernels.K
 		setAll(StateSkip, fmt.Sprintf("skipped: the project depends on %s from the kernel, and the cache keeps no modules of %s: "+
 			"they are in linux-modules-%s (a download of about 100 MB), which kmodtest does not fetch",
 			strings.Join(want, ", "), k.Name, f.Release))
-		return nil
+		return nil, nil
 	}
 
 	dir, err := runDir(c, k)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var deps []string
 	if len(want) > 0 {
 		index, err := modinfo.KernelIndex(f.Modules)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		depDir := filepath.Join(dir, "deps")
 		if err := os.MkdirAll(depDir, 0o755); err != nil {
-			return fmt.Errorf("kernel modules for the guest: %w", err)
+			return nil, fmt.Errorf("kernel modules for the guest: %w", err)
 		}
 		if deps, err = modinfo.ResolveDepends(index, want, depDir); err != nil {
 			setAll(StateFail, err.Error())
-			return nil
+			return nil, nil
 		}
 	}
 
@@ -167,27 +168,34 @@ func loadInGuest(ctx context.Context, c Options, f *kernels.Fetched, k kernels.K
 		}
 		job.Modules = append(job.Modules, pm)
 	}
+	newTestRow := func(name string) Row { return newRow(k, f.Release, name) }
+	tests, err := buildTests(ctx, p, k.Arch, dir, newTestRow)
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, tests.files...)
+	job.Tests, job.KUnit = tests.commands, p.KUnit
 	steps := job.Steps()
 
 	ib := &initramfs.Builder{RepoDir: c.Repo, CacheDir: c.Cache.Dir, Arch: k.Arch, Logf: logf}
 	base, err := ib.Base(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	image, _, err := c.Cache.BootImage(ctx, f)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	targets, err := harness.Targets([]kernels.Kernel{k})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// The target's slowdown (a sanitizer kernel's) stretches the step
 	// timeouts as for NetlinkGreetings' runs.
 	cfg := contract.Config{ResultPort: vm.ResultPort(k.Arch), Slowdown: harness.GuestConfig(targets[0]).Slowdown, Project: &job}
 	initrd := filepath.Join(dir, "initramfs.cpio")
 	if err := initramfs.Compose(initrd, base.Path, cfg, files); err != nil {
-		return fmt.Errorf("compose the guest's initramfs: %w", err)
+		return nil, fmt.Errorf("compose the guest's initramfs: %w", err)
 	}
 	accel, _ := harness.DetectAccel(ctx, vm.QEMUBinary(k.Arch))
 	vcfg := harness.VMConfig(targets[0], accel, 0)
@@ -196,7 +204,7 @@ func loadInGuest(ctx context.Context, c Options, f *kernels.Fetched, k kernels.K
 	start := time.Now()
 	run, err := vm.Boot(ctx, vcfg)
 	if err != nil {
-		return fmt.Errorf("boot %s: %w", k.Name, err)
+		return nil, fmt.Errorf("boot %s: %w", k.Name, err)
 	}
 	logf("check: guest of %s done in %.1fs", k.Name, time.Since(start).Seconds())
 	exit := ""
@@ -204,10 +212,12 @@ func loadInGuest(ctx context.Context, c Options, f *kernels.Fetched, k kernels.K
 		exit = run.ExitErr.Error()
 	}
 	events, pNote := expectProprietary(run.Events, mods)
+	steps = withSubtests(steps, run.Events)
 	rep := verdict.Judge(verdict.Input{Events: events, Console: run.Console, Hung: run.Hung, HangReason: run.HangReason, Exit: exit}, steps, nil)
 	fillGuestCells(rows, rep, dir)
 	loadNotes(rows, run.Events)
-	if c.Artifacts == "" && !slices.ContainsFunc(rows, Row.Failed) {
+	testRows := append(tests.failed, testRows(rep, steps, newTestRow)...)
+	if c.Artifacts == "" && !slices.ContainsFunc(rows, Row.Failed) && !slices.ContainsFunc(testRows, Row.Failed) {
 		// Nothing to look at: do not pile up initramfs images in /tmp.
 		if err := os.RemoveAll(dir); err != nil {
 			logf("check: remove %s: %v", dir, err)
@@ -218,7 +228,7 @@ func loadInGuest(ctx context.Context, c Options, f *kernels.Fetched, k kernels.K
 			rows[i].Notes = append(rows[i].Notes, pNote)
 		}
 	}
-	return nil
+	return testRows, nil
 }
 
 // runDir is the new directory of one kernel's guest run: the console

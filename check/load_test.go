@@ -36,7 +36,7 @@ func TestLoadSkippedWithoutKernelModules(t *testing.T) {
 	rows := []Row{newRow(k, "7.3.4+deb13-amd64", "v4l2loopback")}
 	mods := []loadedModule{{name: "v4l2loopback", info: modinfo.Info{"depends": {"videodev"}}}}
 	f := &kernels.Fetched{Kernel: k, Release: "7.3.4+deb13-amd64"}
-	if err := loadInGuest(t.Context(), Options{Repo: "/nonexistent"}, f, k, mods, nil, rows, t.Logf); err != nil {
+	if _, err := loadInGuest(t.Context(), Options{Repo: "/nonexistent"}, f, k, mods, &project.Project{}, nil, rows, t.Logf); err != nil {
 		t.Fatal(err)
 	}
 	why := strings.Join(rows[0].Why["load"], "\n")

@@ -13,7 +13,51 @@ type ProjectJob struct {
 	Deps []string `json:"deps,omitempty"`
 	// Modules are the project's modules, in load order.
 	Modules []ProjectModule `json:"modules"`
+	// Tests are the project's own test commands, run once every module
+	// is loaded (after the last module's reload step, before the
+	// cleanup steps), in order.
+	Tests []ProjectCommand `json:"tests,omitempty"`
+	// KUnit names the KUnit suites whose results the prober reads from
+	// debugfs after Tests, each a step KUnitStep(suite).
+	KUnit []string `json:"kunit,omitempty"`
 }
+
+// A ProjectCommand is one of a project's test commands in the guest
+// (project.Test): exit 0 passes, 77 skips, anything else fails.
+type ProjectCommand struct {
+	Name string   `json:"name"`
+	Args []string `json:"args"`
+	// KTAP says the command prints KTAP on stdout: each test line is
+	// reported as a step TestStep(name)/subtest.
+	KTAP bool `json:"ktap,omitempty"`
+	// TimeoutMS bounds the command; 0 is guest/testcmd's default.
+	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+}
+
+// ProjectTestBin is the guest directory holding the test programs the
+// host built for a project (its Go and C tests); it is first on the
+// test commands' PATH.
+const ProjectTestBin = "/kmodtest/bin"
+
+// ProjectTestPath is the PATH the project's test commands run with.
+const ProjectTestPath = ProjectTestBin + ":/bin:/bbin:/ubin:/usr/bin:/sbin:/usr/sbin"
+
+// ProjectTestGrace is how much longer than its command's timeout a test
+// step may take before the prober abandons it: the command is killed at
+// its own timeout, and judging its KTAP takes a moment.
+const ProjectTestGrace = 10 * time.Second
+
+// TestStep names the step of the project's test name; a KTAP subtest
+// of it is TestStep(name)+"/"+subtest.
+func TestStep(name string) string { return ProjectTests + "/" + name }
+
+// KUnitStep names the step of a KUnit suite; its cases are
+// KUnitStep(suite)+"/"+case.
+func KUnitStep(suite string) string { return ProjectKUnit + "/" + suite }
+
+// HasTests reports whether the job runs tests after loading its
+// modules: then every module stays loaded for them, the last one too.
+func (j ProjectJob) HasTests() bool { return len(j.Tests) > 0 || len(j.KUnit) > 0 }
 
 // A ProjectModule is one module of a project, in the guest.
 type ProjectModule struct {
@@ -48,7 +92,8 @@ func (m ProjectModule) DefaultArgs() []string {
 // KIND/MODULE (ProjectStep). For module i the prober runs load, unload,
 // params (when it has sets) and reload with modules 0..i-1 loaded; the
 // reload step leaves module i loaded for the modules after it, and the
-// cleanup steps unload them, last first, at the end.
+// cleanup steps unload them, last first, at the end. A job with tests
+// leaves the last module loaded too, runs the tests, then cleans up all.
 const (
 	// ProjectDeps loads Deps.
 	ProjectDeps = "deps"
@@ -61,8 +106,13 @@ const (
 	ProjectParamSets = "params"
 	// ProjectReload: ProjectReloads times load and unload.
 	ProjectReload = "reload"
-	// ProjectCleanup: rmmod of a module reloaded for those after it.
+	// ProjectCleanup: rmmod of a module reloaded for those after it
+	// (or for the tests).
 	ProjectCleanup = "cleanup"
+	// ProjectTests: one of the project's test commands (TestStep).
+	ProjectTests = "test"
+	// ProjectKUnit: one KUnit suite's results (KUnitStep).
+	ProjectKUnit = "kunit"
 )
 
 // ProjectReloads is how many times the reload step loads and unloads.
@@ -76,7 +126,8 @@ const ProjectStepTimeout = 60 * time.Second
 func ProjectStep(kind, module string) string { return kind + "/" + module }
 
 // Steps lists the job's steps in the order the prober runs them: the
-// host judges these names.
+// host judges these names, and the subtests of tests that print KTAP
+// (known only once they ran) after their test's step.
 func (j ProjectJob) Steps() []string {
 	var steps []string
 	if len(j.Deps) > 0 {
@@ -89,8 +140,23 @@ func (j ProjectJob) Steps() []string {
 		}
 		steps = append(steps, ProjectStep(ProjectReload, m.Name))
 	}
-	for i := len(j.Modules) - 2; i >= 0; i-- {
+	for _, t := range j.Tests {
+		steps = append(steps, TestStep(t.Name))
+	}
+	for _, s := range j.KUnit {
+		steps = append(steps, KUnitStep(s))
+	}
+	for i := j.LastCleanup(); i >= 0; i-- {
 		steps = append(steps, ProjectStep(ProjectCleanup, j.Modules[i].Name))
 	}
 	return steps
+}
+
+// LastCleanup is the index of the last module a cleanup step unloads:
+// the one before the last, or the last when tests ran with it loaded.
+func (j ProjectJob) LastCleanup() int {
+	if j.HasTests() {
+		return len(j.Modules) - 1
+	}
+	return len(j.Modules) - 2
 }

@@ -41,7 +41,7 @@ const (
 
 // guestSources are the repository paths whose content decides the base
 // image: the prober and everything it imports from this repository.
-var guestSources = []string{"guest", "contract", "greet", "go.mod", "go.sum"}
+var guestSources = []string{"guest", "contract", "greet", "ktap", "go.mod", "go.sum"}
 
 // ModuleDir is where the per-run archive puts module files in the guest.
 const ModuleDir = "/lib/modules/kmodtest"

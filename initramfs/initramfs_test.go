@@ -83,7 +83,7 @@ func TestCompose(t *testing.T) {
 // base image's key, so a stale image is never reused.
 func TestSourceHashChanges(t *testing.T) {
 	repo := t.TempDir()
-	for _, d := range []string{"guest", "contract", "greet"} {
+	for _, d := range []string{"guest", "contract", "greet", "ktap"} {
 		if err := os.MkdirAll(filepath.Join(repo, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +115,7 @@ func TestSourceHashChanges(t *testing.T) {
 func fakeRepo(t *testing.T) string {
 	t.Helper()
 	repo := t.TempDir()
-	for _, d := range []string{"guest", "contract", "greet"} {
+	for _, d := range []string{"guest", "contract", "greet", "ktap"} {
 		os.MkdirAll(filepath.Join(repo, d), 0o755)
 	}
 	os.WriteFile(filepath.Join(repo, "go.mod"), []byte("module x\n"), 0o644)

@@ -40,9 +40,15 @@ type Manifest struct {
 	// ExtraWarnings builds with W=1 (the kernel's extra warnings), for
 	// the default make command only. Default false, as DKMS builds.
 	ExtraWarnings bool `json:"extra_warnings,omitempty"`
-	// Tests are the project's own test commands, run in the guest with
-	// the modules loaded (by a later version: read and checked now).
+	// Tests are the project's own test commands, run in the guest once
+	// every module is loaded (after the last module's reload step,
+	// before the modules are unloaded at the end), in order.
 	Tests []Test `json:"tests,omitempty"`
+	// KUnit names KUnit suites whose results are read from the guest's
+	// /sys/kernel/debug/kunit/SUITE/results after the tests: the
+	// project's modules run their suites when they load. A kernel
+	// without KUnit's debugfs skips them.
+	KUnit []string `json:"kunit,omitempty"`
 }
 
 // A ModuleSpec is one module of the manifest.
@@ -131,7 +137,7 @@ func jsonError(file string, data []byte, off int64, err error) error {
 		if i := bytes.LastIndex(data[:min(off, int64(len(data)))], []byte(field)); i >= 0 {
 			off = int64(i)
 		}
-		return fmt.Errorf("%s: line %d: %s: the fields are name, make, modules, warnings_fail, extra_warnings, tests (see docs/projects.md)",
+		return fmt.Errorf("%s: line %d: %s: the fields are name, make, modules, warnings_fail, extra_warnings, tests, kunit (see docs/projects.md)",
 			file, lineAt(data, off), strings.TrimPrefix(err.Error(), "json: "))
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%s: the manifest ends early: it must be one JSON object, {} at least", file)
@@ -205,6 +211,21 @@ func (m *Manifest) validate() error {
 		if t.Go != "" && len(t.C) > 0 {
 			return fmt.Errorf("tests[%d] (%s): give go or c, not both", i, t.Name)
 		}
+		for _, src := range t.C {
+			if filepath.IsAbs(src) || strings.HasPrefix(filepath.Clean(src), "..") {
+				return fmt.Errorf("tests[%d] (%s): c source %q must be a file inside the project", i, t.Name, src)
+			}
+		}
+		if t.Go != "" && !strings.HasPrefix(t.Go, "./") {
+			return fmt.Errorf("tests[%d] (%s): go %q: give the package's directory inside the project, starting with ./ (\"./cmd/ctltest\")", i, t.Name, t.Go)
+		}
+	}
+	suites := map[string]bool{}
+	for i, s := range m.KUnit {
+		if s == "" || suites[s] || strings.ContainsAny(s, "/ \t") {
+			return fmt.Errorf("kunit[%d]: %q: name each KUnit suite once, as in /sys/kernel/debug/kunit", i, s)
+		}
+		suites[s] = true
 	}
 	return nil
 }

@@ -26,8 +26,9 @@ type Project struct {
 	Modules []Module
 	// WarningsFail and ExtraWarnings are the manifest's.
 	WarningsFail, ExtraWarnings bool
-	// Tests are the manifest's test commands.
+	// Tests are the manifest's test commands; KUnit its KUnit suites.
 	Tests []Test
+	KUnit []string
 }
 
 // A Module is one module of a project.
@@ -74,7 +75,7 @@ func Load(ctx context.Context, dir string) (*Project, error) {
 		if m.Name != "" {
 			p.Name = m.Name
 		}
-		p.WarningsFail, p.ExtraWarnings, p.Tests = m.WarningsFail, m.ExtraWarnings, m.Tests
+		p.WarningsFail, p.ExtraWarnings, p.Tests, p.KUnit = m.WarningsFail, m.ExtraWarnings, m.Tests, m.KUnit
 		if p.Modules, err = mergeModules(p.Conf, p.Modules, m.Modules); err != nil {
 			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ManifestFile), err)
 		}

@@ -46,7 +46,9 @@ func runProject(rep *reporter, cfg contract.Config) {
 			steps = append(steps, contract.ProjectParamSets)
 		}
 		steps = append(steps, contract.ProjectReload)
-		last := i == len(job.Modules)-1
+		// Keep the module loaded after its reload for the modules
+		// after it, and for the tests.
+		last := i == len(job.Modules)-1 && !job.HasTests()
 		for _, kind := range steps {
 			name := contract.ProjectStep(kind, m.Name)
 			if skipWhy != "" {
@@ -64,7 +66,14 @@ func runProject(rep *reporter, cfg contract.Config) {
 			}
 		}
 	}
-	for i := len(job.Modules) - 2; i >= 0; i-- {
+	if job.HasTests() {
+		testsSkip := skipWhy
+		if testsSkip == "" && loaded < len(job.Modules) {
+			testsSkip = "not every module is loaded: see the module steps"
+		}
+		runProjectTests(rep, job, cfg.Slowdown, testsSkip)
+	}
+	for i := job.LastCleanup(); i >= 0; i-- {
 		m := job.Modules[i]
 		name := contract.ProjectStep(contract.ProjectCleanup, m.Name)
 		if i >= loaded {
