@@ -57,9 +57,12 @@ type Run struct {
 	// Date is when the run ended (a merge: the newest of its shards, or
 	// when it merged them when no shard says), in UTC.
 	Date time.Time `json:"date"`
-	// Source is what wrote the file: "go test ./vmtests" or "kmodtest
-	// merge".
+	// Source is what wrote the file: "go test ./vmtests", "kmodtest
+	// merge" or "kmodtest check".
 	Source string `json:"source"`
+	// Project is the module project a kmodtest check checked (its name
+	// and version); absent for NetlinkGreetings' runs.
+	Project string `json:"project,omitempty"`
 	// Commit is the kmodtest repository's commit (git describe --always
 	// --dirty), when it is a git work tree.
 	Commit string `json:"kmodtest_commit,omitempty"`
@@ -94,6 +97,11 @@ type Target struct {
 	Arch    string `json:"arch,omitempty"`
 	// Release is the kernel's uname -r.
 	Release string `json:"release,omitempty"`
+	// Module is, in a kmodtest check, what the row is for: one of the
+	// project's modules ("(all)" or the list when the build failed or
+	// the kernel was skipped), or one of its tests ("test/NAME",
+	// "test/NAME/SUBTEST", "kunit/SUITE").
+	Module string `json:"module,omitempty"`
 	// CPU is the guest's CPU model (-cpu).
 	CPU string `json:"cpu,omitempty"`
 	// Guest says how the guest started: booted, restored (from a saved

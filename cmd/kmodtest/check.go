@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/kmodtest/kmodtest/check"
@@ -13,7 +14,7 @@ import (
 
 var checkCommand = &command{
 	Name:  "check",
-	Args:  "[-kernels 6.1,7.2] [-format text|markdown] DIR",
+	Args:  "[-kernels 6.1,7.2] [-format text|markdown] [-artifacts DIR] DIR",
 	Short: "build a module project on each kernel and check its modules",
 	Long: `check reads the module project in DIR (its dkms.conf, its kmodtest.json,
 or a plain Kbuild directory: docs/projects.md), builds it against each
@@ -26,14 +27,21 @@ compiler's lines. A kernel the project excludes (BUILD_EXCLUSIVE_*) is
 skipped. Then it boots a guest of each kernel and loads the modules
 (after the kernel's own modules they depend on), with each parameter
 set, unloads and reloads them; a kernel report or a new taint fails the
-step. The project's own tests show - for now. Run it inside a kmodtest
+step. With every module loaded, the project's own tests (kmodtest.json's
+tests and kunit) run in the guest, a row each. Run it inside a kmodtest
 checkout: the guest is built from its prober.
+
+It writes results.json and results.ktap (docs/results.md) into the
+artifacts directory, beside each guest's console.log and initramfs.
 
 Flags:
 
   -kernels LIST     kernels of the matrix (default: every amd64 kernel
                     fetched from Debian: 5.10, 6.1, 6.12, 7.2, 7.3)
   -format FORMAT    text (default) or markdown, a table for a README
+  -artifacts DIR    where results.json, results.ktap and the guests' logs
+                    go (default: a new kmodtest-check-* directory in the
+                    system's temporary directory)
 
 Exit status 1 when a step failed.`,
 	Run: runCheck,
@@ -47,6 +55,7 @@ func runCheck(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet("check")
 	names := fs.String("kernels", "", "")
 	format := fs.String("format", "text", "")
+	artifacts := fs.String("artifacts", "", "")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -80,15 +89,29 @@ func runCheck(ctx context.Context, env *cliEnv, args []string) error {
 		logf("check: %v: load, params, unload and reload are not run", err)
 		repo = ""
 	}
-	rep, err := check.Project(ctx, check.Options{
-		Cache:   &kernels.Cache{Dir: dir, Logf: logf},
-		Kernels: ks,
-		Logf:    logf,
-		Repo:    repo,
-	}, p)
+	out := *artifacts
+	if out == "" {
+		if out, err = os.MkdirTemp("", "kmodtest-check-"); err != nil {
+			return fmt.Errorf("artifacts directory: %w", err)
+		}
+	} else if err := os.MkdirAll(out, 0o755); err != nil {
+		return fmt.Errorf("artifacts directory: %w", err)
+	}
+	opts := check.Options{
+		Cache:     &kernels.Cache{Dir: dir, Logf: logf},
+		Kernels:   ks,
+		Logf:      logf,
+		Repo:      repo,
+		Artifacts: out,
+	}
+	rep, err := check.Project(ctx, opts, p)
 	if err != nil {
 		return err
 	}
+	if err := rep.WriteResults(ctx, opts, out); err != nil {
+		return err
+	}
+	logf("check: results in %s (results.json, results.ktap, each guest's directory)", out)
 	if *format == "markdown" {
 		fmt.Fprint(env.stdout, rep.Markdown())
 	} else {
