@@ -200,6 +200,7 @@ func loadInGuest(ctx context.Context, c Options, f *kernels.Fetched, k kernels.K
 	accel, _ := harness.DetectAccel(ctx, vm.QEMUBinary(k.Arch))
 	vcfg := harness.VMConfig(targets[0], accel, 0)
 	vcfg.Kernel, vcfg.Initramfs, vcfg.Dir = image, initrd, dir
+	stretchForTests(&vcfg, job.Tests, cfg.Slowdown)
 	logf("check: load %s in a guest of %s (%d steps)", strings.Join(moduleNamesOf(mods), ", "), k.Name, len(steps))
 	start := time.Now()
 	run, err := vm.Boot(ctx, vcfg)
@@ -216,7 +217,7 @@ func loadInGuest(ctx context.Context, c Options, f *kernels.Fetched, k kernels.K
 	rep := verdict.Judge(verdict.Input{Events: events, Console: run.Console, Hung: run.Hung, HangReason: run.HangReason, Exit: exit}, steps, nil)
 	fillGuestCells(rows, rep, dir)
 	loadNotes(rows, run.Events)
-	testRows := append(tests.failed, testRows(rep, steps, newTestRow)...)
+	testRows := append(tests.failed, testRows(rep, steps, dir, newTestRow)...)
 	if c.Artifacts == "" && !slices.ContainsFunc(rows, Row.Failed) && !slices.ContainsFunc(testRows, Row.Failed) {
 		// Nothing to look at: do not pile up initramfs images in /tmp.
 		if err := os.RemoveAll(dir); err != nil {

@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/kmodtest/kmodtest/contract"
+	"github.com/kmodtest/kmodtest/guest/testcmd"
 	"github.com/kmodtest/kmodtest/initramfs"
 	"github.com/kmodtest/kmodtest/internal/arch"
 	"github.com/kmodtest/kmodtest/project"
 	"github.com/kmodtest/kmodtest/verdict"
+	"github.com/kmodtest/kmodtest/vm"
 )
 
 // The project's own tests (kmodtest.json's tests): the host builds the
@@ -163,8 +165,9 @@ func withSubtests(steps []string, events []contract.Event) []string {
 
 // testRows makes a row per test and subtest step the guest ran, its
 // state in the tests column; a failure quotes the test's reason and the
-// end of its output, a subtest's its KTAP diagnostics.
-func testRows(rep *verdict.Report, steps []string, newTestRow func(name string) Row) []Row {
+// end of its output, a subtest's its KTAP diagnostics, and its notes
+// name the guest's directory dir.
+func testRows(rep *verdict.Report, steps []string, dir string, newTestRow func(name string) Row) []Row {
 	var rows []Row
 	for _, name := range steps {
 		if !isTestStep(name) {
@@ -189,7 +192,31 @@ func testRows(rep *verdict.Report, steps []string, newTestRow func(name string) 
 			}
 			row.Why["tests"] = append(row.Why["tests"], indent(bounded(s.Evidence))...)
 		}
+		if s.Status == contract.StatusFail {
+			row.Notes = append(row.Notes, "guest: "+dir+" (console.log, results.log)")
+		}
 		rows = append(rows, row)
 	}
 	return rows
 }
+
+// stretchForTests lets the guest run the project's tests: the host's
+// silence limit grows to cover the longest test (a test's step is
+// silent until it ends), and the guest's time limit by every test's
+// timeout, each times the kernel's slowdown.
+func stretchForTests(vcfg *vm.Config, tests []contract.ProjectCommand, slowdown int) {
+	for _, t := range tests {
+		d := time.Duration(t.TimeoutMS) * time.Millisecond
+		if d <= 0 {
+			d = testcmd.DefaultTimeout
+		}
+		d *= time.Duration(max(slowdown, 1))
+		vcfg.Timeout += d + contract.ProjectTestGrace
+		vcfg.StepTimeout = max(vcfg.StepTimeout, d+contract.ProjectTestGrace+testSilenceMargin)
+	}
+}
+
+// testSilenceMargin is what the silence limit allows past a test's
+// timeout and grace: the prober drains the kernel log and reports the
+// test's subtests before the next event.
+const testSilenceMargin = 30 * time.Second

@@ -1,12 +1,17 @@
 package check
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/kernels"
+	"github.com/kmodtest/kmodtest/runresults"
 	"github.com/kmodtest/kmodtest/verdict"
+	"github.com/kmodtest/kmodtest/vm"
 )
 
 // TestWithSubtests: a test's KTAP subtests, known from the events, are
@@ -34,7 +39,7 @@ func TestTestRows(t *testing.T) {
 		{Name: "test/bad/sub", Status: contract.StatusSkip, Reasons: []string{"skipped: SKIP no device"}},
 	}}
 	newTestRow := func(name string) Row { return newRow(kernels.Kernel{Name: "6.1"}, "6.1.0-57-amd64", name) }
-	rows := testRows(rep, []string{"load/m", "test/ok", "test/bad", "test/bad/sub"}, newTestRow)
+	rows := testRows(rep, []string{"load/m", "test/ok", "test/bad", "test/bad/sub"}, "/tmp/g", newTestRow)
 	if len(rows) != 3 {
 		t.Fatalf("%d rows, want 3: %+v", len(rows), rows)
 	}
@@ -54,10 +59,23 @@ func TestTestRows(t *testing.T) {
 // module loaded (after its reload, before its cleanup): a Go test that
 // passes, one that skips (exit 77), one that fails (its output's end
 // quoted), one printing KTAP with a failing subtest (named in the
-// failure, and a row of its own), and a static C program. Each row is a
+// failure, and a row of its own), a static C program, and a KUnit
+// suite, skipped on 6.1, which has no KUnit. Each row is a
 // subtest here, as go test shows them.
 func TestFixtureTests(t *testing.T) {
-	rep, _, _ := checkFixture(t, "tests")
+	rep, _, k := checkFixture(t, "tests")
+	dir := t.TempDir()
+	if err := rep.WriteResults(t.Context(), Options{Kernels: []kernels.Kernel{k}}, dir); err != nil {
+		t.Fatal(err)
+	}
+	ktapText, err := os.ReadFile(filepath.Join(dir, runresults.KTAPFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("results.ktap:\n%s", ktapText)
+	if !strings.Contains(string(ktapText), "# Subtest: 6.1 test/ktap/answer") {
+		t.Errorf("results.ktap has no test/ktap/answer")
+	}
 	want := map[string]struct{ state, why string }{
 		"test/pass":             {StatePass, ""},
 		"test/skip":             {StateSkip, "exit status 77 (skip)"},
@@ -66,6 +84,8 @@ func TestFixtureTests(t *testing.T) {
 		"test/ktap/module-live": {StatePass, ""},
 		"test/ktap/answer":      {StateFail, "answer: want 41, got 42 (wrong on purpose)"},
 		"test/c-sysfs":          {StatePass, ""},
+		// Debian's kernels have no KUnit: the suite is skipped, saying why.
+		"kunit/testee": {StateSkip, "no KUnit results: the kernel lacks CONFIG_KUNIT_DEBUGFS"},
 	}
 	if len(rep.Rows) != 1+len(want) {
 		t.Errorf("%d rows, want the module's and %d tests'", len(rep.Rows), len(want))
@@ -92,5 +112,19 @@ func TestFixtureTests(t *testing.T) {
 				t.Errorf("tests: %s %q; want %s saying %q", row.States["tests"], why, w.state, w.why)
 			}
 		})
+	}
+}
+
+// TestStretchForTests: a test longer than the host's silence limit is
+// not taken for a hung guest, and the guest's time limit covers every
+// test.
+func TestStretchForTests(t *testing.T) {
+	vcfg := vm.Config{Timeout: 240 * time.Second, StepTimeout: 90 * time.Second}
+	stretchForTests(&vcfg, []contract.ProjectCommand{{Name: "long", TimeoutMS: 300_000}, {Name: "default"}}, 2)
+	if want := 240*time.Second + 2*(300+60)*time.Second + 2*contract.ProjectTestGrace; vcfg.Timeout != want {
+		t.Errorf("timeout %s, want %s", vcfg.Timeout, want)
+	}
+	if want := 600*time.Second + contract.ProjectTestGrace + testSilenceMargin; vcfg.StepTimeout != want {
+		t.Errorf("silence limit %s, want %s", vcfg.StepTimeout, want)
 	}
 }
