@@ -1,6 +1,7 @@
 package check
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -155,7 +156,9 @@ func TestFixtureBadSyntax(t *testing.T) {
 // nobody here wrote) and checks them on 6.1, their own release's kernel,
 // where all build, pass modinfo, load, unload and reload in a guest;
 // v4l2loopback depends on the kernel's videodev (and its dependencies),
-// and its load makes /dev/video0.
+// and its load makes /dev/video0, which answers VIDIOC_QUERYCAP with
+// its driver's name: a test its copy gets here (a kmodtest.json next to
+// its dkms.conf, and testdata/v4l2querycap, a Go program).
 func TestDebianDKMS(t *testing.T) {
 	testenv.NeedVMs(t)
 	testenv.NeedTool(t, "apt-get", "dpkg-deb", "make", "bash")
@@ -190,6 +193,9 @@ func TestDebianDKMS(t *testing.T) {
 	}
 	check := Options{Cache: &kernels.Cache{Dir: dir, Logf: t.Logf}, Kernels: ks, Logf: t.Logf, Repo: testenv.RepoRoot(t), Artifacts: artifactsDir(t)}
 	for _, conf := range confs {
+		if strings.Contains(conf, "v4l2loopback") {
+			addQuerycapTest(t, filepath.Dir(conf), "v4l2 loopback")
+		}
 		p, err := project.Load(t.Context(), filepath.Dir(conf))
 		if err != nil {
 			t.Fatal(err)
@@ -199,9 +205,17 @@ func TestDebianDKMS(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("%s", rep)
-		if rep.Failed() || len(rep.Rows) != 1 {
+		if rep.Failed() || len(rep.Rows) == 0 || isTestStep(rep.Rows[0].Module) {
 			t.Errorf("%s on 6.1: want one module and no failure:\n%s", p.Name, rep)
 			continue
+		}
+		tests := rep.Rows[1:] // the rows of the project's tests
+		if p.Name == "v4l2loopback" {
+			if len(tests) != 1 || tests[0].Module != "test/querycap" || tests[0].States["tests"] != StatePass {
+				t.Errorf("v4l2loopback: want one test row, test/querycap ok:\n%s", rep)
+			}
+		} else if len(tests) != 0 {
+			t.Errorf("%s: %d rows, want one module's", p.Name, len(rep.Rows))
 		}
 		for _, step := range []string{"build", "modinfo", "load", "unload", "reload"} {
 			if got := rep.Rows[0].States[step]; got != StatePass {
@@ -351,4 +365,21 @@ func TestNetlinkGreetingsFixtureAsProject(t *testing.T) {
 	}
 	rep, _, _ := checkDir(t, dir)
 	wantCell(t, rep, "params", StateFail, `set "taken"`)
+}
+
+// addQuerycapTest adds to the v4l2loopback project in dir (a temporary
+// copy) the Go program testdata/v4l2querycap and a kmodtest.json
+// running it on /dev/video0, the device the module's load makes, wanting
+// driver as the driver's name.
+func addQuerycapTest(t *testing.T, dir, driver string) {
+	t.Helper()
+	src := filepath.Join("testdata", "v4l2querycap")
+	dst := filepath.Join(dir, "querycap")
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	manifest := fmt.Sprintf(`{"tests": [{"name": "querycap", "go": "./querycap", "run": ["querycap", "/dev/video0", %q]}]}`, driver)
+	if err := os.WriteFile(filepath.Join(dir, project.ManifestFile), []byte(manifest+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -97,10 +97,12 @@ func buildGo(ctx context.Context, dir, pkg string, a arch.Arch, out string) []st
 	if _, err := exec.LookPath("go"); err != nil {
 		return []string{fmt.Sprintf("build the test program %s: the go command is not on PATH: install Go (https://go.dev/dl)", pkg)}
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, pkg)
-	cmd.Dir = dir
+	// Built from its own directory, so that the module holding it is
+	// found from there: the project's go.mod, or one of the tests' own.
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, ".")
+	cmd.Dir = filepath.Join(dir, filepath.FromSlash(pkg))
 	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+string(a.OrDefault()), "CGO_ENABLED=0")
-	return runBuild(cmd, "GOOS=linux GOARCH="+string(a.OrDefault())+" CGO_ENABLED=0 go build -o "+filepath.Base(out)+" "+pkg)
+	return runBuild(cmd, "cd "+pkg+" && GOOS=linux GOARCH="+string(a.OrDefault())+" CGO_ENABLED=0 go build -o "+filepath.Base(out)+" .")
 }
 
 // buildC builds the project's C sources into one static program (the

@@ -1,0 +1,3 @@
+module querycap
+
+go 1.21
