@@ -52,16 +52,17 @@ func buildTests(ctx context.Context, p *project.Project, a arch.Arch, dir string
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return out, fmt.Errorf("test programs: %w", err)
 	}
-	built := map[string]string{} // a Go package or a test's C program: its file in bin
+	goBuilt := map[string][]string{} // a Go package, built once: why it failed, or nil
 	for _, t := range p.Tests {
 		var prog string
 		var why []string
 		switch {
 		case t.Go != "":
 			prog = path.Base(t.Go)
-			if _, ok := built[t.Go]; !ok {
+			var ok bool
+			if why, ok = goBuilt[t.Go]; !ok {
 				why = buildGo(ctx, p.Dir, t.Go, a, filepath.Join(bin, prog))
-				built[t.Go] = prog
+				goBuilt[t.Go] = why
 			}
 		case len(t.C) > 0:
 			prog = t.Name
@@ -131,13 +132,13 @@ func buildC(ctx context.Context, dir string, srcs []string, a arch.Arch, out str
 func runBuild(cmd *exec.Cmd, shown string) []string {
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
-	if err := cmd.Run(); err == nil {
+	err := cmd.Run()
+	if err == nil {
 		return nil
-	} else {
-		lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
-		lines = lines[max(0, len(lines)-testBuildLines):]
-		return append([]string{"the test program does not build (" + err.Error() + "):", "$ " + shown}, lines...)
 	}
+	lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
+	lines = lines[max(0, len(lines)-testBuildLines):]
+	return append([]string{"the test program does not build (" + err.Error() + "):", "$ " + shown}, lines...)
 }
 
 // isTestStep says whether a guest step is one of the project's tests or

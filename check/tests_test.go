@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/kmodtest/kmodtest/contract"
+	"github.com/kmodtest/kmodtest/internal/testenv"
 	"github.com/kmodtest/kmodtest/kernels"
+	"github.com/kmodtest/kmodtest/project"
 	"github.com/kmodtest/kmodtest/runresults"
 	"github.com/kmodtest/kmodtest/verdict"
 	"github.com/kmodtest/kmodtest/vm"
@@ -126,5 +128,41 @@ func TestStretchForTests(t *testing.T) {
 	}
 	if want := 600*time.Second + contract.ProjectTestGrace + testSilenceMargin; vcfg.StepTimeout != want {
 		t.Errorf("silence limit %s, want %s", vcfg.StepTimeout, want)
+	}
+}
+
+// TestBuildTestsFailure: a Go test program that does not build fails
+// its test's row, and every test of the package, with the compiler's
+// lines; it is not sent to the guest.
+func TestBuildTestsFailure(t *testing.T) {
+	testenv.NeedTool(t, "go")
+	dir := t.TempDir()
+	files := map[string]string{
+		"go.mod":          "module broken\n\ngo 1.21\n",
+		"cmd/bad/main.go": "package main\n\nfunc main() { undefinedCall() }\n",
+	}
+	for name, text := range files {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := &project.Project{Dir: dir, Tests: []project.Test{
+		{Name: "one", Go: "./cmd/bad", Run: []string{"bad"}},
+		{Name: "two", Go: "./cmd/bad", Run: []string{"bad", "x"}},
+	}}
+	newTestRow := func(name string) Row { return newRow(kernels.Kernel{Name: "6.1"}, "6.1.0-57-amd64", name) }
+	got, err := buildTests(t.Context(), p, "amd64", t.TempDir(), newTestRow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.commands) != 0 || len(got.files) != 0 || len(got.failed) != 2 {
+		t.Fatalf("%d commands, %d files, %d failed rows; want 0, 0, 2", len(got.commands), len(got.files), len(got.failed))
+	}
+	why := strings.Join(got.failed[1].Why["tests"], "\n")
+	if got.failed[1].Module != "test/two" || got.failed[1].States["tests"] != StateFail || !strings.Contains(why, "undefined: undefinedCall") || !strings.Contains(why, "go build") {
+		t.Errorf("row %s: %s %q", got.failed[1].Module, got.failed[1].States["tests"], why)
 	}
 }
