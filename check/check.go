@@ -91,6 +91,9 @@ type Row struct {
 	// with something worth saying (warnings, a non-GPL license).
 	Why   map[string][]string
 	Notes []string
+	// Seconds holds how long each step took, where known (the build,
+	// the steps in a guest): results.json's steps[].seconds.
+	Seconds map[string]float64
 }
 
 // Failed reports whether any step of any row failed.
@@ -128,7 +131,7 @@ func Project(ctx context.Context, c Options, p *project.Project) (*Report, error
 
 // newRow returns a row whose steps have not run.
 func newRow(k kernels.Kernel, release, module string) Row {
-	r := Row{Kernel: k.Name, Release: release, Module: module, States: map[string]string{}, Why: map[string][]string{}}
+	r := Row{Kernel: k.Name, Release: release, Module: module, States: map[string]string{}, Why: map[string][]string{}, Seconds: map[string]float64{}}
 	for _, s := range Steps {
 		r.States[s] = StateNotRun
 	}
@@ -187,6 +190,7 @@ func checkKernel(ctx context.Context, c Options, k kernels.Kernel, p *project.Pr
 	for i, ko := range mb.Kos {
 		row := newRow(k, f.Release, own[i])
 		row.States["build"] = StatePass
+		row.Seconds["build"] = mb.Duration.Seconds()
 		if len(mb.Warnings) > 0 {
 			if p.WarningsFail {
 				row.States["build"] = StateFail

@@ -301,6 +301,7 @@ func fillGuestCells(rows []Row, rep *verdict.Report, dir string) {
 		for cell, kinds := range guestSteps {
 			var states []string
 			var why []string
+			var ms int64
 			for _, kind := range kinds {
 				stepName := contract.ProjectStep(kind, name)
 				if kind == contract.ProjectDeps {
@@ -311,6 +312,7 @@ func fillGuestCells(rows []Row, rep *verdict.Report, dir string) {
 					continue
 				}
 				states = append(states, s.Status)
+				ms += s.DurationMS
 				if s.Status == contract.StatusFail || (s.Status == contract.StatusSkip && kind != contract.ProjectDeps) {
 					for _, r := range s.Reasons {
 						why = append(why, stepName+": "+r)
@@ -336,6 +338,7 @@ func fillGuestCells(rows []Row, rep *verdict.Report, dir string) {
 				why = nil
 			}
 			row.Why[cell] = why
+			row.Seconds[cell] = float64(ms) / 1000
 		}
 		if rep.Log.Failed() && !row.Failed() {
 			row.Notes = append(row.Notes, "kernel log: "+strings.Join(rep.Log.Reasons, "; "))

@@ -53,7 +53,7 @@ func (r *Report) Results(ctx context.Context, c Options) *runresults.Run {
 		}
 		for _, s := range Steps {
 			state := row.States[s]
-			st := runresults.Step{Name: s}
+			st := runresults.Step{Name: s, Seconds: row.Seconds[s]}
 			switch state {
 			case StatePass:
 				st.Status = runresults.StatusPass

@@ -181,6 +181,7 @@ func testRows(rep *verdict.Report, steps []string, dir string, newTestRow func(n
 			continue
 		}
 		row := newTestRow(name)
+		row.Seconds["tests"] = float64(s.DurationMS) / 1000
 		switch s.Status {
 		case contract.StatusPass:
 			row.States["tests"] = StatePass
