@@ -21,3 +21,15 @@ func TestProjectJobSteps(t *testing.T) {
 		t.Errorf("DefaultArgs = %q, want the first set not refused", got)
 	}
 }
+
+// TestProjectJobStepsWithTests: the tests and KUnit suites run after the
+// last module's reload, with every module loaded, and the cleanup
+// unloads the last module too.
+func TestProjectJobStepsWithTests(t *testing.T) {
+	job := ProjectJob{Modules: []ProjectModule{{Name: "a"}, {Name: "b"}},
+		Tests: []ProjectCommand{{Name: "ctl"}, {Name: "selftest", KTAP: true}}, KUnit: []string{"b_suite"}}
+	want := "load/a unload/a reload/a load/b unload/b reload/b test/ctl test/selftest kunit/b_suite cleanup/b cleanup/a"
+	if got := strings.Join(job.Steps(), " "); got != want {
+		t.Errorf("steps:\n got %s\nwant %s", got, want)
+	}
+}
