@@ -231,6 +231,18 @@ func stepNetnsFreed(ctx context.Context, p *prober) (string, error) {
 	}
 	defer w.Close()
 
+	bound := netnsFreeBound * time.Duration(max(p.cfg.Slowdown, 1))
+	var freed []string
+	var errs []string
+	wait := func(n *watchedNetns) {
+		n.gone = time.Now()
+		if err := w.waitFreed(ctx, n, bound); err != nil {
+			errs = append(errs, err.Error())
+			return
+		}
+		freed = append(freed, fmt.Sprintf("%s after %d ms", n, n.freed.Milliseconds()))
+	}
+
 	var made *watchedNetns
 	err = inNewNetns(func() error {
 		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -247,7 +259,7 @@ func stepNetnsFreed(ctx context.Context, p *prober) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	made.gone = time.Now()
+	wait(made)
 
 	var joined *watchedNetns
 	_, err = p.serveJoinedNetns(ctx, func(fd int) error {
@@ -256,9 +268,15 @@ func stepNetnsFreed(ctx context.Context, p *prober) (string, error) {
 		return err
 	})
 	if err != nil {
-		return "", err
+		return "", errors.New(strings.Join(append(errs, err.Error()), "; "))
 	}
-	joined.gone = time.Now()
+	wait(joined)
 
-	return w.waitFreed(ctx, netnsFreeBound*time.Duration(max(p.cfg.Slowdown, 1)))
+	if len(errs) > 0 {
+		if len(freed) > 0 {
+			errs = append(errs, "freed: "+strings.Join(freed, ", "))
+		}
+		return "", errors.New(strings.Join(errs, "; "))
+	}
+	return "freed (RTM_DELNSID): " + strings.Join(freed, "; "), nil
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/kmodtest/kmodtest/greet/rawnl"
@@ -35,6 +34,15 @@ func nsidRequest(typ uint16, flags uint16, seq uint32, attrs []netlink.Attribute
 	}
 	data := append(make([]byte, rtgenmsgLen), b...) // rtgen_family AF_UNSPEC
 	return rawnl.NewMessage(rawnl.Header{Type: typ, Flags: flags, Seq: seq}, data), nil
+}
+
+// nsidAttrs are the attributes of an RTM_NEWNSID request giving the
+// network namespace open as fd the nsid nsid (-1: any free one).
+func nsidAttrs(nsid int32, fd int) []netlink.Attribute {
+	return []netlink.Attribute{
+		{Type: unix.NETNSA_NSID, Data: s32(nsid)},
+		{Type: unix.NETNSA_FD, Data: s32(int32(fd))},
+	}
 }
 
 // s32 encodes v as a netlink s32 attribute value.
@@ -88,10 +96,9 @@ func (n *watchedNetns) String() string {
 // An nsidWatch names network namespaces with nsids and sees them freed.
 // Both sockets are in the initial network namespace.
 type nsidWatch struct {
-	req     *rawnl.Conn // RTM_NEWNSID and RTM_GETNSID requests
-	events  *rawnl.Conn // subscribed to RTNLGRP_NSID
-	seq     uint32
-	watched []*watchedNetns
+	req    *rawnl.Conn // RTM_NEWNSID and RTM_GETNSID requests
+	events *rawnl.Conn // subscribed to RTNLGRP_NSID
+	seq    uint32
 }
 
 // dialNsidWatch opens the watch's sockets; call it from a thread in the
@@ -118,7 +125,8 @@ func (w *nsidWatch) Close() error {
 	return errors.Join(w.req.Close(), w.events.Close())
 }
 
-// track gives the network namespace open as fd an nsid and watches it.
+// track gives the network namespace open as fd an nsid, so that its end
+// can be seen.
 func (w *nsidWatch) track(fd int, what string) (*watchedNetns, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
@@ -126,10 +134,7 @@ func (w *nsidWatch) track(fd int, what string) (*watchedNetns, error) {
 	}
 	n := &watchedNetns{what: what, name: fmt.Sprintf("net:[%d]", st.Ino)}
 	// NETNSA_NSID -1: the kernel picks a free nsid.
-	if _, err := w.exchange(unix.RTM_NEWNSID, rawnl.FlagRequest|rawnl.FlagAck, []netlink.Attribute{
-		{Type: unix.NETNSA_NSID, Data: s32(-1)},
-		{Type: unix.NETNSA_FD, Data: s32(int32(fd))},
-	}); err != nil {
+	if _, err := w.exchange(unix.RTM_NEWNSID, rawnl.FlagRequest|rawnl.FlagAck, nsidAttrs(-1, fd)); err != nil {
 		return nil, fmt.Errorf("RTM_NEWNSID for %s %s: %w", what, n.name, err)
 	}
 	m, err := w.exchange(unix.RTM_GETNSID, rawnl.FlagRequest, []netlink.Attribute{
@@ -144,7 +149,6 @@ func (w *nsidWatch) track(fd int, what string) (*watchedNetns, error) {
 	if n.nsid < 0 {
 		return nil, fmt.Errorf("RTM_GETNSID for %s %s: nsid %d after RTM_NEWNSID was acked", what, n.name, n.nsid)
 	}
-	w.watched = append(w.watched, n)
 	return n, nil
 }
 
@@ -177,23 +181,16 @@ func (w *nsidWatch) exchange(typ uint16, flags uint16, attrs []netlink.Attribute
 	}
 }
 
-// waitFreed waits until every watched namespace sent RTM_DELNSID, at most
-// bound after the last one was gone, and says how long each took.
-func (w *nsidWatch) waitFreed(ctx context.Context, bound time.Duration) (string, error) {
-	var last time.Time
-	for _, n := range w.watched {
-		if n.gone.IsZero() {
-			return "", fmt.Errorf("%s: the step never ended its use of it", n)
-		}
-		if n.gone.After(last) {
-			last = n.gone
-		}
-	}
-	end := last.Add(bound)
+// waitFreed waits for n's RTM_DELNSID, at most bound after n.gone, and
+// records how long after that it came. Call it for each namespace before
+// the next is tracked, so that an nsid the kernel reuses is not mistaken
+// for the one before.
+func (w *nsidWatch) waitFreed(ctx context.Context, n *watchedNetns, bound time.Duration) error {
+	end := n.gone.Add(bound)
 	if d, ok := ctx.Deadline(); ok && d.Before(end) {
 		end = d
 	}
-	for w.pending() > 0 {
+	for {
 		left := time.Until(end)
 		if left <= 0 {
 			break
@@ -203,7 +200,7 @@ func (w *nsidWatch) waitFreed(ctx context.Context, bound time.Duration) (string,
 			break
 		}
 		if err != nil {
-			return "", fmt.Errorf("RTNLGRP_NSID events: %w", err)
+			return fmt.Errorf("%s: RTNLGRP_NSID events: %w", n, err)
 		}
 		for _, m := range msgs {
 			if m.Header.Type != unix.RTM_DELNSID {
@@ -211,40 +208,14 @@ func (w *nsidWatch) waitFreed(ctx context.Context, bound time.Duration) (string,
 			}
 			nsid, err := parseNsid(m)
 			if err != nil {
-				return "", fmt.Errorf("RTM_DELNSID: %w", err)
+				return fmt.Errorf("RTM_DELNSID: %w", err)
 			}
-			for _, n := range w.watched {
-				if n.nsid == nsid && n.freed == 0 {
-					n.freed = max(time.Since(n.gone), time.Microsecond)
-				}
+			if nsid == n.nsid {
+				n.freed = max(time.Since(n.gone), time.Microsecond)
+				return nil
 			}
 		}
 	}
-	var freed, held []string
-	for _, n := range w.watched {
-		if n.freed != 0 {
-			freed = append(freed, fmt.Sprintf("%s after %d ms", n, n.freed.Milliseconds()))
-			continue
-		}
-		held = append(held, fmt.Sprintf("%s was not freed within %s after its last process and socket were gone: no RTM_DELNSID for nsid %d, so something still holds a reference on it (a get_net() without put_net()?)",
-			n, time.Since(n.gone).Round(time.Millisecond), n.nsid))
-	}
-	if len(held) > 0 {
-		if len(freed) > 0 {
-			held = append(held, "freed: "+strings.Join(freed, "; "))
-		}
-		return "", errors.New(strings.Join(held, "; "))
-	}
-	return "freed (RTM_DELNSID): " + strings.Join(freed, "; "), nil
-}
-
-// pending counts the watched namespaces not freed yet.
-func (w *nsidWatch) pending() int {
-	n := 0
-	for _, ns := range w.watched {
-		if ns.freed == 0 {
-			n++
-		}
-	}
-	return n
+	return fmt.Errorf("%s was not freed within %s after its last process and socket were gone: no RTM_DELNSID for nsid %d, so something still holds a reference on it (a get_net() without put_net()?)",
+		n, time.Since(n.gone).Round(time.Millisecond), n.nsid)
 }
