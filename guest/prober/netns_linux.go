@@ -127,7 +127,7 @@ var usernsNeeds = []sysctlNeed{
 
 // allowUnprivilegedUserns sets what usernsNeeds says where the kernel
 // has it and returns a function that restores the old values, and notes
-// saying what was changed.
+// saying what each was and what was changed.
 func allowUnprivilegedUserns() (restore func(), notes []string, err error) {
 	var undo []func()
 	restore = func() {
@@ -145,6 +145,7 @@ func allowUnprivilegedUserns() (restore func(), notes []string, err error) {
 		}
 		old := strings.TrimSpace(string(b))
 		if n.ok(old) {
+			notes = append(notes, fmt.Sprintf("%s is %s", n.path, old))
 			continue
 		}
 		if werr := os.WriteFile(n.path, []byte(n.set+"\n"), 0); werr != nil {
