@@ -275,14 +275,12 @@ func stepUnprivileged(ctx context.Context, p *prober) (string, error) {
 	if err := p.requireModule(); err != nil {
 		return "", err
 	}
-	r, err := p.runChild(ctx, fmt.Sprintf("greeting as uid %d", nobody), &syscall.SysProcAttr{
-		Credential: &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{}},
-	})
+	r, err := p.runChild(ctx, fmt.Sprintf("greeting as uid %d", nobody), &syscall.SysProcAttr{Credential: nobodyCredential()})
 	if err != nil {
 		return "", err
 	}
-	if r.UID != nobody || r.GID != nobody {
-		return "", fmt.Errorf("greeting as uid %d: the child ran as uid %d gid %d", nobody, r.UID, r.GID)
+	if r.UID != nobody || r.GID != nobody || r.CapEff != 0 {
+		return "", fmt.Errorf("greeting as uid %d: the child ran as uid %d gid %d with capabilities %#x, want %d, %d and none", nobody, r.UID, r.GID, r.CapEff, nobody, nobody)
 	}
 	return r.String(), nil
 }
