@@ -77,7 +77,7 @@ func stepUsernsNetns(ctx context.Context, p *prober) (string, error) {
 	if homeUser == "" {
 		return "", skipf("kernel without user namespaces (no /proc/self/ns/user: CONFIG_USER_NS is off)")
 	}
-	restore, notes, err := allowUnprivilegedUserns()
+	restore, notes, err := applySysctls(usernsNeeds)
 	defer restore()
 	if err != nil {
 		return "", err
@@ -125,17 +125,17 @@ var usernsNeeds = []sysctlNeed{
 	},
 }
 
-// allowUnprivilegedUserns sets what usernsNeeds says where the kernel
-// has it and returns a function that restores the old values, and notes
-// saying what each was and what was changed.
-func allowUnprivilegedUserns() (restore func(), notes []string, err error) {
+// applySysctls sets what needs say where the kernel has the setting and
+// returns a function that restores the old values, and notes saying
+// what each was and what was changed.
+func applySysctls(needs []sysctlNeed) (restore func(), notes []string, err error) {
 	var undo []func()
 	restore = func() {
 		for _, u := range undo {
 			u()
 		}
 	}
-	for _, n := range usernsNeeds {
+	for _, n := range needs {
 		b, rerr := os.ReadFile(n.path)
 		if errors.Is(rerr, os.ErrNotExist) {
 			continue

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/binary"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -113,5 +115,47 @@ func TestNsidRequest(t *testing.T) {
 	}
 	if nsid, err := parseNsid(msgs[0]); err != nil || nsid != -1 {
 		t.Errorf("parseNsid of the request: got %d, %v", nsid, err)
+	}
+}
+
+// TestApplySysctls: a setting that is fine is left alone, one that is
+// not is set and restored, a missing one is skipped.
+func TestApplySysctls(t *testing.T) {
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good"), filepath.Join(dir, "bad")
+	for p, v := range map[string]string{good: "1\n", bad: "0\n"} {
+		if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	is1 := func(v string) bool { return v == "1" }
+	restore, notes, err := applySysctls([]sysctlNeed{
+		{path: good, ok: is1, set: "1", why: "good"},
+		{path: bad, ok: is1, set: "1", why: "bad"},
+		{path: filepath.Join(dir, "missing"), ok: is1, set: "1", why: "missing"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{good + " is 1", bad + " was 0 (bad): set to 1 for the step, restored after"}
+	if diff := cmp.Diff(want, notes); diff != "" {
+		t.Errorf("notes (-want +got):\n%s", diff)
+	}
+	read := func(p string) string {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if got := read(bad); got != "1\n" {
+		t.Errorf("during the step %s holds %q, want \"1\\n\"", bad, got)
+	}
+	restore()
+	if got := read(bad); got != "0\n" {
+		t.Errorf("after restore %s holds %q, want \"0\\n\"", bad, got)
+	}
+	if got := read(good); got != "1\n" {
+		t.Errorf("%s was changed to %q", good, got)
 	}
 }
