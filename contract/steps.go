@@ -44,6 +44,10 @@ const (
 	StepUnprivileged     = "unprivileged"       // a sender running as nobody is served
 	StepNetns            = "netns"              // a sender in a new network namespace is served
 	StepNetnsDeleted     = "netns-deleted"      // a namespace created and deleted while loaded
+	StepUnprivNetns      = "unprivileged-netns" // a sender as nobody in a network namespace root made
+	StepUsernsNetns      = "userns-netns"       // a sender as nobody in a user and network namespace it made
+	StepJoinedNetns      = "joined-netns"       // a sender that joined another process's network namespace
+	StepNetnsFreed       = "netns-freed"        // a served network namespace is freed once unused
 	StepReload           = "reload"             // unload and load again several times
 	StepAllocFailures    = "alloc-failures"     // every allocation of a greeting failed in turn (fail-nth)
 	StepModuleParam      = "module-param"       // protocol= out of range, taken, and another free one
@@ -118,6 +122,10 @@ var Steps = []Step{
 	{Name: StepUnprivileged, Timeout: shortStep, NeedsModule: true},
 	{Name: StepNetns, Timeout: shortStep, NeedsModule: true},
 	{Name: StepNetnsDeleted, Timeout: shortStep, NeedsModule: true},
+	{Name: StepUnprivNetns, Timeout: shortStep, NeedsModule: true},
+	{Name: StepUsernsNetns, Timeout: shortStep, NeedsModule: true},
+	{Name: StepJoinedNetns, Timeout: shortStep, NeedsModule: true},
+	{Name: StepNetnsFreed, Timeout: shortStep, NeedsModule: true},
 	{Name: StepConcurrentSocket, Timeout: longStep, NeedsModule: true},
 	{Name: StepSharedSocket, Timeout: longStep, NeedsModule: true},
 	{Name: StepNeverReads, Timeout: longStep, NeedsModule: true},

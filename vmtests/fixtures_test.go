@@ -41,6 +41,8 @@ var fixtures = []fixture{
 	{name: "batch-of-eight", step: "batch", reason: regexp.MustCompile(`40 mixed messages in one datagram: want`)},
 	{name: "log-invalid", step: "empty-greeting", reason: regexp.MustCompile(`want no kernel log line "NetlinkGreetingsLKM: greeting from port \d+:"`)},
 	{name: "ignore-protocol-param", step: "module-param", reason: regexp.MustCompile("NETLINK_ROUTE, taken")},
+	{name: "refuse-unprivileged-in-netns", step: "unprivileged-netns", reason: regexp.MustCompile("EPERM")},
+	{name: "netns-never-put", step: "netns-freed", reason: regexp.MustCompile(`network namespace net:\[\d+\] \(nsid \d+, .*\) was not freed within`), only: true},
 	// With two vCPUs the prober runs on while one CPU spins: it abandons
 	// the step at its timeout. With one the whole guest falls silent and
 	// the host's silence bound fires: both detectors are proven.

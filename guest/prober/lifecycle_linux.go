@@ -3,13 +3,8 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"os"
-	"os/exec"
 	"runtime"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/kmodtest/kmodtest/greet"
@@ -17,77 +12,42 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// greetOnceArg makes the prober greet once and exit (the child of the
-// unprivileged step).
-const greetOnceArg = "-greet-once"
-
-// nobody is the uid and gid the unprivileged step runs as.
-const nobody = 65534
-
-// greetOnce greets the module once and returns the exit code: 0 only on
-// a correct reply and ack.
-func greetOnce(args []string) int {
-	fs := flag.NewFlagSet(greetOnceArg, flag.ContinueOnError)
-	protocol := fs.Int("protocol", greet.Protocol, "netlink protocol of the module")
-	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answers")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	c, err := greet.Dial(*protocol, nil)
-	if err != nil {
-		fmt.Printf("uid %d: %v\n", os.Getuid(), err)
-		return 1
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-	if _, err := c.Greet(ctx, "Hello from nobody", netlink.Request|netlink.Acknowledge); err != nil {
-		fmt.Printf("uid %d port %d: %v\n", os.Getuid(), c.PID(), err)
-		return 1
-	}
-	fmt.Printf("ok: uid %d gid %d port %d\n", os.Getuid(), os.Getgid(), c.PID())
-	return 0
-}
-
-func stepUnprivileged(ctx context.Context, p *prober) (string, error) {
-	if err := p.requireModule(); err != nil {
-		return "", err
-	}
-	cmd := exec.CommandContext(ctx, "/proc/self/exe", greetOnceArg,
-		fmt.Sprintf("-protocol=%d", p.cfg.Protocol), "-timeout=5s")
-	// In a u-root busybox the binary dispatches on argv[0].
-	cmd.Args[0] = os.Args[0]
-	cmd.Env = []string{}
-	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential: &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{}},
-	}
-	out, err := cmd.CombinedOutput()
-	text := strings.TrimSpace(string(out))
-	if err != nil {
-		return "", fmt.Errorf("greeting as uid %d: want exit 0 after a correct reply and ack, got %v: %s", nobody, err, text)
-	}
-	want := fmt.Sprintf("ok: uid %d gid %d", nobody, nobody)
-	if !strings.HasPrefix(text, want) {
-		return "", fmt.Errorf("greeting as uid %d: want output %q..., got %q", nobody, want, text)
-	}
-	return text, nil
-}
-
-// inNewNetns runs fn on a locked thread in a new network namespace. The
-// thread is never unlocked, so it exits with the goroutine and takes the
-// namespace's last reference with it once fn closed its sockets.
+// inNewNetns runs fn on a locked thread in a new network namespace.
+// Afterwards the thread goes back to the namespace it came from, so the
+// new one loses its last reference once fn closed its sockets even if
+// the thread lingers (the runtime wedges the main thread rather than
+// end it); it is never unlocked, so the runtime ends it when it can.
 func inNewNetns(fn func() error) error {
-	errc := make(chan error, 1)
-	goSafe(errc, func() error {
-		runtime.LockOSThread()
+	return onNetnsThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			if errors.Is(err, unix.EINVAL) {
 				return skipf("kernel without network namespaces (unshare CLONE_NEWNET: %v)", err)
 			}
 			return fmt.Errorf("unshare CLONE_NEWNET: %w", err)
 		}
-		return fn()
+		return nil
+	}, fn)
+}
+
+// onNetnsThread runs enter and then fn on a locked thread, as inNewNetns
+// says, and brings the thread back to its network namespace.
+func onNetnsThread(enter, fn func() error) error {
+	errc := make(chan error, 1)
+	goSafe(errc, func() error {
+		runtime.LockOSThread()
+		home, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open this thread's network namespace: %w", err)
+		}
+		defer unix.Close(home)
+		if err := enter(); err != nil {
+			return err
+		}
+		ferr := fn()
+		if err := unix.Setns(home, unix.CLONE_NEWNET); err != nil {
+			return errors.Join(ferr, fmt.Errorf("return to the initial network namespace: %w", err))
+		}
+		return ferr
 	})
 	return <-errc
 }

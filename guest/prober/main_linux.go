@@ -2,8 +2,9 @@
 // greeting module, talks to it over netlink step by step, writes one JSON
 // event line per step boundary to contract.ResultPort and powers the VM off.
 //
-// Run with -greet-once it is instead the child of the unprivileged step:
-// it greets the module once and exits 0 only on a correct reply and ack.
+// Run with -greet-once it is instead a child sender of the unprivileged
+// and namespace steps: it greets the module once, reports who and where it
+// is, and exits 0 only on a correct reply and ack (child_linux.go).
 //
 // With Config.JobPort set it first waits for the host to send the module
 // and the steps (kmodtest watch); with Config.Shell it loads the module
