@@ -129,6 +129,16 @@ type Event struct {
 	Files map[string][]byte `json:"files,omitempty"`
 	// RoundTrips is the round-trip step's measurement.
 	RoundTrips *RoundTrips `json:"round_trips,omitempty"`
+	// Blame fails earlier steps for what a later check found they did
+	// (kmemleak reports an object only seconds after it was lost, in
+	// the scan after a later step).
+	Blame []Blame `json:"blame,omitempty"`
+}
+
+// A Blame is a reason to fail an earlier step, found during this one.
+type Blame struct {
+	Step   string `json:"step"`
+	Reason string `json:"reason"`
 }
 
 // Marshal encodes e as one line: Prefix, JSON, newline.

@@ -99,8 +99,12 @@ func Judge(run Input, steps []string, expect map[string]string) *Report {
 	r := &Report{}
 	ends := map[string]contract.Event{}
 	begun := map[string]bool{}
+	blamed := map[string][]string{} // reasons later steps found (contract.Blame)
 	var lastBegun string
 	for _, e := range run.Events {
+		for _, b := range e.Blame {
+			blamed[b.Step] = append(blamed[b.Step], b.Reason)
+		}
 		switch e.Kind {
 		case contract.KindBegin:
 			begun[e.Step] = true
@@ -192,6 +196,10 @@ func Judge(run Input, steps []string, expect map[string]string) *Report {
 		default:
 			s.Status = contract.StatusFail
 			s.Reasons = append(s.Reasons, "the step never ran: "+guestEnd(run, r))
+		}
+		if len(blamed[name]) > 0 {
+			s.Status = contract.StatusFail
+			s.Reasons = append(s.Reasons, blamed[name]...)
 		}
 		if !ended && begun[name] {
 			// The kernel's words, if any, are on the console only.

@@ -34,6 +34,17 @@ func TestJudge(t *testing.T) {
 			want: map[string]string{"insmod": "pass", "reply": "pass", "ack": "pass"},
 		},
 		{
+			name: "a later step's blame fails the earlier step, not itself",
+			run: Input{Events: []contract.Event{
+				begin("insmod"), end("insmod", contract.StatusPass),
+				begin("reply"), end("reply", contract.StatusPass),
+				begin("ack"), {Kind: contract.KindEnd, Step: "ack", Status: contract.StatusPass,
+					Blame: []contract.Blame{{Step: "reply", Reason: "kmemleak: 1 unreferenced object(s) allocated during this step"}}},
+			}},
+			want:   map[string]string{"insmod": "pass", "reply": "fail", "ack": "pass"},
+			reason: map[string]string{"reply": "allocated during this step"},
+		},
+		{
 			name: "prober failure keeps its detail",
 			run: Input{Events: []contract.Event{
 				begin("insmod"), end("insmod", contract.StatusPass),

@@ -32,6 +32,10 @@ var debugFixtures = []struct {
 	// usages by the first greeting or two.
 	{"softirq-lock", []string{contract.StepReply, contract.StepAck, contract.StepNoReplyWithoutAck}, regexp.MustCompile(`inconsistent lock state`)},
 	{"array-index", []string{contract.StepTextLimits}, regexp.MustCompile(`UBSAN: array-index-out-of-bounds`)},
+	// The socket is allocated by socket(2), in net/netlink: kmemleak's
+	// record does not name the module; the step that sent the empty
+	// greeting is blamed by the time of the allocation.
+	{"sender-socket-ref", []string{contract.StepEmptyGreeting}, regexp.MustCompile(`(?s)kmemleak: \d+ unreferenced object\(s\) allocated during this step.*sk_alloc`)},
 	{"shared-reply-buffer", []string{contract.StepConcurrentSocket, contract.StepSharedSocket}, regexp.MustCompile(`got "Msg from Process \d+ has been processed by kernel"|text "Msg from Process \d+ has been processed by kernel" \(want`)},
 }
 

@@ -2,13 +2,11 @@ package kernelio
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -60,54 +58,6 @@ func KmemleakClear() error {
 		return fmt.Errorf("kmemleak clear: %w", err)
 	}
 	return nil
-}
-
-// KmemleakCheck waits until the step's objects are old enough to be
-// reported, scans twice (a pointer left in a register or on a stack can
-// hide a leak from one scan) and returns the suspected leaks whose
-// backtrace runs through module, or through code no longer loaded
-// (an unloaded instance of the module: the only module the guest loads).
-func KmemleakCheck(ctx context.Context, module string) ([]string, error) {
-	wait := time.NewTimer(kmemleakMinAge)
-	defer wait.Stop()
-	select {
-	case <-wait.C:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	for range 2 {
-		if err := os.WriteFile(kmemleakPath, []byte("scan"), 0); err != nil {
-			return nil, fmt.Errorf("kmemleak scan: %w", err)
-		}
-	}
-	data, err := os.ReadFile(kmemleakPath)
-	if err != nil {
-		return nil, fmt.Errorf("read kmemleak report: %w", err)
-	}
-	return moduleLeaks(string(data), module), nil
-}
-
-// unloadedCode matches a backtrace frame kmemleak could not symbolize in
-// the module area: code of a module that has been unloaded since.
-var unloadedCode = regexp.MustCompile(`\] 0xffffffff[a-f][0-9a-f]{7}\s*$`)
-
-// moduleLeaks splits a kmemleak report into its objects and returns
-// those that the module allocated.
-func moduleLeaks(report, module string) []string {
-	var out []string
-	for _, obj := range strings.Split(report, "unreferenced object ")[1:] {
-		obj = "unreferenced object " + strings.TrimRight(obj, "\n")
-		mine := strings.Contains(obj, "["+module+"]")
-		for _, line := range strings.Split(obj, "\n") {
-			if unloadedCode.MatchString(line) {
-				mine = true
-			}
-		}
-		if mine {
-			out = append(out, obj)
-		}
-	}
-	return out
 }
 
 // LeakError describes the module's leaks, quoting the first one whole.

@@ -28,15 +28,24 @@ unreferenced object 0xffff888004c0f000 (size 32):
 `
 
 func TestModuleLeaks(t *testing.T) {
-	leaks := moduleLeaks(kmemleakReport, "NetlinkGreetingsLKM")
+	objs, err := ParseKmemleak(kmemleakReport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leaks []string
+	for _, o := range objs {
+		if o.FromModule("NetlinkGreetingsLKM") {
+			leaks = append(leaks, o.Record)
+		}
+	}
 	if len(leaks) != 2 {
 		t.Fatalf("want 2 leaks of the module (one named, one in unloaded code), got %d: %q", len(leaks), leaks)
 	}
 	if !strings.Contains(leaks[0], "greet_msg") || !strings.Contains(leaks[1], "0xffffffffa0004101") {
 		t.Errorf("wrong leaks picked: %q", leaks)
 	}
-	if got := moduleLeaks("", "NetlinkGreetingsLKM"); len(got) != 0 {
-		t.Errorf("empty report: got %q", got)
+	if got, err := ParseKmemleak(""); len(got) != 0 || err != nil {
+		t.Errorf("empty report: got %v, %v", got, err)
 	}
 	if err := LeakError(leaks); !strings.Contains(err.Error(), "2 unreferenced") || !strings.Contains(err.Error(), "greet_msg+0x101") {
 		t.Errorf("LeakError does not quote the backtrace: %v", err)

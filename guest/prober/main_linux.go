@@ -70,6 +70,10 @@ func run() error {
 		return nil
 	}
 	p := newProber(cfg, cfgErr)
+	if cfgErr == nil {
+		// Before the module is loaded: what kmemleak reports now is the kernel's.
+		p.leaks = newLeakLedger()
+	}
 	start := time.Now()
 	for i, name := range cfg.Steps {
 		p.runStep(rep, name, i == 0)

@@ -94,6 +94,8 @@ type prober struct {
 	roundTrips *contract.RoundTrips
 	// gcov counts the per-step gcov snapshots sent so far (Config.GcovSnapshots).
 	gcov gcovCost
+	// leaks blames kmemleak's reports on steps; nil without kmemleak.
+	leaks *leakLedger
 }
 
 func newProber(cfg contract.Config, cfgErr error) *prober {
@@ -110,6 +112,7 @@ func (p *prober) runStep(rep *reporter, name string, first bool) string {
 	}
 	taintBefore, taintErr := kernelio.ReadTaint()
 	rep.begin(name, kernel, taintBefore)
+	p.leaks.begin(name)
 
 	var notes []string
 	if taintErr != nil {
@@ -137,7 +140,7 @@ func (p *prober) runStep(rep *reporter, name string, first bool) string {
 		if s.quiet {
 			restore = quietConsole()
 		}
-		scan := s.leakScan && kernelio.KmemleakOn()
+		scan := s.leakScan && p.leaks != nil
 		if scan {
 			if err := kernelio.KmemleakClear(); err != nil {
 				notes = append(notes, err.Error())
@@ -146,7 +149,7 @@ func (p *prober) runStep(rep *reporter, name string, first bool) string {
 		}
 		status, detail = execute(p, name, s)
 		if scan {
-			status, detail = p.leakVerdict(status, detail)
+			status, detail = p.leakVerdict(name, status, detail)
 		}
 		if restore != nil {
 			restore()
@@ -180,6 +183,10 @@ func (p *prober) runStep(rep *reporter, name string, first bool) string {
 		}
 		detail += strings.Join(notes, "; ")
 	}
+	var blames []contract.Blame
+	if p.leaks != nil {
+		blames, p.leaks.blames = p.leaks.blames, nil
+	}
 	rep.end(contract.Event{
 		Step:        name,
 		Status:      status,
@@ -190,27 +197,10 @@ func (p *prober) runStep(rep *reporter, name string, first bool) string {
 		DurationMS:  d.Milliseconds(),
 		Files:       p.files,
 		RoundTrips:  p.roundTrips,
+		Blame:       blames,
 	})
 	p.files, p.roundTrips = nil, nil
 	return status
-}
-
-// leakVerdict runs kmemleak after a step and fails the step on a leak of
-// the module's.
-func (p *prober) leakVerdict(status, detail string) (string, string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	start := time.Now()
-	leaks, err := kernelio.KmemleakCheck(ctx, p.cfg.ModuleName)
-	switch {
-	case err != nil:
-		return contract.StatusFail, join(detail, err.Error())
-	case len(leaks) > 0:
-		return contract.StatusFail, join(detail, kernelio.LeakError(leaks).Error())
-	case status == contract.StatusPass:
-		return status, join(detail, fmt.Sprintf("kmemleak: no leak of the module (scan %d ms)", time.Since(start).Milliseconds()))
-	}
-	return status, detail
 }
 
 // join appends b to a, separated by "; ".
