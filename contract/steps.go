@@ -50,6 +50,8 @@ const (
 	StepNetnsFreed       = "netns-freed"        // a served network namespace is freed once unused
 	StepReload           = "reload"             // unload and load again several times
 	StepAllocFailures    = "alloc-failures"     // every allocation of a greeting failed in turn (fail-nth)
+	StepNetnsFaults      = "netns-faults"       // every allocation of a new network namespace failed in turn (fail-nth)
+	StepInsmodFaults     = "insmod-faults"      // every allocation of insmod failed in turn (fail-nth): a clean failure or a full load
 	StepModuleParam      = "module-param"       // protocol= out of range, taken, and another free one
 	StepCoverage         = "coverage"           // hands the module's gcov data to the host
 	StepRoundTrip        = "round-trip"         // acked greetings timed next to the kernel's own round trip (speed.go)
@@ -81,6 +83,14 @@ type Step struct {
 	// Log is the line the module must print to the kernel log during the
 	// step ("" for none): the host checks it (verdict.Judge).
 	Log string
+	// InjectsFaults is set for the steps that fail allocations on
+	// purpose (fail-nth): the kernel's warning that an allocation failed,
+	// with its stack dump, is then the expected outcome, not a report.
+	InjectsFaults bool
+	// Progress is set for the steps whose prober writes a progress line
+	// at least every few seconds while they run (the fault sweeps): the
+	// host's silence limit need not cover their timeout.
+	Progress bool
 }
 
 // Step timeouts: most steps answer within seconds; the floods, the leak
@@ -88,6 +98,9 @@ type Step struct {
 const (
 	shortStep = 30 * time.Second
 	longStep  = 60 * time.Second
+	// sweepStep bounds a fault sweep over the module's setup: each of
+	// its hundreds of injections loads the module or creates a namespace.
+	sweepStep = 120 * time.Second
 )
 
 // StepGrace is how long the prober waits for a step that ignores its
@@ -130,10 +143,13 @@ var Steps = []Step{
 	{Name: StepSharedSocket, Timeout: longStep, NeedsModule: true},
 	{Name: StepNeverReads, Timeout: longStep, NeedsModule: true},
 	{Name: StepLeak, Timeout: longStep, NeedsModule: true},
-	{Name: StepAllocFailures, Timeout: longStep, NeedsModule: true},
+	{Name: StepAllocFailures, Timeout: longStep, NeedsModule: true, InjectsFaults: true},
+	{Name: StepNetnsFaults, Timeout: sweepStep, NeedsModule: true, InjectsFaults: true, Progress: true},
 	{Name: StepRmmodBusy, Timeout: shortStep, NeedsModule: true},
 	{Name: StepRmmod, Timeout: shortStep, NeedsModule: true, Log: greet.LogUnloaded},
 	{Name: StepSocketGone, Timeout: shortStep, NeedsModule: true},
+	// Starts and ends with the module unloaded.
+	{Name: StepInsmodFaults, Timeout: sweepStep, NeedsModule: true, InjectsFaults: true, Progress: true},
 	// The lifecycle steps unload and load the module again, but start
 	// from it loaded.
 	{Name: StepReload, Timeout: longStep, NeedsModule: true},
@@ -170,6 +186,13 @@ func NeedsModule(step string) bool {
 	return !ok || s.NeedsModule
 }
 
+// InjectsFaults reports whether step fails allocations on purpose
+// (Step.InjectsFaults).
+func InjectsFaults(step string) bool {
+	s, ok := LookupStep(step)
+	return ok && s.InjectsFaults
+}
+
 // StepTimeout returns how long the prober gives step on a kernel
 // slowdown times slower than a stock one (0 counts as 1); an unknown
 // step gets the short timeout.
@@ -203,11 +226,14 @@ const afterStep = 25 * time.Second
 // on the result port) before it calls the guest hung, on a kernel
 // slowdown times slower than a stock one: above the longest step timeout
 // and its grace, so that a slow step is reported by the prober, not as a
-// hang. With slowdown 1 it is 90 s.
+// hang (a Progress step is never silent that long). With slowdown 1 it
+// is 90 s.
 func SilenceLimit(slowdown int) time.Duration {
 	var longest time.Duration
 	for _, s := range Steps {
-		longest = max(longest, s.Timeout)
+		if !s.Progress {
+			longest = max(longest, s.Timeout)
+		}
 	}
 	return (longest + StepGrace + afterStep) * time.Duration(max(slowdown, 1))
 }

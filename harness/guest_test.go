@@ -33,6 +33,9 @@ func TestGuestConfig(t *testing.T) {
 		}
 		v := VMConfig(tc.tg, "tcg", 0)
 		for _, s := range contract.Steps {
+			if s.Progress {
+				continue // its progress lines keep the prober from falling silent
+			}
 			if need := contract.StepTimeout(s.Name, cfg.Slowdown) + contract.StepGrace; v.StepTimeout <= need {
 				t.Errorf("%s: silence limit %s is not above step %s's timeout and grace %s", tc.tg.Name(), v.StepTimeout, s.Name, need)
 			}

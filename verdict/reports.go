@@ -3,6 +3,8 @@ package verdict
 import (
 	"regexp"
 	"strings"
+
+	"github.com/kmodtest/kmodtest/contract"
 )
 
 // Kernel reports are recognised by the forms the kernel prints them in,
@@ -87,6 +89,62 @@ func KernelReports(log []string) []string {
 		}
 	}
 	return out
+}
+
+// allocFailure begins the kernel's warning that an allocation failed
+// (warn_alloc): "uinit: vmalloc error: size 34320, vm_struct allocation
+// failed, …" or "…: page allocation failure: order:0, …". A stack dump
+// follows, whose "Call Trace:" line would read as a report.
+var allocFailure = regexp.MustCompile(`: (vmalloc error|page allocation failure): `)
+
+// allocDumpLines is how far after its warning an allocation failure's
+// "Call Trace:" line comes (CPU, Tainted, Hardware name, Call Trace).
+const allocDumpLines = 6
+
+// stepReports returns the kernel reports of a log. In a step that fails
+// allocations on purpose (contract.InjectsFaults), and as such a step
+// runs (injecting says which lines), the stack dumps of the kernel's
+// allocation-failure warnings are left out: they are the outcome the step
+// asks for. Any other report counts.
+func stepReports(log []string, injecting func(i int) bool) []string {
+	var out []string
+	warnAt := -allocDumpLines - 1
+	for i, l := range log {
+		if injecting(i) && allocFailure.MatchString(l) {
+			warnAt = i
+			continue
+		}
+		if !IsKernelReport(l) {
+			continue
+		}
+		if i-warnAt <= allocDumpLines && strings.Contains(l, "Call Trace:") {
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// reportsOf returns the kernel reports of step's log.
+func reportsOf(step string, log []string) []string {
+	inj := contract.InjectsFaults(step)
+	return stepReports(log, func(int) bool { return inj })
+}
+
+// consoleReports returns the kernel reports of a console that runs
+// through several steps, each line judged by the step it falls in (the
+// last begin line before it).
+func consoleReports(console []string) []string {
+	inj := make([]bool, len(console))
+	cur := false
+	for i, l := range console {
+		if j := strings.Index(l, "kmodtest: step "); j >= 0 && strings.HasSuffix(l, ": begin") {
+			step := strings.TrimSuffix(l[j+len("kmodtest: step "):], ": begin")
+			cur = contract.InjectsFaults(step)
+		}
+		inj[i] = cur
+	}
+	return stepReports(console, func(i int) bool { return inj[i] })
 }
 
 // IsKernelReport reports whether line, a console or kmsg line, is a

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -233,5 +234,36 @@ func TestHungStepQuotesTheReportBeforeIt(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(s.Evidence, "\n"), "try_module_get") {
 		t.Errorf("evidence lacks the report: %q", s.Evidence)
+	}
+}
+
+// An allocation failure the step injected: the kernel's warning and its
+// stack dump (from a 6.12-debug run of insmod-faults).
+var allocFailureDump = []string{
+	"[  244.877311] uinit: vmalloc error: size 34320, vm_struct allocation failed, mode:0xcc0(GFP_KERNEL), nodemask=(null)",
+	"[  244.878497] CPU: 1 UID: 0 PID: 463 Comm: uinit Tainted: G           O       6.12.118-kmodtest-debug #1 ",
+	"[  244.878633] Tainted: [O]=OOT_MODULE",
+	"[  244.878648] Hardware name: QEMU Standard PC (i440FX + PIIX, 1996), BIOS 1.16.2-debian-1.16.2-1 04/01/2014",
+	"[  244.878788] Call Trace:",
+	"[  244.878877]  <TASK>",
+	"[  244.879468]  warn_alloc+0x211/0x360",
+}
+
+func TestInjectedAllocFailureIsNoReport(t *testing.T) {
+	if got := reportsOf(contract.StepInsmodFaults, allocFailureDump); len(got) != 0 {
+		t.Errorf("insmod-faults: an injected allocation failure's dump is no report, got %q", got)
+	}
+	if got := reportsOf(contract.StepReply, allocFailureDump); len(got) != 1 {
+		t.Errorf("reply injects nothing: the dump's Call Trace is a report, got %q", got)
+	}
+	withWarn := append(slices.Clone(allocFailureDump), "[  245.0] WARNING: CPU: 0 PID: 463 at kernel/module/main.c:1 load_module+0x1/0x2")
+	if got := reportsOf(contract.StepInsmodFaults, withWarn); len(got) != 1 || !strings.Contains(got[0], "WARNING") {
+		t.Errorf("a WARN in a fault-injecting step is still a report, got %q", got)
+	}
+	console := append([]string{"kmodtest: step insmod-faults: begin"}, allocFailureDump...)
+	console = append(console, "kmodtest: step reload: begin")
+	console = append(console, allocFailureDump...)
+	if got := consoleReports(console); len(got) != 1 || !strings.Contains(got[0], "244.878788") {
+		t.Errorf("console: want only the dump printed during reload, got %q", got)
 	}
 }

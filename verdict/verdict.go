@@ -156,15 +156,15 @@ func Judge(run Input, steps []string, expect map[string]string) *Report {
 			} else if e.Status == contract.StatusSkip && e.Detail != "" {
 				s.Reasons = append(s.Reasons, "skipped: "+e.Detail)
 			}
-			if reports := KernelReports(e.Kmsg); len(reports) > 0 {
+			if reports := reportsOf(name, e.Kmsg); len(reports) > 0 {
 				// The prober's window is capped, and a flood of
 				// kernel lines (slub_debug's object dumps) can
 				// overwrite a report's first lines in the ring
 				// buffer before it reads them: the console keeps
 				// every line, so quote the step's report from there.
 				lines := e.Kmsg
-				if w := stepConsole(run.Console, name, prev); len(KernelReports(w)) > 0 {
-					lines, reports = w, KernelReports(w)
+				if w := stepConsole(run.Console, name, prev); len(reportsOf(name, w)) > 0 {
+					lines, reports = w, reportsOf(name, w)
 				}
 				s.Status = contract.StatusFail
 				s.Reasons = append(s.Reasons, fmt.Sprintf("the kernel reported an error during the step: %s", reports[0]))
@@ -224,7 +224,13 @@ func Judge(run Input, steps []string, expect map[string]string) *Report {
 
 // judgeLog gives the verdict on the console log from the first step on.
 func judgeLog(console []string) Step {
-	return judgeConsole(LogStep, console, "the console log holds %d kernel error line(s), the first: %s")
+	s := Step{Name: LogStep, Status: contract.StatusPass}
+	if reports := consoleReports(console); len(reports) > 0 {
+		s.Status = contract.StatusFail
+		s.Reasons = append(s.Reasons, fmt.Sprintf("the console log holds %d kernel error line(s), the first: %s", len(reports), reports[0]))
+		s.Evidence = excerpt(console, reports)
+	}
+	return s
 }
 
 // judgeBoot gives the verdict on what the kernel printed before the

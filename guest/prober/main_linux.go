@@ -70,6 +70,7 @@ func run() error {
 		return nil
 	}
 	p := newProber(cfg, cfgErr)
+	p.rep = rep
 	if cfgErr == nil {
 		// Before the module is loaded: what kmemleak reports now is the kernel's.
 		p.leaks = newLeakLedger()

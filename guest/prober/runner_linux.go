@@ -75,6 +75,8 @@ var steps = map[string]step{
 	contract.StepNeverReads:       {run: stepNeverReads, quiet: true, leakScan: true},
 	contract.StepLeak:             {run: stepLeak, quiet: true, leakScan: true},
 	contract.StepAllocFailures:    {run: stepAllocFailures, quiet: true, leakScan: true},
+	contract.StepNetnsFaults:      {run: stepNetnsFaults, quiet: true, leakScan: true},
+	contract.StepInsmodFaults:     {run: stepInsmodFaults, quiet: true, leakScan: true},
 	contract.StepRmmodBusy:        {run: stepRmmodBusy},
 	contract.StepReload:           {run: stepReload, leakScan: true},
 	contract.StepModuleParam:      {run: stepModuleParam},
@@ -96,6 +98,24 @@ type prober struct {
 	gcov gcovCost
 	// leaks blames kmemleak's reports on steps; nil without kmemleak.
 	leaks *leakLedger
+	// rep is where progress lines go (nil in tests); lastProgress
+	// limits them to one per progressEvery.
+	rep          *reporter
+	lastProgress time.Time
+}
+
+// progressEvery spaces the progress lines of a long sweep: well under
+// the host's silence limit after a kernel line it takes for a report
+// (an injected allocation failure's stack dump).
+const progressEvery = 5 * time.Second
+
+// progress tells the host that a long step still moves.
+func (p *prober) progress(format string, args ...any) {
+	if p.rep == nil || time.Since(p.lastProgress) < progressEvery {
+		return
+	}
+	p.lastProgress = time.Now()
+	p.rep.progress(fmt.Sprintf(format, args...))
 }
 
 func newProber(cfg contract.Config, cfgErr error) *prober {
