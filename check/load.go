@@ -31,9 +31,9 @@ import (
 // behind each: the deps step's failure is every module's load failure,
 // a cleanup's is the module's unload failure.
 var guestSteps = map[string][]string{
-	"load":   {contract.ProjectDeps, contract.ProjectLoad},
+	"load":   {contract.ProjectDeps, contract.ProjectLoad, contract.ProjectInitFaults},
 	"params": {contract.ProjectParamSets},
-	"unload": {contract.ProjectUnload, contract.ProjectCleanup},
+	"unload": {contract.ProjectUnload, contract.ProjectCleanup, contract.ProjectLeaks},
 	"reload": {contract.ProjectReload},
 }
 
@@ -304,7 +304,7 @@ func fillGuestCells(rows []Row, rep *verdict.Report, dir string) {
 			var ms int64
 			for _, kind := range kinds {
 				stepName := contract.ProjectStep(kind, name)
-				if kind == contract.ProjectDeps {
+				if kind == contract.ProjectDeps || kind == contract.ProjectLeaks {
 					stepName = contract.ProjectDeps
 				}
 				s, ok := rep.Step(stepName)
@@ -313,7 +313,7 @@ func fillGuestCells(rows []Row, rep *verdict.Report, dir string) {
 				}
 				states = append(states, s.Status)
 				ms += s.DurationMS
-				if s.Status == contract.StatusFail || (s.Status == contract.StatusSkip && kind != contract.ProjectDeps) {
+				if s.Status == contract.StatusFail || (s.Status == contract.StatusSkip && kind != contract.ProjectDeps && kind != contract.ProjectInitFaults && kind != contract.ProjectLeaks) {
 					for _, r := range s.Reasons {
 						why = append(why, stepName+": "+r)
 					}

@@ -104,11 +104,20 @@ const (
 	// ProjectParamSets: each set loaded and unloaded; a refused set
 	// must fail insmod and leave nothing loaded.
 	ProjectParamSets = "params"
+	// ProjectInitFaults: insmod under fail-nth N = 1, 2, … until a load
+	// reaches no fault point; each load fails leaving nothing in
+	// /sys/module or loads live and is unloaded. Skipped where the kernel
+	// has no fail-nth; kmemleak scans after it where the kernel has it.
+	ProjectInitFaults = "init-faults"
 	// ProjectReload: ProjectReloads times load and unload.
 	ProjectReload = "reload"
 	// ProjectCleanup: rmmod of a module reloaded for those after it
 	// (or for the tests).
 	ProjectCleanup = "cleanup"
+	// ProjectLeaks: kmemleak's scan after the cleanup steps, against
+	// its baseline before the first module loaded; skipped where the
+	// kernel has no kmemleak. Named without a module.
+	ProjectLeaks = "kmemleak"
 	// ProjectTests: one of the project's test commands (TestStep).
 	ProjectTests = "test"
 	// ProjectKUnit: one KUnit suite's results (KUnitStep).
@@ -121,6 +130,11 @@ const ProjectReloads = 3
 // ProjectStepTimeout bounds each project step; below the host's
 // SilenceLimit, so that a slow step is reported by the prober.
 const ProjectStepTimeout = 60 * time.Second
+
+// ProjectSweepTimeout bounds an init-faults step: a load per fault
+// point, a few hundred on a debug kernel. The prober reports progress
+// meanwhile, so the host does not take it for silence.
+const ProjectSweepTimeout = 180 * time.Second
 
 // ProjectStep names the step kind of module.
 func ProjectStep(kind, module string) string { return kind + "/" + module }
@@ -138,7 +152,7 @@ func (j ProjectJob) Steps() []string {
 		if len(m.Params) > 0 {
 			steps = append(steps, ProjectStep(ProjectParamSets, m.Name))
 		}
-		steps = append(steps, ProjectStep(ProjectReload, m.Name))
+		steps = append(steps, ProjectStep(ProjectInitFaults, m.Name), ProjectStep(ProjectReload, m.Name))
 	}
 	for _, t := range j.Tests {
 		steps = append(steps, TestStep(t.Name))
@@ -149,7 +163,7 @@ func (j ProjectJob) Steps() []string {
 	for i := j.LastCleanup(); i >= 0; i-- {
 		steps = append(steps, ProjectStep(ProjectCleanup, j.Modules[i].Name))
 	}
-	return steps
+	return append(steps, ProjectLeaks)
 }
 
 // LastCleanup is the index of the last module a cleanup step unloads:

@@ -2,6 +2,7 @@ package contract
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kmodtest/kmodtest/greet"
@@ -189,6 +190,9 @@ func NeedsModule(step string) bool {
 // InjectsFaults reports whether step fails allocations on purpose
 // (Step.InjectsFaults).
 func InjectsFaults(step string) bool {
+	if strings.HasPrefix(step, ProjectInitFaults+"/") {
+		return true
+	}
 	s, ok := LookupStep(step)
 	return ok && s.InjectsFaults
 }

@@ -189,6 +189,12 @@ func strandedError(records []string, scanStep string) error {
 // the module's or on an object this step allocated and nobody freed;
 // objects earlier steps allocated are blamed on those steps.
 func (p *prober) leakVerdict(step, status, detail string) (string, string) {
+	return p.leaks.verdict(step, p.cfg.ModuleName, status, detail)
+}
+
+// verdict scans kmemleak after step for leakVerdict and for the project
+// mode: module is the module whose code an object's backtrace names.
+func (l *leakLedger) verdict(step, module, status, detail string) (string, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -196,7 +202,7 @@ func (p *prober) leakVerdict(step, status, detail string) (string, string) {
 	if err != nil {
 		return contract.StatusFail, join(detail, err.Error())
 	}
-	j := p.leaks.judge(objs, p.cfg.ModuleName)
+	j := l.judge(objs, module)
 	var notes []string
 	if len(j.module) > 0 {
 		status, detail = contract.StatusFail, join(detail, kernelio.LeakError(j.module).Error())
@@ -207,18 +213,18 @@ func (p *prober) leakVerdict(step, status, detail string) (string, string) {
 			status, detail = contract.StatusFail, join(detail, err.Error())
 			continue
 		}
-		p.leaks.blames = append(p.leaks.blames, contract.Blame{Step: s, Reason: err.Error()})
+		l.blames = append(l.blames, contract.Blame{Step: s, Reason: err.Error()})
 		notes = append(notes, fmt.Sprintf("%d object(s) allocated during %s blamed on it", len(j.byStep[s]), s))
 	}
 	if j.kernel > 0 {
 		notes = append(notes, fmt.Sprintf("%d object(s) of the kernel's own left out", j.kernel))
 	}
-	if p.leaks.note != "" {
-		notes = append(notes, p.leaks.note)
+	if l.note != "" {
+		notes = append(notes, l.note)
 	}
-	if p.leaks.taken != "" {
-		notes = append(notes, p.leaks.taken)
-		p.leaks.taken = ""
+	if l.taken != "" {
+		notes = append(notes, l.taken)
+		l.taken = ""
 	}
 	if len(j.module) == 0 && len(j.byStep) == 0 {
 		notes = append([]string{"no leak of the module"}, notes...)

@@ -26,8 +26,16 @@ func runProject(rep *reporter, cfg contract.Config) {
 	timeout := contract.ProjectStepTimeout * time.Duration(max(cfg.Slowdown, 1))
 	start := time.Now()
 	first := true
+	// leaks is kmemleak's baseline, taken before the first module loads,
+	// and the steps' times (nil without kmemleak).
+	leaks := newLeakLedger()
 	run := func(name string, fn func(ctx context.Context) (string, error)) bool {
-		ok := projectStep(rep, name, first, timeout, fn)
+		leaks.begin(name)
+		d := timeout
+		if strings.HasPrefix(name, contract.ProjectInitFaults+"/") {
+			d = contract.ProjectSweepTimeout * time.Duration(max(cfg.Slowdown, 1))
+		}
+		ok := projectStep(rep, name, first, d, fn)
 		first = false
 		return ok
 	}
@@ -45,7 +53,7 @@ func runProject(rep *reporter, cfg contract.Config) {
 		if len(m.Params) > 0 {
 			steps = append(steps, contract.ProjectParamSets)
 		}
-		steps = append(steps, contract.ProjectReload)
+		steps = append(steps, contract.ProjectInitFaults, contract.ProjectReload)
 		// Keep the module loaded after its reload for the modules
 		// after it, and for the tests.
 		last := i == len(job.Modules)-1 && !job.HasTests()
@@ -55,7 +63,12 @@ func runProject(rep *reporter, cfg contract.Config) {
 				run(name, skip)
 				continue
 			}
-			ok := run(name, func(ctx context.Context) (string, error) { return projectKind(ctx, kind, m, last) })
+			ok := run(name, func(ctx context.Context) (string, error) {
+				if kind == contract.ProjectInitFaults {
+					return initFaults(ctx, rep, leaks, name, m)
+				}
+				return projectKind(ctx, kind, m, last)
+			})
 			switch {
 			case !ok && kind == contract.ProjectLoad:
 				skipWhy = fmt.Sprintf("%s is not loaded: its load step failed", m.Name)
@@ -84,6 +97,7 @@ func runProject(rep *reporter, cfg contract.Config) {
 		}
 		run(name, func(ctx context.Context) (string, error) { return "", unload(ctx, m.Name) })
 	}
+	run(contract.ProjectLeaks, func(context.Context) (string, error) { return leaksAfter(leaks) })
 	rep.done(kernelRelease(), kernelio.ReadTaintOr0(), time.Since(start))
 }
 

@@ -88,13 +88,48 @@ func stepInsmodFaults(ctx context.Context, p *prober) (string, error) {
 			return "", fmt.Errorf("insmod-faults: module still loaded before the sweep: %w", err)
 		}
 	}
-	image, err := os.Open(p.cfg.ModulePath)
+	points, failed, loaded, err := sweepInsmod(ctx, p.cfg.ModulePath, p.params(),
+		func(n int) {
+			p.progress("insmod-faults: fault point %d", n)
+			p.leaks.mark(fmt.Sprintf("insmod-faults, fault point %d", n))
+		},
+		p.leftNothing,
+		func(where string) error {
+			if err := p.greetHere(ctx, where); err != nil {
+				return err
+			}
+			if _, err := p.rmmod(3 * time.Second); err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			return nil
+		})
 	if err != nil {
 		return "", fmt.Errorf("insmod-faults: %w", err)
 	}
-	defer image.Close()
+	if points == 0 {
+		return "", errors.New("insmod-faults: no fault point was reached: fail-nth injected nothing")
+	}
+	info := fmt.Sprintf("%d fault points in insmod: %d loads failed cleanly, %d succeeded anyway and served", points, failed, loaded-1)
+	if note != "" {
+		info += "; " + note
+	}
+	return info, nil
+}
 
-	failed, loaded, points := 0, 0, 0
+// sweepInsmod loads the module file at path with params under fail-nth
+// N = 1, 2, … until a load reaches no fault point (at most
+// maxInsmodFaultPoints): the sweep of insmod-faults and of a project's
+// init-faults steps. mark runs before each load; failed checks a load
+// that failed, loaded one that succeeded (and unloads it). It returns
+// the fault points reached and how many loads failed and succeeded,
+// the last, uninjected load included.
+func sweepInsmod(ctx context.Context, path, params string, mark func(n int),
+	failed func(where string, loadErr error) error, loaded func(where string) error) (points, nFailed, nLoaded int, err error) {
+	image, err := os.Open(path)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer image.Close()
 	err = withFailNth(func(f *kernelio.FailNthFile) error {
 		for n := 1; ; n++ {
 			if n > maxInsmodFaultPoints {
@@ -103,10 +138,9 @@ func stepInsmodFaults(ctx context.Context, p *prober) (string, error) {
 			if ctx.Err() != nil {
 				return fmt.Errorf("stopped at fault point %d: %w", n, ctx.Err())
 			}
-			p.progress("insmod-faults: fault point %d", n)
-			p.leaks.mark(fmt.Sprintf("insmod-faults, fault point %d", n))
+			mark(n)
 			loadErr, reached, err := injected(f, n, func() error {
-				return unix.FinitModule(int(image.Fd()), p.params(), 0)
+				return unix.FinitModule(int(image.Fd()), params, 0)
 			})
 			if err != nil {
 				return err
@@ -119,17 +153,14 @@ func stepInsmodFaults(ctx context.Context, p *prober) (string, error) {
 				}
 			}
 			if loadErr != nil {
-				failed++
-				if err := p.leftNothing(where, loadErr); err != nil {
+				nFailed++
+				if err := failed(where, loadErr); err != nil {
 					return err
 				}
 			} else {
-				loaded++
-				if err := p.greetHere(ctx, where); err != nil {
+				nLoaded++
+				if err := loaded(where); err != nil {
 					return err
-				}
-				if _, err := p.rmmod(3 * time.Second); err != nil {
-					return fmt.Errorf("%s: %w", where, err)
 				}
 			}
 			if !reached {
@@ -138,17 +169,7 @@ func stepInsmodFaults(ctx context.Context, p *prober) (string, error) {
 			}
 		}
 	})
-	if err != nil {
-		return "", fmt.Errorf("insmod-faults: %w", err)
-	}
-	if points == 0 {
-		return "", errors.New("insmod-faults: no fault point was reached: fail-nth injected nothing")
-	}
-	info := fmt.Sprintf("%d fault points in insmod: %d loads failed cleanly, %d succeeded anyway and served", points, failed, loaded-1)
-	if note != "" {
-		info += "; " + note
-	}
-	return info, nil
+	return points, nFailed, nLoaded, err
 }
 
 // leftNothing checks that a failed load left no trace: the module not in
