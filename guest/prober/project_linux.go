@@ -276,34 +276,6 @@ func projectStep(rep *reporter, name string, first bool, timeout time.Duration, 
 	return status == contract.StatusPass
 }
 
-// executeFor runs fn with timeout, abandoning it contract.StepGrace
-// later, and turns a panic into a failure, as execute does.
-func executeFor(timeout time.Duration, fn func(context.Context) (string, error)) (status, detail string) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	errc := make(chan error, 1)
-	var info string
-	goSafe(errc, func() error {
-		var err error
-		info, err = fn(ctx)
-		return err
-	})
-	var err error
-	select {
-	case err = <-errc:
-	case <-time.After(timeout + contract.StepGrace):
-		return contract.StatusFail, fmt.Sprintf("step did not finish within %s (abandoned)", timeout)
-	}
-	var skip *skipError
-	switch {
-	case errors.As(err, &skip):
-		return contract.StatusSkip, skip.reason
-	case err != nil:
-		return contract.StatusFail, err.Error()
-	}
-	return contract.StatusPass, info
-}
-
 // devNodes lists /dev's entries and those of its directories, one level
 // down (/dev/video0, /dev/dri/card0).
 func devNodes() map[string]bool {

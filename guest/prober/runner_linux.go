@@ -233,42 +233,40 @@ func join(a, b string) string {
 
 // execute runs s with its timeout, turning a panic into a failure.
 func execute(p *prober, name string, s step) (status, detail string) {
-	timeout := contract.StepTimeout(name, p.cfg.Slowdown)
+	return executeFor(contract.StepTimeout(name, p.cfg.Slowdown), func(ctx context.Context) (string, error) {
+		return s.run(ctx, p)
+	})
+}
+
+// executeFor runs fn with timeout, abandoning it contract.StepGrace
+// later (it may still hold sockets then), and turns a panic into a
+// failure.
+func executeFor(timeout time.Duration, fn func(context.Context) (string, error)) (status, detail string) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-
-	type result struct {
-		info string
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				done <- result{err: fmt.Errorf("panic: %v\n%s", r, stackExcerpt())}
-			}
-		}()
-		info, err := s.run(ctx, p)
-		done <- result{info, err}
-	}()
-
-	var r result
+	errc := make(chan error, 1)
+	var info string
+	goSafe(errc, func() error {
+		var err error
+		info, err = fn(ctx)
+		return err
+	})
+	var err error
 	select {
-	case r = <-done:
+	case err = <-errc:
 	case <-time.After(timeout + contract.StepGrace):
 		return contract.StatusFail, fmt.Sprintf("step did not finish within %s (abandoned; it may still hold sockets)", timeout)
 	}
 	var skip *skipError
 	switch {
-	case errors.As(r.err, &skip):
+	case errors.As(err, &skip):
 		return contract.StatusSkip, skip.reason
-	case r.err != nil:
-		if ctx.Err() != nil {
-			return contract.StatusFail, fmt.Sprintf("%v (step timeout %s reached)", r.err, timeout)
-		}
-		return contract.StatusFail, r.err.Error()
+	case err != nil && ctx.Err() != nil:
+		return contract.StatusFail, fmt.Sprintf("%v (step timeout %s reached)", err, timeout)
+	case err != nil:
+		return contract.StatusFail, err.Error()
 	}
-	return contract.StatusPass, r.info
+	return contract.StatusPass, info
 }
 
 // stackExcerpt returns the first lines of the current goroutine's stack.
