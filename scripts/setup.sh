@@ -9,6 +9,7 @@ packages=(
 	qemu-system-x86        # boots the kernels
 	qemu-system-arm        # boots the arm64 kernels (qemu-system-aarch64)
 	gcc make patch         # builds the module on the host
+	libc6-dev              # libc.a: kmodtest check links a project's C tests statically for the guest
 	dwarves                # pahole: BTF for modules of 6.12 and later
 	libelf-dev             # objtool/resolve_btfids at module build time
 	mmdebstrap             # build roots for kernels whose compiler the host lacks
