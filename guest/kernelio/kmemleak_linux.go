@@ -96,21 +96,24 @@ func ParseKmemleak(report string) ([]LeakObject, error) {
 	return out, nil
 }
 
-// KmemleakObjects asks kmemleak to scan (twice: a pointer left in a
-// register or on a stack can hide a leak from one scan) and returns the
-// objects it reports. With wait, it first waits for kmemleak's minimum
-// age, so that what the last step allocated can be reported.
+// KmemleakObjects asks kmemleak to scan and returns the objects it
+// reports. kmemleak reports an object only from its second scan (the
+// first records its checksum) and only once it is older than its minimum
+// age. With wait, the last scan starts no sooner than the minimum age
+// after the call, so that what the last step allocated can be reported;
+// the scans before it run meanwhile.
 func KmemleakObjects(ctx context.Context, wait bool, scans int) ([]LeakObject, error) {
-	if wait {
-		t := time.NewTimer(kmemleakMinAge)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+	start := time.Now()
+	for i := range scans {
+		if wait && i == scans-1 {
+			t := time.NewTimer(time.Until(start.Add(kmemleakMinAge)))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil, ctx.Err()
+			}
 		}
-	}
-	for range scans {
 		if err := os.WriteFile(kmemleakPath, []byte("scan"), 0); err != nil {
 			return nil, fmt.Errorf("kmemleak scan: %w", err)
 		}
