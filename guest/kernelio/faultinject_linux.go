@@ -73,3 +73,42 @@ func SetFailslab() (restore func(), note string) {
 		}
 	}, note
 }
+
+// SetFailslabVerbose sets failslab's verbose knob: 2 prints a stack trace
+// with each injected failure (which FaultStackHas reads), 0 nothing.
+func SetFailslabVerbose(v int) error {
+	return os.WriteFile(Debugfs+"/failslab/verbose", []byte(strconv.Itoa(v)), 0)
+}
+
+// FaultStackHas reads the kernel log records tail has not returned yet
+// and reports whether an injected failure's stack trace among them names
+// function.
+func FaultStackHas(tail *KmsgTail, function string) (bool, error) {
+	recs, _, err := tail.Read()
+	if err != nil {
+		return false, err
+	}
+	texts := make([]string, len(recs))
+	for i, r := range recs {
+		texts[i] = r.Text
+	}
+	return faultStackHas(texts, function), nil
+}
+
+// faultStackHas reports whether a frame of function follows fault
+// injection's report in log.
+func faultStackHas(log []string, function string) bool {
+	in := false
+	for _, l := range log {
+		switch {
+		case strings.Contains(l, faultInjectionLine):
+			in = true
+		case in && strings.HasPrefix(strings.TrimPrefix(strings.TrimSpace(l), "? "), function+"+"):
+			return true
+		}
+	}
+	return false
+}
+
+// faultInjectionLine begins the report of an injected failure.
+const faultInjectionLine = "FAULT_INJECTION: forcing a failure"
