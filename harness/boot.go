@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -240,4 +241,13 @@ func artifactList(dir string) string {
 		}
 	}
 	return " (" + strings.Join(names, ", ") + ")"
+}
+
+// SlowestFirst returns targets with the slow ones (a higher slowdown)
+// first, the rest in their order: parallel tests started in that order
+// keep the longest run from starting last and finishing alone.
+func SlowestFirst(targets []Target) []Target {
+	out := slices.Clone(targets)
+	slices.SortStableFunc(out, func(a, b Target) int { return slowdown(b) - slowdown(a) })
+	return out
 }

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/kmodtest/kmodtest/kernels"
@@ -20,5 +21,21 @@ func TestTargetsBootWithTwoVCPUs(t *testing.T) {
 	}
 	if DefaultSMP < 2 {
 		t.Errorf("DefaultSMP is %d: the concurrency scenarios need at least 2 vCPUs to run in parallel", DefaultSMP)
+	}
+}
+
+func TestSlowestFirst(t *testing.T) {
+	stock := func(name string) Target { return Target{Kernel: kernels.Kernel{Name: name}} }
+	debug := Target{Kernel: kernels.Kernel{Name: "6.12-debug", Source: &kernels.SourceBuild{}}}
+	in := []Target{stock("5.10"), stock("6.1"), debug, stock("7.3")}
+	var got []string
+	for _, tg := range SlowestFirst(in) {
+		got = append(got, tg.Kernel.Name)
+	}
+	if want := "6.12-debug 5.10 6.1 7.3"; strings.Join(got, " ") != want {
+		t.Errorf("SlowestFirst: got %q, want %q", got, want)
+	}
+	if in[2].Kernel.Name != "6.12-debug" {
+		t.Error("SlowestFirst changed its argument")
 	}
 }

@@ -17,7 +17,7 @@ func TestModule(t *testing.T) {
 		env.Prepare(t.Context(), tg.Kernel, "")
 	}
 	go env.BuildBaseImages() // builds while kernels download
-	for _, tg := range env.Targets {
+	for _, tg := range harness.SlowestFirst(env.Targets) {
 		t.Run(tg.Name(), func(t *testing.T) {
 			t.Parallel()
 			runTarget(t, tg, filepath.Join(env.Artifacts, tg.Name()))
