@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -284,7 +285,13 @@ func stackExcerpt() string {
 
 // quietConsole lets only warnings and worse reach the console and returns
 // a function that restores the previous level.
-func quietConsole() func() {
+func quietConsole() func() { return consoleBelow(5) }
+
+// consoleBelow lets only the kernel's messages of a level below level
+// reach the console (5: warnings and worse; 4: errors and worse) and
+// returns a function that restores the previous level. /dev/kmsg keeps
+// every message, and the host judges it too.
+func consoleBelow(level int) func() {
 	const path = "/proc/sys/kernel/printk"
 	old, err := os.ReadFile(path)
 	if err != nil {
@@ -294,7 +301,7 @@ func quietConsole() func() {
 	if len(fields) == 0 {
 		return func() {}
 	}
-	if err := os.WriteFile(path, []byte("5\n"), 0); err != nil {
+	if err := os.WriteFile(path, []byte(strconv.Itoa(level)+"\n"), 0); err != nil {
 		return func() {}
 	}
 	return func() { _ = os.WriteFile(path, []byte(fields[0]+"\n"), 0) }
