@@ -124,8 +124,13 @@ func labelled(o kernelio.LeakObject, m stepMark) string {
 // A leakJudgement sorts the objects of one scan.
 type leakJudgement struct {
 	// module holds the records of objects whose backtrace runs through
-	// the module: the scanning step fails on them, as it always did.
+	// the module, allocated during the scanning step (or at no known
+	// step): the scanning step fails on them.
 	module []string
+	// moduleByStep holds the module's other objects, by the step that
+	// allocated them; moduleSteps lists those steps in order.
+	moduleByStep map[string][]string
+	moduleSteps  []string
 	// byStep holds the other new objects' records, by the step that
 	// allocated them, in the order of the steps.
 	byStep map[string][]string
@@ -137,8 +142,8 @@ type leakJudgement struct {
 
 // judge sorts the objects of a scan made during step current. Each
 // object is judged once, in the first scan that reports it.
-func (l *leakLedger) judge(objs []kernelio.LeakObject, module string) leakJudgement {
-	j := leakJudgement{byStep: map[string][]string{}}
+func (l *leakLedger) judge(objs []kernelio.LeakObject, module, current string) leakJudgement {
+	j := leakJudgement{byStep: map[string][]string{}, moduleByStep: map[string][]string{}}
 	for _, o := range objs {
 		if l.seen[o.Key()] {
 			continue
@@ -146,7 +151,14 @@ func (l *leakLedger) judge(objs []kernelio.LeakObject, module string) leakJudgem
 		l.seen[o.Key()] = true
 		m := l.at(o.Jiffies)
 		if o.FromModule(module) {
-			j.module = append(j.module, labelled(o, m))
+			if m.step == "" || m.step == current {
+				j.module = append(j.module, labelled(o, m))
+				continue
+			}
+			if _, ok := j.moduleByStep[m.step]; !ok {
+				j.moduleSteps = append(j.moduleSteps, m.step)
+			}
+			j.moduleByStep[m.step] = append(j.moduleByStep[m.step], labelled(o, m))
 			continue
 		}
 		step := m.step
@@ -202,10 +214,15 @@ func (l *leakLedger) verdict(step, module, status, detail string) (string, strin
 	if err != nil {
 		return contract.StatusFail, join(detail, err.Error())
 	}
-	j := l.judge(objs, module)
+	j := l.judge(objs, module, step)
 	var notes []string
 	if len(j.module) > 0 {
 		status, detail = contract.StatusFail, join(detail, kernelio.LeakError(j.module).Error())
+	}
+	for _, s := range j.moduleSteps {
+		reason := fmt.Sprintf("%v\n(found by the scan after %s)", kernelio.LeakError(j.moduleByStep[s]), step)
+		l.blames = append(l.blames, contract.Blame{Step: s, Reason: reason})
+		notes = append(notes, fmt.Sprintf("%d object(s) of the module's allocated during %s blamed on it", len(j.moduleByStep[s]), s))
 	}
 	for _, s := range j.steps {
 		err := strandedError(j.byStep[s], step)
@@ -226,7 +243,7 @@ func (l *leakLedger) verdict(step, module, status, detail string) (string, strin
 		notes = append(notes, l.taken)
 		l.taken = ""
 	}
-	if len(j.module) == 0 && len(j.byStep) == 0 {
+	if len(j.module) == 0 && len(j.moduleByStep) == 0 && len(j.byStep) == 0 {
 		notes = append([]string{"no leak of the module"}, notes...)
 	}
 	notes = append(notes, fmt.Sprintf("scan %d ms", time.Since(start).Milliseconds()))

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kmodtest/kmodtest/contract"
 	"github.com/kmodtest/kmodtest/guest/kernelio"
 )
 
@@ -33,23 +34,45 @@ func TestLeakLedgerJudge(t *testing.T) {
 		leakObject("0x5", 3150, "kmalloc+0x1/0x2", "0xffffffffa0004101"), // unloaded module code
 		leakObject("0x6", 2600, "acpi_os_allocate+0x10/0x20"),            // like the baseline's
 	}
-	j := l.judge(objs, "NetlinkGreetingsLKM")
+	j := l.judge(objs, "NetlinkGreetingsLKM", "insmod-faults")
 	if j.kernel != 2 {
 		t.Errorf("kernel's own: want 2 (before the first step, and the baseline's code), got %d", j.kernel)
 	}
-	if len(j.module) != 2 || !strings.HasPrefix(j.module[1], "allocated during insmod-faults, fault point 4:\n") {
-		t.Errorf("module's objects: %q", j.module)
+	// The scanning step fails on the module's objects it allocated; the
+	// module's objects of other steps are blamed on those.
+	if len(j.module) != 1 || !strings.HasPrefix(j.module[0], "allocated during insmod-faults, fault point 4:\n") {
+		t.Errorf("module's objects of the scanning step: %q", j.module)
+	}
+	if len(j.moduleSteps) != 1 || j.moduleSteps[0] != "reload" || len(j.moduleByStep["reload"]) != 1 ||
+		!strings.Contains(j.moduleByStep["reload"][0], "greet_msg") {
+		t.Errorf("module's objects of other steps: %v %q", j.moduleSteps, j.moduleByStep)
 	}
 	if len(j.steps) != 1 || j.steps[0] != "empty-greeting" || len(j.byStep["empty-greeting"]) != 1 ||
 		!strings.Contains(j.byStep["empty-greeting"][0], "sk_alloc") {
 		t.Errorf("blamed by step: %v %q", j.steps, j.byStep)
 	}
 	// Each object is judged once: a second scan reporting them again adds nothing.
-	again := l.judge(objs, "NetlinkGreetingsLKM")
-	if again.kernel != 0 || len(again.module) != 0 || len(again.byStep) != 0 {
+	again := l.judge(objs, "NetlinkGreetingsLKM", "insmod-faults")
+	if again.kernel != 0 || len(again.module) != 0 || len(again.moduleByStep) != 0 || len(again.byStep) != 0 {
 		t.Errorf("second judgement of the same objects: %+v", again)
 	}
 	if err := strandedError(j.byStep["empty-greeting"], "netns-deleted"); !strings.Contains(err.Error(), "found by the scan after netns-deleted") {
 		t.Errorf("strandedError: %v", err)
+	}
+}
+
+func TestPlanLeakScan(t *testing.T) {
+	var p prober
+	p.planLeakScan(contract.FullSteps)
+	if p.leakScanStep != contract.StepReload {
+		t.Errorf("full run: kmemleak scans after %q, want reload", p.leakScanStep)
+	}
+	p.planLeakScan([]string{contract.StepInsmod, contract.StepLeak, contract.StepRmmod})
+	if p.leakScanStep != contract.StepLeak {
+		t.Errorf("insmod, leak, rmmod: scans after %q, want leak", p.leakScanStep)
+	}
+	p.planLeakScan(contract.CoreSteps)
+	if p.leakScanStep != "" {
+		t.Errorf("core steps: scans after %q, want none", p.leakScanStep)
 	}
 }

@@ -74,6 +74,7 @@ func run() error {
 	if cfgErr == nil {
 		// Before the module is loaded: what kmemleak reports now is the kernel's.
 		p.leaks = newLeakLedger()
+		p.planLeakScan(cfg.Steps)
 	}
 	start := time.Now()
 	for i, name := range cfg.Steps {

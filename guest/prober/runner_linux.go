@@ -23,12 +23,9 @@ type step struct {
 	// module that logs every greeting does not make a flood of greetings
 	// crawl at serial speed. Records still reach /dev/kmsg.
 	quiet bool
-	// leakScan makes kmemleak, where the kernel has it, scan after the
-	// step: an object the module allocated and lost fails the step.
-	// Each scan costs seconds on the debug kernel, and the ledger blames
-	// an object on the step that allocated it whichever scan finds it,
-	// so only the last step of each phase scans: leak (module loaded),
-	// the fault sweeps, and reload (after the unloads).
+	// leakScan marks the steps after which kmemleak, where the kernel
+	// has it, may scan: the last one of them in a run scans (see
+	// planLeakScan), and fails on what the module lost.
 	leakScan bool
 	// run returns nil to pass (info, if set, is reported as the detail),
 	// a skipError to skip, or an error to fail.
@@ -103,6 +100,8 @@ type prober struct {
 	gcov gcovCost
 	// leaks blames kmemleak's reports on steps; nil without kmemleak.
 	leaks *leakLedger
+	// leakScanStep is the step after which kmemleak scans (planLeakScan).
+	leakScanStep string
 	// rep is where progress lines go (nil in tests); lastProgress
 	// limits them to one per progressEvery.
 	rep          *reporter
@@ -121,6 +120,20 @@ func (p *prober) progress(format string, args ...any) {
 	}
 	p.lastProgress = time.Now()
 	p.rep.progress(fmt.Sprintf(format, args...))
+}
+
+// planLeakScan picks the step after which kmemleak scans: the last of
+// names marked leakScan. One scan is enough, because the ledger blames
+// each object on the step that allocated it whichever scan finds it,
+// and each scan costs seconds on the debug kernel (a minimum age of 5 s,
+// then two scans). A run of only the core steps scans nowhere.
+func (p *prober) planLeakScan(names []string) {
+	p.leakScanStep = ""
+	for _, name := range names {
+		if s, ok := steps[name]; ok && s.leakScan {
+			p.leakScanStep = name
+		}
+	}
 }
 
 func newProber(cfg contract.Config, cfgErr error) *prober {
@@ -165,13 +178,7 @@ func (p *prober) runStep(rep *reporter, name string, first bool) string {
 		if s.quiet {
 			restore = quietConsole()
 		}
-		scan := s.leakScan && p.leaks != nil
-		if scan {
-			if err := kernelio.KmemleakClear(); err != nil {
-				notes = append(notes, err.Error())
-				scan = false
-			}
-		}
+		scan := p.leaks != nil && name == p.leakScanStep
 		status, detail = execute(p, name, s)
 		if scan {
 			status, detail = p.leakVerdict(name, status, detail)
