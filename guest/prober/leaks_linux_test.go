@@ -62,17 +62,25 @@ func TestLeakLedgerJudge(t *testing.T) {
 }
 
 func TestPlanLeakScan(t *testing.T) {
-	var p prober
-	p.planLeakScan(contract.FullSteps)
-	if p.leakScanStep != contract.StepReload {
-		t.Errorf("full run: kmemleak scans after %q, want reload", p.leakScanStep)
-	}
-	p.planLeakScan([]string{contract.StepInsmod, contract.StepLeak, contract.StepRmmod})
-	if p.leakScanStep != contract.StepLeak {
-		t.Errorf("insmod, leak, rmmod: scans after %q, want leak", p.leakScanStep)
-	}
-	p.planLeakScan(contract.CoreSteps)
-	if p.leakScanStep != "" {
-		t.Errorf("core steps: scans after %q, want none", p.leakScanStep)
+	for _, tc := range []struct {
+		names []string
+		want  string
+	}{
+		{contract.FullSteps, "netns-faults reload"},
+		{[]string{contract.StepInsmod, contract.StepLeak, contract.StepRmmod}, "leak"},
+		{[]string{contract.StepInsmod, contract.StepReload}, "reload"},
+		{contract.CoreSteps, ""},
+	} {
+		var p prober
+		p.planLeakScan(tc.names)
+		var got []string
+		for _, name := range tc.names {
+			if p.leakScans[name] {
+				got = append(got, name)
+			}
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("steps %v: kmemleak scans after %q, want %q", tc.names, got, tc.want)
+		}
 	}
 }

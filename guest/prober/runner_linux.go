@@ -24,9 +24,10 @@ type step struct {
 	// crawl at serial speed. Records still reach /dev/kmsg.
 	quiet bool
 	// leakScan marks the steps after which kmemleak, where the kernel
-	// has it, may scan: the last one of them in a run scans (see
-	// planLeakScan), and fails on what the module lost.
+	// has it, may scan (see planLeakScan).
 	leakScan bool
+	// unloads marks the steps that unload the module.
+	unloads bool
 	// run returns nil to pass (info, if set, is reported as the detail),
 	// a skipError to skip, or an error to fail.
 	run func(ctx context.Context, p *prober) (info string, err error)
@@ -48,7 +49,7 @@ var steps = map[string]step{
 	contract.StepAck:               {run: stepAck},
 	contract.StepNoReplyWithoutAck: {run: stepNoReplyWithoutAck},
 	contract.StepOriginalClient:    {run: stepOriginalClient},
-	contract.StepRmmod:             {run: stepRmmod},
+	contract.StepRmmod:             {run: stepRmmod, unloads: true},
 	contract.StepSocketGone:        {run: stepSocketGone},
 
 	contract.StepGreetingLog:      {run: stepGreetingLog},
@@ -78,9 +79,9 @@ var steps = map[string]step{
 	contract.StepLeak:             {run: stepLeak, quiet: true, leakScan: true},
 	contract.StepAllocFailures:    {run: stepAllocFailures, quiet: true, leakScan: true},
 	contract.StepNetnsFaults:      {run: stepNetnsFaults, quiet: true, leakScan: true},
-	contract.StepInsmodFaults:     {run: stepInsmodFaults, quiet: true, leakScan: true},
+	contract.StepInsmodFaults:     {run: stepInsmodFaults, quiet: true, leakScan: true, unloads: true},
 	contract.StepRmmodBusy:        {run: stepRmmodBusy},
-	contract.StepReload:           {run: stepReload, leakScan: true},
+	contract.StepReload:           {run: stepReload, leakScan: true, unloads: true},
 	contract.StepModuleParam:      {run: stepModuleParam},
 	contract.StepCoverage:         {run: stepCoverage},
 }
@@ -100,8 +101,8 @@ type prober struct {
 	gcov gcovCost
 	// leaks blames kmemleak's reports on steps; nil without kmemleak.
 	leaks *leakLedger
-	// leakScanStep is the step after which kmemleak scans (planLeakScan).
-	leakScanStep string
+	// leakScans are the steps after which kmemleak scans (planLeakScan).
+	leakScans map[string]bool
 	// rep is where progress lines go (nil in tests); lastProgress
 	// limits them to one per progressEvery.
 	rep          *reporter
@@ -122,16 +123,34 @@ func (p *prober) progress(format string, args ...any) {
 	p.rep.progress(fmt.Sprintf(format, args...))
 }
 
-// planLeakScan picks the step after which kmemleak scans: the last of
-// names marked leakScan. One scan is enough, because the ledger blames
-// each object on the step that allocated it whichever scan finds it,
-// and each scan costs seconds on the debug kernel (a minimum age of 5 s,
-// then two scans). A run of only the core steps scans nowhere.
+// planLeakScan picks the steps after which kmemleak scans: the last of
+// names marked leakScan before the module is first unloaded, and the
+// last of all. Each scan costs seconds on the debug kernel (a minimum
+// age of 5 s, then two scans), and the ledger blames each object on the
+// step that allocated it whichever scan finds it. The first scan runs
+// while the instance that allocated is still loaded, so that kmemleak's
+// backtraces name the module's functions; after an unload they are bare
+// addresses. A run of only the core steps scans nowhere.
 func (p *prober) planLeakScan(names []string) {
-	p.leakScanStep = ""
+	p.leakScans = map[string]bool{}
+	loaded, last := "", ""
+	unloaded := false
 	for _, name := range names {
-		if s, ok := steps[name]; ok && s.leakScan {
-			p.leakScanStep = name
+		s, ok := steps[name]
+		if !ok {
+			continue
+		}
+		if s.leakScan {
+			last = name
+			if !unloaded {
+				loaded = name
+			}
+		}
+		unloaded = unloaded || s.unloads
+	}
+	for _, name := range []string{loaded, last} {
+		if name != "" {
+			p.leakScans[name] = true
 		}
 	}
 }
@@ -178,7 +197,7 @@ func (p *prober) runStep(rep *reporter, name string, first bool) string {
 		if s.quiet {
 			restore = quietConsole()
 		}
-		scan := p.leaks != nil && name == p.leakScanStep
+		scan := p.leaks != nil && p.leakScans[name]
 		status, detail = execute(p, name, s)
 		if scan {
 			status, detail = p.leakVerdict(name, status, detail)
