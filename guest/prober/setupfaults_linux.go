@@ -136,7 +136,7 @@ func stepInsmodFaults(ctx context.Context, p *prober) (string, error) {
 // run there, nothing of it can leak or stay registered, and they are
 // about nine in ten of a load's points. The first one is found by a
 // binary search over the failed allocation's stack, each probe checked
-// like a swept point, and swept again without the stack dump. Where no stack names do_init_module (no symbols),
+// like a swept point. Where no stack names do_init_module (no symbols),
 // every point is swept. It returns the points reached, the first swept
 // (0 when every point was), and how many loads failed and succeeded, the uninjected ones included.
 func sweepInsmod(ctx context.Context, path, params string, mark func(n int),
@@ -147,6 +147,7 @@ func sweepInsmod(ctx context.Context, path, params string, mark func(n int),
 	}
 	defer image.Close()
 	err = withFailNth(func(f *kernelio.FailNthFile) error {
+		done := map[int]bool{}
 		// try loads with allocation n failed and checks the outcome. It
 		// reports whether point n was reached, and whether the failed
 		// allocation's stack runs through do_init_module (with stacks on).
@@ -168,6 +169,7 @@ func sweepInsmod(ctx context.Context, path, params string, mark func(n int),
 			if err != nil {
 				return false, false, err
 			}
+			done[n] = true
 			where := fmt.Sprintf("insmod with allocation %d failed", n)
 			if !reached {
 				where = fmt.Sprintf("insmod without a failure (it reaches %d fault points)", n-1)
@@ -236,9 +238,7 @@ func sweepInsmod(ctx context.Context, path, params string, mark func(n int),
 				return err
 			}
 			if lo <= total {
-				// Two points early: the points a load reaches vary by
-				// one or two from load to load.
-				first = max(lo-2, 1)
+				first = lo
 			}
 		}
 
@@ -246,9 +246,9 @@ func sweepInsmod(ctx context.Context, path, params string, mark func(n int),
 			if n > maxInsmodFaultPoints {
 				return fmt.Errorf("insmod still reaches fault points after %d: the sweep does not end", maxInsmodFaultPoints)
 			}
-			// The points the search tried are tried again: a leak
-			// behind the stack dump of a search's load can escape
-			// kmemleak (a stale pointer in the deep stack of the dump).
+			if done[n] {
+				continue
+			}
 			reached, _, err := try(n, false)
 			if err != nil {
 				return err
