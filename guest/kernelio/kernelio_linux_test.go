@@ -143,19 +143,3 @@ func TestParseMeminfo(t *testing.T) {
 		t.Fatal("parseMeminfo found a missing key")
 	}
 }
-
-// Fault injection's notice (KERN_NOTICE) stays beside its stack dump
-// (KERN_WARNING) after the head, so that the host sees the dump for what
-// it is.
-func TestKmsgLogKeepsFaultInjectionNotice(t *testing.T) {
-	var l kmsgLog
-	for range kmsgHead {
-		l.add(kmsgRecord{Level: 6, Text: "line"})
-	}
-	l.add(kmsgRecord{Level: 5, Text: "FAULT_INJECTION: forcing a failure.\\x0aname failslab, interval 1"})
-	l.add(kmsgRecord{Level: 4, Text: "Call Trace:"})
-	got := l.result()
-	if len(got) != kmsgHead+2 || !strings.HasPrefix(got[kmsgHead], "FAULT_INJECTION") {
-		t.Errorf("after the head: got %q", got[kmsgHead:])
-	}
-}

@@ -69,9 +69,7 @@ func (l *kmsgLog) add(r kmsgRecord) {
 	switch {
 	case len(l.lines) < kmsgHead:
 		l.lines = append(l.lines, r.Text)
-	case (r.Level <= 4 || strings.HasPrefix(r.Text, faultInjectionLine)) && len(l.lines) < kmsgMax:
-		// Fault injection's notice is below a warning, but the stack dump
-		// after it is not: the host needs both to tell them from a report.
+	case r.Level <= 4 && len(l.lines) < kmsgMax:
 		l.lines = append(l.lines, r.Text)
 	default:
 		l.omitted++

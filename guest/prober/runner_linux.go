@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 
@@ -311,13 +310,7 @@ func stackExcerpt() string {
 
 // quietConsole lets only warnings and worse reach the console and returns
 // a function that restores the previous level.
-func quietConsole() func() { return consoleBelow(5) }
-
-// consoleBelow lets only the kernel's messages of a level below level
-// reach the console (5: warnings and worse; 4: errors and worse) and
-// returns a function that restores the previous level. /dev/kmsg keeps
-// every message, and the host judges it too.
-func consoleBelow(level int) func() {
+func quietConsole() func() {
 	const path = "/proc/sys/kernel/printk"
 	old, err := os.ReadFile(path)
 	if err != nil {
@@ -327,7 +320,7 @@ func consoleBelow(level int) func() {
 	if len(fields) == 0 {
 		return func() {}
 	}
-	if err := os.WriteFile(path, []byte(strconv.Itoa(level)+"\n"), 0); err != nil {
+	if err := os.WriteFile(path, []byte("5\n"), 0); err != nil {
 		return func() {}
 	}
 	return func() { _ = os.WriteFile(path, []byte(fields[0]+"\n"), 0) }

@@ -214,12 +214,7 @@ func sweepInsmod(ctx context.Context, path, params string, mark func(n int),
 			return nil
 		}
 
-		// The stacks are dumped at the default level (a warning's): out
-		// of the console, where they would read as reports without fault
-		// injection's notice before them; /dev/kmsg keeps both.
 		if err := kernelio.SetFailslabVerbose(2); err == nil {
-			restoreConsole := consoleBelow(4)
-			defer restoreConsole()
 			lo, hi := 1, total+1
 			for lo < hi {
 				mid := (lo + hi) / 2
