@@ -93,11 +93,9 @@ func KernelReports(log []string) []string {
 
 // allocFailure begins the kernel's warning that an allocation failed
 // (warn_alloc): "uinit: vmalloc error: size 34320, vm_struct allocation
-// failed, …" or "…: page allocation failure: order:0, …", or fault
-// injection's own note that it failed one ("FAULT_INJECTION: forcing a
-// failure.", which the insmod sweep turns on to find the module's init).
-// A stack dump follows, whose "Call Trace:" line would read as a report.
-var allocFailure = regexp.MustCompile(`: (vmalloc error|page allocation failure): |FAULT_INJECTION: forcing a failure`)
+// failed, …" or "…: page allocation failure: order:0, …". A stack dump
+// follows, whose "Call Trace:" line would read as a report.
+var allocFailure = regexp.MustCompile(`: (vmalloc error|page allocation failure): `)
 
 // allocDumpLines is how far after its warning an allocation failure's
 // "Call Trace:" line comes (CPU, Tainted, Hardware name, Call Trace).

@@ -249,27 +249,6 @@ var allocFailureDump = []string{
 	"[  244.879468]  warn_alloc+0x211/0x360",
 }
 
-// Fault injection's own dump of a failure it injected (failslab verbose 2).
-var faultInjectionDump = []string{
-	"[  101.000001] FAULT_INJECTION: forcing a failure.",
-	"[  101.000002] name failslab, interval 1, probability 0, space 0, times 1",
-	"[  101.000003] CPU: 0 UID: 0 PID: 80 Comm: prober Tainted: G           O       6.12.118-kmodtest-debug #1",
-	"[  101.000004] Hardware name: QEMU Standard PC (i440FX + PIIX, 1996), BIOS 1.16.2-debian-1.16.2-1 04/01/2014",
-	"[  101.000005] Call Trace:",
-	"[  101.000006]  <TASK>",
-	"[  101.000007]  should_fail_ex+0x2a1/0x3a0",
-	"[  101.000008]  do_init_module+0x5c/0x230",
-}
-
-func TestInjectedFaultDumpIsNoReport(t *testing.T) {
-	if got := reportsOf(contract.StepInsmodFaults, faultInjectionDump); len(got) != 0 {
-		t.Errorf("insmod-faults: fault injection's dump is no report, got %q", got)
-	}
-	if got := reportsOf(contract.StepReply, faultInjectionDump); len(got) != 1 {
-		t.Errorf("reply injects nothing: the dump's Call Trace is a report, got %q", got)
-	}
-}
-
 func TestInjectedAllocFailureIsNoReport(t *testing.T) {
 	if got := reportsOf(contract.StepInsmodFaults, allocFailureDump); len(got) != 0 {
 		t.Errorf("insmod-faults: an injected allocation failure's dump is no report, got %q", got)

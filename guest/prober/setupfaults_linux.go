@@ -42,28 +42,21 @@ func withFailNth(fn func(fn *kernelio.FailNthFile) error) error {
 // injected sets fail-nth to n, runs call and reports whether the n-th
 // fault point was reached (and failed) during it.
 func injected(f *kernelio.FailNthFile, n int, call func() error) (callErr error, reached bool, err error) {
-	callErr, left, err := injectedLeft(f, n, call)
-	return callErr, err == nil && left == 0, err
-}
-
-// injectedLeft sets fail-nth to n, runs call and returns how many fault
-// points were left to reach before the n-th: 0 when it was reached, n
-// minus the points call passed when not.
-func injectedLeft(f *kernelio.FailNthFile, n int, call func() error) (callErr error, left int, err error) {
 	if err := f.Set(n); err != nil {
-		return nil, 0, fmt.Errorf("write %d to %s: %w", n, kernelio.FailNth, err)
+		return nil, false, fmt.Errorf("write %d to %s: %w", n, kernelio.FailNth, err)
 	}
 	callErr = call()
-	left, err = f.Get()
+	left, err := f.Get()
 	if err != nil {
-		return callErr, 0, fmt.Errorf("read %s: %w", kernelio.FailNth, err)
+		return callErr, false, fmt.Errorf("read %s: %w", kernelio.FailNth, err)
 	}
 	if left != 0 {
 		if err := f.Set(0); err != nil {
-			return callErr, 0, fmt.Errorf("reset %s: %w", kernelio.FailNth, err)
+			return callErr, false, fmt.Errorf("reset %s: %w", kernelio.FailNth, err)
 		}
+		return callErr, false, nil
 	}
-	return callErr, left, nil
+	return callErr, true, nil
 }
 
 // setupFaultsPrecondition skips where fail-nth is missing and sets
@@ -95,7 +88,7 @@ func stepInsmodFaults(ctx context.Context, p *prober) (string, error) {
 			return "", fmt.Errorf("insmod-faults: module still loaded before the sweep: %w", err)
 		}
 	}
-	points, first, failed, loaded, err := sweepInsmod(ctx, p.cfg.ModulePath, p.params(),
+	points, failed, loaded, err := sweepInsmod(ctx, p.cfg.ModulePath, p.params(),
 		func(n int) {
 			p.progress("insmod-faults: fault point %d", n)
 			p.leaks.mark(fmt.Sprintf("insmod-faults, fault point %d", n))
@@ -116,8 +109,7 @@ func stepInsmodFaults(ctx context.Context, p *prober) (string, error) {
 	if points == 0 {
 		return "", errors.New("insmod-faults: no fault point was reached: fail-nth injected nothing")
 	}
-	info := fmt.Sprintf("%d fault points in insmod, %s: %d loads failed cleanly, %d succeeded anyway and served",
-		points, sweptRange(first, points), failed, loaded-2)
+	info := fmt.Sprintf("%d fault points in insmod: %d loads failed cleanly, %d succeeded anyway and served", points, failed, loaded-1)
 	if note != "" {
 		info += "; " + note
 	}
@@ -125,128 +117,51 @@ func stepInsmodFaults(ctx context.Context, p *prober) (string, error) {
 }
 
 // sweepInsmod loads the module file at path with params under fail-nth
-// N: the sweep of insmod-faults and of a project's init-faults steps.
-// mark runs before each load; failed checks a load that failed, loaded
-// one that succeeded (and unloads it).
-//
-// It sweeps the fault points from the first one inside do_init_module to
-// the last (the one after which a load reaches no fault point, at most
-// maxInsmodFaultPoints). The points before do_init_module are the
-// loader's own (reading, relocating, sysfs): the module's code has not
-// run there, nothing of it can leak or stay registered, and they are
-// about nine in ten of a load's points. The first one is found by a
-// binary search over the failed allocation's stack, each probe checked
-// like a swept point. Where no stack names do_init_module (no symbols),
-// every point is swept. It returns the points reached, the first swept
-// (0 when every point was), and how many loads failed and succeeded, the uninjected ones included.
+// N = 1, 2, … until a load reaches no fault point (at most
+// maxInsmodFaultPoints): the sweep of insmod-faults and of a project's
+// init-faults steps. mark runs before each load; failed checks a load
+// that failed, loaded one that succeeded (and unloads it). It returns
+// the fault points reached and how many loads failed and succeeded,
+// the last, uninjected load included.
 func sweepInsmod(ctx context.Context, path, params string, mark func(n int),
-	failed func(where string, loadErr error) error, loaded func(where string) error) (points, first, nFailed, nLoaded int, err error) {
+	failed func(where string, loadErr error) error, loaded func(where string) error) (points, nFailed, nLoaded int, err error) {
 	image, err := os.Open(path)
 	if err != nil {
-		return 0, 0, 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer image.Close()
 	err = withFailNth(func(f *kernelio.FailNthFile) error {
-		done := map[int]bool{}
-		// try loads with allocation n failed and checks the outcome. It
-		// reports whether point n was reached, and whether the failed
-		// allocation's stack runs through do_init_module (with stacks on).
-		try := func(n int, stacks bool) (reached, inInit bool, err error) {
+		for n := 1; ; n++ {
+			if n > maxInsmodFaultPoints {
+				return fmt.Errorf("insmod still reaches fault points after %d: the sweep does not end", maxInsmodFaultPoints)
+			}
 			if ctx.Err() != nil {
-				return false, false, fmt.Errorf("stopped at fault point %d: %w", n, ctx.Err())
+				return fmt.Errorf("stopped at fault point %d: %w", n, ctx.Err())
 			}
 			mark(n)
-			var tail *kernelio.KmsgTail
-			if stacks {
-				if tail, err = kernelio.OpenKmsgTail(); err != nil {
-					return false, false, err
-				}
-				defer tail.Close()
-			}
 			loadErr, reached, err := injected(f, n, func() error {
 				return unix.FinitModule(int(image.Fd()), params, 0)
 			})
 			if err != nil {
-				return false, false, err
+				return err
 			}
-			done[n] = true
 			where := fmt.Sprintf("insmod with allocation %d failed", n)
 			if !reached {
 				where = fmt.Sprintf("insmod without a failure (it reaches %d fault points)", n-1)
 				if loadErr != nil {
-					return false, false, fmt.Errorf("%s: %w", where, loadErr)
+					return fmt.Errorf("%s: %w", where, loadErr)
 				}
 			}
 			if loadErr != nil {
 				nFailed++
-				err = failed(where, loadErr)
-			} else {
-				nLoaded++
-				err = loaded(where)
-			}
-			if err != nil {
-				return reached, false, err
-			}
-			if tail != nil {
-				inInit, err = kernelio.FaultStackHas(tail, "do_init_module")
-			}
-			return reached, inInit, err
-		}
-
-		// A load with no failure counts the points.
-		const far = maxInsmodFaultPoints + 1
-		loadErr, left, err := injectedLeft(f, far, func() error {
-			return unix.FinitModule(int(image.Fd()), params, 0)
-		})
-		if err != nil {
-			return err
-		}
-		total := far - left
-		where := fmt.Sprintf("insmod without a failure (it reaches %d fault points)", total)
-		if loadErr != nil {
-			return fmt.Errorf("%s: %w", where, loadErr)
-		}
-		nLoaded++
-		if err := loaded(where); err != nil {
-			return err
-		}
-		if total == 0 {
-			return nil
-		}
-
-		if err := kernelio.SetFailslabVerbose(2); err == nil {
-			lo, hi := 1, total+1
-			for lo < hi {
-				mid := (lo + hi) / 2
-				reached, inInit, err := try(mid, true)
-				if err != nil {
-					kernelio.SetFailslabVerbose(0)
+				if err := failed(where, loadErr); err != nil {
 					return err
 				}
-				if !reached || inInit {
-					hi = mid
-				} else {
-					lo = mid + 1
+			} else {
+				nLoaded++
+				if err := loaded(where); err != nil {
+					return err
 				}
-			}
-			if err := kernelio.SetFailslabVerbose(0); err != nil {
-				return err
-			}
-			if lo <= total {
-				first = lo
-			}
-		}
-
-		for n := max(first, 1); ; n++ {
-			if n > maxInsmodFaultPoints {
-				return fmt.Errorf("insmod still reaches fault points after %d: the sweep does not end", maxInsmodFaultPoints)
-			}
-			if done[n] {
-				continue
-			}
-			reached, _, err := try(n, false)
-			if err != nil {
-				return err
 			}
 			if !reached {
 				points = n - 1
@@ -254,15 +169,7 @@ func sweepInsmod(ctx context.Context, path, params string, mark func(n int),
 			}
 		}
 	})
-	return points, first, nFailed, nLoaded, err
-}
-
-// sweptRange says which of a load's fault points the sweep failed.
-func sweptRange(first, points int) string {
-	if first == 0 {
-		return "all swept (no failed allocation's stack named do_init_module, so the module's init could not be told apart)"
-	}
-	return fmt.Sprintf("%d-%d swept (from the first in do_init_module; 1-%d are the loader's, before the module's code runs)", first, points, first-1)
+	return points, nFailed, nLoaded, err
 }
 
 // leftNothing checks that a failed load left no trace: the module not in
