@@ -305,7 +305,8 @@ func fillGuestCells(rows []Row, rep *verdict.Report, dir string) {
 			for _, kind := range kinds {
 				stepName := contract.ProjectStep(kind, name)
 				if kind == contract.ProjectDeps || kind == contract.ProjectLeaks {
-					stepName = contract.ProjectDeps
+					// Steps of the whole job, named without a module.
+					stepName = kind
 				}
 				s, ok := rep.Step(stepName)
 				if !ok {

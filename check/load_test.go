@@ -66,6 +66,19 @@ func TestFillGuestCells(t *testing.T) {
 	if rows[1].States["reload"] != StateSkip || rows[1].States["load"] != StatePass || rows[1].States["params"] != StateNotRun {
 		t.Errorf("b: %v", rows[1].States)
 	}
+	// kmemleak's scan is the job's: its failure fails every module's
+	// unload (before 2026-12-07 the cell read the deps step instead).
+	rows = []Row{newRow(kernels.Kernel{Name: "6.12-debug"}, "r", "a")}
+	rep = &verdict.Report{Steps: []verdict.Step{
+		{Name: "load/a", Status: contract.StatusPass},
+		{Name: "unload/a", Status: contract.StatusPass},
+		{Name: "kmemleak", Status: contract.StatusFail, Reasons: []string{"kmemleak: 1 unreferenced object(s)"}},
+	}}
+	fillGuestCells(rows, rep, "/dir")
+	if rows[0].States["unload"] != StateFail || !strings.Contains(strings.Join(rows[0].Why["unload"], "\n"), "kmemleak: kmemleak: 1 unreferenced") {
+		t.Errorf("kmemleak failed: unload %s %q", rows[0].States["unload"], rows[0].Why["unload"])
+	}
+
 	events := []contract.Event{{TaintBefore: 1<<12 | 1<<13, TaintAfter: 1<<0 | 1<<12 | 1<<13}}
 	out, note := expectProprietary(events, []loadedModule{{name: "blob", info: modinfo.Info{"license": {"Proprietary"}}}})
 	if contract.NewTaint(out[0].TaintBefore, out[0].TaintAfter) != 0 || !strings.Contains(note, `blob ("Proprietary")`) {
