@@ -207,7 +207,7 @@ func checkKernel(ctx context.Context, c Options, k kernels.Kernel, p *project.Pr
 			rows = append(rows, row)
 			continue
 		}
-		mods = append(mods, loadedModule{name: own[i], ko: ko, info: info, spec: planModule(plan, own[i])})
+		mods = append(mods, loadedModule{name: own[i], ko: ko, info: info, spec: planModule(plan, own[i]), gcovDir: mb.GcovDir})
 		res := modinfo.Check(own[i], info, kern, own)
 		row.States["modinfo"] = StatePass
 		if len(res.Problems) > 0 {

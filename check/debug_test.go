@@ -1,6 +1,7 @@
 package check
 
 import (
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -73,5 +74,20 @@ func TestFixtureGoodDebug(t *testing.T) {
 	rep := checkOnDebug(t, filepath.Join("testdata", "projects", "good"))
 	for _, step := range []string{"build", "modinfo", "load", "unload", "reload"} {
 		wantCell(t, rep, step, StatePass, "")
+	}
+	// The debug kernel builds modules with gcov profiling: the guest run's
+	// line coverage of the module's source is noted, its tracefile kept.
+	note := regexp.MustCompile(`^coverage: lines [1-9]\d*/\d+ \(.*\), branches .* over the guest's steps and tests: (\S+/coverage\.info)`)
+	var m []string
+	for _, n := range rep.Rows[0].Notes {
+		if m = note.FindStringSubmatch(n); m != nil {
+			break
+		}
+	}
+	if m == nil {
+		t.Fatalf("no coverage note matching %s in %q", note, rep.Rows[0].Notes)
+	}
+	if data, err := os.ReadFile(m[1]); err != nil || !strings.Contains(string(data), "SF:") {
+		t.Errorf("coverage tracefile %s: %v, %d bytes", m[1], err, len(data))
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kmodtest/kmodtest/contract"
+	"github.com/kmodtest/kmodtest/coverage"
 	"github.com/kmodtest/kmodtest/harness"
 	"github.com/kmodtest/kmodtest/initramfs"
 	"github.com/kmodtest/kmodtest/internal/arch"
@@ -43,6 +44,9 @@ type loadedModule struct {
 	ko   string
 	info modinfo.Info
 	spec *project.Module // nil for a plain Kbuild project's module
+	// gcovDir holds the build's .gcno files and sources when it was
+	// built with gcov profiling (the debug kernel's GCOV_PROFILE=y).
+	gcovDir string
 }
 
 // loadOrder returns the modules in load order: the project's order when
@@ -217,8 +221,9 @@ func loadInGuest(ctx context.Context, c Options, f *kernels.Fetched, k kernels.K
 	rep := verdict.Judge(verdict.Input{Events: events, Console: run.Console, Hung: run.Hung, HangReason: run.HangReason, Exit: exit}, steps, nil)
 	fillGuestCells(rows, rep, dir)
 	loadNotes(rows, run.Events)
+	covered := coverageNotes(ctx, f, mods, run.Events, dir, rows)
 	testRows := append(tests.failed, testRows(rep, steps, dir, newTestRow)...)
-	if c.Artifacts == "" && !slices.ContainsFunc(rows, Row.Failed) && !slices.ContainsFunc(testRows, Row.Failed) {
+	if c.Artifacts == "" && !covered && !slices.ContainsFunc(rows, Row.Failed) && !slices.ContainsFunc(testRows, Row.Failed) {
 		// Nothing to look at: do not pile up initramfs images in /tmp.
 		if err := os.RemoveAll(dir); err != nil {
 			logf("check: remove %s: %v", dir, err)
@@ -397,4 +402,42 @@ func loadNotes(rows []Row, events []contract.Event) {
 			}
 		}
 	}
+}
+
+// coverageNotes turns the gcov data the guest's coverage step sent into
+// line and branch coverage of the project's sources over the whole guest
+// run (every step and test), written to dir/coverage, and notes it on
+// every row. It reports whether it wrote anything to keep.
+func coverageNotes(ctx context.Context, f *kernels.Fetched, mods []loadedModule, events []contract.Event, dir string, rows []Row) bool {
+	var files map[string][]byte
+	for _, e := range events {
+		if e.Kind == contract.KindEnd && e.Step == contract.ProjectCoverage {
+			files = e.Files
+		}
+	}
+	gcovDir := ""
+	for _, m := range mods {
+		if m.gcovDir != "" {
+			gcovDir = m.gcovDir
+		}
+	}
+	if len(files) == 0 || gcovDir == "" {
+		return false
+	}
+	note := "coverage: "
+	res, err := coverage.Generate(ctx, coverage.GcovTool(f.Compiler()), gcovDir, files, filepath.Join(dir, "coverage"))
+	if err != nil {
+		note += err.Error()
+	} else {
+		note += fmt.Sprintf("%s over the guest's steps and tests: %s", res.Summary(), res.Tracefile)
+		if res.HTML != "" {
+			note += ", " + res.HTML
+		} else if res.HTMLNote != "" {
+			note += " (" + res.HTMLNote + ")"
+		}
+	}
+	for i := range rows {
+		rows[i].Notes = append(rows[i].Notes, note)
+	}
+	return err == nil
 }

@@ -118,6 +118,12 @@ const (
 	// its baseline before the first module loaded; skipped where the
 	// kernel has no kmemleak. Named without a module.
 	ProjectLeaks = "kmemleak"
+	// ProjectCoverage: the gcov data of the project's modules (every
+	// .gcda file in debugfs' gcov tree: only modules built with
+	// GCOV_PROFILE=y have one), handed to the host in the end event's
+	// Files; skipped where the kernel has no gcov. Named without a
+	// module.
+	ProjectCoverage = "coverage"
 	// ProjectTests: one of the project's test commands (TestStep).
 	ProjectTests = "test"
 	// ProjectKUnit: one KUnit suite's results (KUnitStep).
@@ -163,7 +169,7 @@ func (j ProjectJob) Steps() []string {
 	for i := j.LastCleanup(); i >= 0; i-- {
 		steps = append(steps, ProjectStep(ProjectCleanup, j.Modules[i].Name))
 	}
-	return append(steps, ProjectLeaks)
+	return append(steps, ProjectLeaks, ProjectCoverage)
 }
 
 // LastCleanup is the index of the last module a cleanup step unloads:

@@ -13,7 +13,7 @@ func TestProjectJobSteps(t *testing.T) {
 		{Name: "a", Params: []ProjectParams{{Name: "two", Args: []string{"n=2"}}}},
 		{Name: "b"}, {Name: "c"},
 	}}
-	want := "deps load/a unload/a params/a init-faults/a reload/a load/b unload/b init-faults/b reload/b load/c unload/c init-faults/c reload/c cleanup/b cleanup/a kmemleak"
+	want := "deps load/a unload/a params/a init-faults/a reload/a load/b unload/b init-faults/b reload/b load/c unload/c init-faults/c reload/c cleanup/b cleanup/a kmemleak coverage"
 	if got := strings.Join(job.Steps(), " "); got != want {
 		t.Errorf("steps:\n got %s\nwant %s", got, want)
 	}
@@ -29,7 +29,7 @@ func TestProjectJobSteps(t *testing.T) {
 func TestProjectJobStepsWithTests(t *testing.T) {
 	job := ProjectJob{Modules: []ProjectModule{{Name: "a"}, {Name: "b"}},
 		Tests: []ProjectCommand{{Name: "ctl"}, {Name: "selftest", KTAP: true}}, KUnit: []string{"b_suite"}}
-	want := "load/a unload/a init-faults/a reload/a load/b unload/b init-faults/b reload/b test/ctl test/selftest kunit/b_suite cleanup/b cleanup/a kmemleak"
+	want := "load/a unload/a init-faults/a reload/a load/b unload/b init-faults/b reload/b test/ctl test/selftest kunit/b_suite cleanup/b cleanup/a kmemleak coverage"
 	if got := strings.Join(job.Steps(), " "); got != want {
 		t.Errorf("steps:\n got %s\nwant %s", got, want)
 	}

@@ -77,6 +77,22 @@ const GcovDir = Debugfs + "/gcov"
 // directory (which mirrors the module's build directory on the host).
 // They stay readable after rmmod (gcov_persist=1, the default).
 func GcovData(module string) (map[string][]byte, error) {
+	return gcovFiles(func(base string) bool {
+		// Kbuild names objects after sources: module.o, module.mod.o.
+		return base == module || strings.HasPrefix(base, module+".")
+	})
+}
+
+// GcovAll returns every .gcda file of the gcov directory: those of the
+// modules built with gcov profiling that were loaded since boot (the
+// kernel itself is not profiled).
+func GcovAll() (map[string][]byte, error) {
+	return gcovFiles(func(string) bool { return true })
+}
+
+// gcovFiles returns the .gcda files whose base name (without .gcda)
+// keep accepts, by their path under the gcov directory.
+func gcovFiles(keep func(base string) bool) (map[string][]byte, error) {
 	files := map[string][]byte{}
 	err := filepath.WalkDir(GcovDir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -85,9 +101,7 @@ func GcovData(module string) (map[string][]byte, error) {
 		if d.Type()&fs.ModeSymlink != 0 || d.IsDir() || !strings.HasSuffix(path, ".gcda") {
 			return nil
 		}
-		// Kbuild names objects after sources: module.o, module.mod.o.
-		base := strings.TrimSuffix(filepath.Base(path), ".gcda")
-		if base != module && !strings.HasPrefix(base, module+".") {
+		if !keep(strings.TrimSuffix(filepath.Base(path), ".gcda")) {
 			return nil
 		}
 		data, err := os.ReadFile(path)

@@ -98,6 +98,8 @@ func runProject(rep *reporter, cfg contract.Config) {
 		run(name, func(ctx context.Context) (string, error) { return "", unload(ctx, m.Name) })
 	}
 	run(contract.ProjectLeaks, func(context.Context) (string, error) { return leaksAfter(leaks) })
+	leaks.begin(contract.ProjectCoverage)
+	projectStepFiles(rep, contract.ProjectCoverage, false, timeout, projectCoverage)
 	rep.done(kernelRelease(), kernelio.ReadTaintOr0(), time.Since(start))
 }
 
@@ -240,6 +242,15 @@ func sysfsPresent(name string) bool {
 // step's kernel log window and taints, as runStep does for the
 // greeting steps; it reports whether the step passed.
 func projectStep(rep *reporter, name string, first bool, timeout time.Duration, fn func(context.Context) (string, error)) bool {
+	return projectStepFiles(rep, name, first, timeout, func(ctx context.Context) (string, map[string][]byte, error) {
+		info, err := fn(ctx)
+		return info, nil, err
+	})
+}
+
+// projectStepFiles is projectStep for a step that hands files to the
+// host (contract.Event.Files) when it passes.
+func projectStepFiles(rep *reporter, name string, first bool, timeout time.Duration, fn func(context.Context) (string, map[string][]byte, error)) bool {
 	var kernel string
 	if first {
 		kernel = kernelRelease()
@@ -255,8 +266,16 @@ func projectStep(rep *reporter, name string, first bool, timeout time.Duration, 
 		notes = append(notes, err.Error())
 	}
 	start := time.Now()
-	status, detail := executeFor(timeout, fn)
+	var files map[string][]byte
+	status, detail := executeFor(timeout, func(ctx context.Context) (string, error) {
+		info, f, err := fn(ctx)
+		files = f
+		return info, err
+	})
 	d := time.Since(start)
+	if status != contract.StatusPass {
+		files = nil
+	}
 	var kmsg []string
 	if cursor != nil {
 		var kerr error
@@ -272,8 +291,31 @@ func projectStep(rep *reporter, name string, first bool, timeout time.Duration, 
 		detail = join(detail, strings.Join(notes, "; "))
 	}
 	rep.end(contract.Event{Step: name, Status: status, Detail: detail, Kmsg: kmsg,
-		TaintBefore: taintBefore, TaintAfter: taintAfter, DurationMS: d.Milliseconds()})
+		TaintBefore: taintBefore, TaintAfter: taintAfter, DurationMS: d.Milliseconds(), Files: files})
 	return status == contract.StatusPass
+}
+
+// projectCoverage hands the host the gcov data of the project's modules:
+// every .gcda file in debugfs' gcov tree, kept by the kernel across
+// rmmod. It skips where the kernel has no gcov, or no module of the
+// project was built with gcov profiling.
+func projectCoverage(context.Context) (string, map[string][]byte, error) {
+	_ = kernelio.MountDebugfs()
+	if _, err := os.Stat(kernelio.GcovDir); err != nil {
+		return "", nil, skipf("this kernel has no %s (CONFIG_GCOV_KERNEL off): no line coverage", kernelio.GcovDir)
+	}
+	files, err := kernelio.GcovAll()
+	if err != nil {
+		return "", nil, fmt.Errorf("read gcov data: %w", err)
+	}
+	if len(files) == 0 {
+		return "", nil, skipf("no module was built with gcov profiling (GCOV_PROFILE=y, the debug kernel's make variable)")
+	}
+	size := 0
+	for _, data := range files {
+		size += len(data)
+	}
+	return fmt.Sprintf("%d .gcda file(s), %d bytes", len(files), size), files, nil
 }
 
 // devNodes lists /dev's entries and those of its directories, one level
