@@ -322,11 +322,26 @@ func Select(matrix []Kernel, names []string) ([]Kernel, error) {
 		name = strings.TrimSpace(name)
 		i := slices.IndexFunc(matrix, func(k Kernel) bool { return k.Name == name })
 		if i < 0 {
-			return nil, fmt.Errorf("unknown kernel %q: the matrix (%s) has %s", name, MatrixSource(), strings.Join(Names(matrix), ", "))
+			err := fmt.Errorf("unknown kernel %q: the matrix (%s) has %s", name, MatrixSource(), strings.Join(Names(matrix), ", "))
+			if k, profile, ok := profileTarget(matrix, name); ok {
+				err = fmt.Errorf("%w; %q is kernel %s with its %s profile, a target: -kernels %s runs every profile of %s", err, name, k, profile, k, k)
+			}
+			return nil, err
 		}
 		out = append(out, matrix[i])
 	}
 	return out, nil
+}
+
+// profileTarget reports whether name is a kernel's name and one of its
+// profiles joined by "-" (the name of a target: "5.10-hardened").
+func profileTarget(matrix []Kernel, name string) (kernel, profile string, ok bool) {
+	for _, k := range matrix {
+		if p, found := strings.CutPrefix(name, k.Name+"-"); found && slices.Contains(k.Profiles, p) {
+			return k.Name, p, true
+		}
+	}
+	return "", "", false
 }
 
 // Names returns the names of the kernels in matrix order.

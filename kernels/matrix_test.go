@@ -120,6 +120,11 @@ func TestSelect(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("unexpected error:\n- want %s\n- got  %v", want, err)
 	}
+	// A target's name (kernel-profile) says what -kernels takes instead.
+	_, err = Select(m, []string{"5.10-hardened"})
+	if err == nil || !strings.Contains(err.Error(), `"5.10-hardened" is kernel 5.10 with its hardened profile, a target: -kernels 5.10 runs every profile of 5.10`) {
+		t.Fatalf("a target's name given as a kernel: got %v", err)
+	}
 	t.Setenv("KMODTEST_MATRIX", "/srv/my-matrix.json")
 	_, err = Select(m, []string{"9.9"})
 	if err == nil || !strings.Contains(err.Error(), "the matrix (KMODTEST_MATRIX=/srv/my-matrix.json) has") {
