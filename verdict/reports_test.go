@@ -212,6 +212,33 @@ func TestBootReportBlamesTheBoot(t *testing.T) {
 	}
 }
 
+// TestHungStepQuotesASplitReport: the console shows the Oops that hung
+// socket-gone before the prober's begin line of that step (two writers
+// out of order, seen in CI on 6.1-hardened): its BUG line falls in
+// rmmod's window and its Call Trace in socket-gone's. The hung step
+// quotes both, so the BUG line is named.
+func TestHungStepQuotesASplitReport(t *testing.T) {
+	console := []string{
+		contract.ConsoleBegin("rmmod"),
+		"[   14.984687] BUG: unable to handle page fault for address: ffffffffc0204180",
+		"[   14.984687] Oops: 0000 [#1] PREEMPT SMP NOPTI",
+		"kmodtest: step rmmod: pass (57 ms)",
+		contract.ConsoleBegin("socket-gone"),
+		"[   14.984687] Call Trace:",
+		"[   14.984687]  netlink_create+0x9b/0x240",
+	}
+	run := Input{Events: []contract.Event{begin("rmmod"), end("rmmod", contract.StatusPass), begin("socket-gone")},
+		Console: console, Hung: true, HangReason: "no word from the prober for 30s after the kernel reported an error"}
+	r := Judge(run, []string{"rmmod", "socket-gone"}, nil)
+	s, _ := r.Step("socket-gone")
+	reasons := strings.Join(s.Reasons, "\n")
+	for _, want := range []string{"hung during the step", "during the step: [   14.984687] Call Trace:", "during rmmod, before the step: [   14.984687] BUG: unable to handle page fault"} {
+		if !strings.Contains(reasons, want) {
+			t.Errorf("the hung step's reasons lack %q:\n%s", want, reasons)
+		}
+	}
+}
+
 // TestHungStepQuotesTheReportBeforeIt: an Oops in one of the prober's
 // threads printed while the previous step ended (the step itself passed:
 // the prober had read its kernel window) takes the prober down in the

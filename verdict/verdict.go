@@ -206,10 +206,15 @@ func Judge(run Input, steps []string, expect map[string]string) *Report {
 			if reports := KernelReports(sinceMarker(run.Console, name, prev)); len(reports) > 0 {
 				s.Reasons = append(s.Reasons, "the kernel reported an error during the step: "+reports[0])
 				s.Evidence = append(excerpt(run.Console, reports), s.Evidence...)
-			} else if reports := KernelReports(sinceMarker(run.Console, prev, prev2)); prev != "" && len(reports) > 0 && name == lastBegun {
+			}
+			if reports := KernelReports(sinceMarker(run.Console, prev, prev2)); prev != "" && len(reports) > 0 && name == lastBegun {
 				// A report printed as the previous step ended (an Oops
 				// in one of the prober's threads) can take the prober
-				// down in this one: name it, and where it began.
+				// down in this one: name it, and where it began. The
+				// console may also show an Oops of this step's before
+				// the prober's begin line (two writers, out of order):
+				// its first lines land in the previous step's window,
+				// its Call Trace in this one's.
 				s.Reasons = append(s.Reasons, fmt.Sprintf("the kernel reported an error during %s, before the step: %s", prev, reports[0]))
 				s.Evidence = append(excerpt(run.Console, reports), s.Evidence...)
 			}
